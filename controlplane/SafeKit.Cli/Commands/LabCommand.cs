@@ -1,0 +1,103 @@
+using System.Text.RegularExpressions;
+using SafeKit.Cli.Lab;
+using SafeKit.Dataplane.Capture;
+using SafeKit.Dataplane.Decisions;
+using SafeKit.Dataplane.Engine;
+using SafeKit.Dataplane.Flows;
+
+namespace SafeKit.Cli.Commands;
+
+/// <summary><c>safekit lab up|down|status|exec</c>.</summary>
+internal static partial class LabCommand
+{
+    public const string Usage = """
+        safekit lab up     [--nodes N] [--affinity client-ip-port|client-ip] [--l2 unicast|multicast]
+                           [--dataplane userspace|kernel] [--capture ring|pcap] [--workers N]
+                           [--no-ipv6] [--prefix P]
+        safekit lab down   [--prefix P]
+        safekit lab status [--json] [--prefix P]
+        safekit lab exec   [--prefix P] client|br|n1..nN -- COMMAND [ARGS...]
+        """;
+
+    private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };
+    private static readonly Dictionary<string, L2Mode> Modes = new(StringComparer.Ordinal) { ["unicast"] = L2Mode.Unicast, ["multicast"] = L2Mode.Multicast };
+    private static readonly Dictionary<string, DataplaneMode> Dataplanes = new(StringComparer.Ordinal) { ["userspace"] = DataplaneMode.Userspace, ["kernel"] = DataplaneMode.Kernel };
+    private static readonly Dictionary<string, CaptureKind> Captures = new(StringComparer.Ordinal) { ["ring"] = CaptureKind.Ring, ["pcap"] = CaptureKind.Pcap };
+
+    public static int Run(IReadOnlyList<string> args)
+    {
+        if (args.Count == 0)
+        {
+            throw new CliException("lab needs a verb: up, down, status or exec");
+        }
+
+        var runner = new LabRunner(Console.Out, Console.Error);
+        var verb = args[0];
+        var rest = args.Skip(1);
+        switch (verb)
+        {
+            case "up":
+            {
+                var a = CliArguments.Parse(rest, ["--nodes", "--affinity", "--l2", "--dataplane", "--capture", "--workers", "--prefix"], ["--no-ipv6"]);
+                NoPositionals(a);
+                var options = new LabOptions
+                {
+                    Prefix = Prefix(a),
+                    Nodes = a.Integer("--nodes", 3, 1, LabTopology.MaxNodes),
+                    Affinity = a.Choice("--affinity", Affinity.ClientIpPort, Affinities),
+                    L2Mode = a.Choice("--l2", L2Mode.Unicast, Modes),
+                    Dataplane = a.Choice("--dataplane", DataplaneMode.Userspace, Dataplanes),
+                    Capture = a.Choice("--capture", CaptureKind.Ring, Captures),
+                    Workers = a.Integer("--workers", 1, 1, 16),
+                    IPv6 = !a.Has("--no-ipv6"),
+                };
+                return runner.Up(options);
+            }
+
+            case "down":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], []);
+                NoPositionals(a);
+                return runner.Down(Prefix(a));
+            }
+
+            case "status":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], ["--json"]);
+                NoPositionals(a);
+                return runner.Status(Prefix(a), a.Has("--json"));
+            }
+
+            case "exec":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], []);
+                if (a.Positionals.Count != 1)
+                {
+                    throw new CliException("lab exec needs one namespace name (client, br, n1...) before --");
+                }
+
+                return runner.Exec(Prefix(a), a.Positionals[0], a.Rest);
+            }
+
+            default:
+                throw new CliException($"unknown lab verb '{verb}' (up, down, status, exec)");
+        }
+    }
+
+    private static void NoPositionals(CliArguments a)
+    {
+        if (a.Positionals.Count > 0)
+        {
+            throw new CliException($"unexpected argument '{a.Positionals[0]}'");
+        }
+    }
+
+    private static string Prefix(CliArguments a)
+    {
+        var prefix = a.Value("--prefix") ?? "sk";
+        return PrefixPattern().IsMatch(prefix) ? prefix : throw new CliException($"--prefix '{prefix}' must be 1-12 lowercase letters or digits, starting with a letter");
+    }
+
+    [GeneratedRegex("^[a-z][a-z0-9]{0,11}$")]
+    private static partial Regex PrefixPattern();
+}

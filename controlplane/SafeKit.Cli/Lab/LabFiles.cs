@@ -1,0 +1,96 @@
+using System.Globalization;
+using System.Text;
+using SafeKit.Dataplane.Capture;
+using SafeKit.Dataplane.Decisions;
+using SafeKit.Dataplane.Engine;
+using SafeKit.Dataplane.Flows;
+
+namespace SafeKit.Cli.Lab;
+
+/// <summary>The files a lab writes: the cluster configuration and one NGINX configuration per node.</summary>
+internal static class LabFiles
+{
+    private const string StreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+    public static string ClusterConfig(LabTopology topology, LabOptions options)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("# Written by `safekit lab up`: the lab's cluster, one farm module serving NGINX.");
+        text.AppendLine("cluster:");
+        text.Append("  name: ").AppendLine(topology.ClusterName);
+        text.AppendLine("  nodes:");
+        foreach (var i in topology.NodeIndexes)
+        {
+            text.Append("    - name: ").AppendLine(topology.NodeName(i));
+            text.Append("      address: ").AppendLine(LabTopology.NodeV4(i).ToString());
+        }
+
+        text.AppendLine("modules:");
+        text.AppendLine("  - name: web");
+        text.AppendLine("    type: farm");
+        text.Append("    vips: [").Append(LabTopology.VipV4);
+        if (options.IPv6)
+        {
+            text.Append(", \"").Append(LabTopology.VipV6).Append('"');
+        }
+
+        text.AppendLine("]");
+        text.Append("    interface: ").AppendLine(LabTopology.NodeInterface);
+        text.Append("    l2_mode: ").AppendLine(options.L2Mode == L2Mode.Unicast ? "unicast" : "multicast");
+        text.Append("    affinity: ").AppendLine(options.Affinity == Affinity.ClientIp ? "client-ip" : "client-ip-port");
+        text.Append("    dataplane: ").AppendLine(options.Dataplane == DataplaneMode.Kernel ? "kernel" : "userspace");
+        text.Append("    capture: ").AppendLine(options.Capture == CaptureKind.Pcap ? "pcap" : "ring");
+        text.Append("    workers: ").AppendLine(options.Workers.ToString(CultureInfo.InvariantCulture));
+        return text.ToString();
+    }
+
+    public static string Nginx(LabTopology topology, LabOptions options, int index)
+    {
+        var node = topology.NodeName(index);
+        var directory = topology.NodeDirectory(index);
+        var stream = File.Exists(StreamModule);
+        var text = new StringBuilder();
+        if (stream)
+        {
+            text.Append("load_module ").Append(StreamModule).AppendLine(";");
+        }
+
+        text.AppendLine("daemon off;");
+        text.AppendLine("user www-data;");
+        text.Append("worker_processes ").Append(options.NginxWorkers.ToString(CultureInfo.InvariantCulture)).AppendLine(";");
+        text.Append("pid ").Append(Path.Combine(directory, "nginx.pid")).AppendLine(";");
+        text.Append("error_log ").Append(Path.Combine(directory, "nginx-error.log")).AppendLine(" warn;");
+        text.AppendLine("events { worker_connections 8192; }");
+        text.AppendLine("http {");
+        text.AppendLine("  access_log off;");
+        text.AppendLine("  keepalive_requests 1000000;");
+        text.Append("  client_body_temp_path ").Append(Path.Combine(directory, "nginx-body")).AppendLine(";");
+        text.AppendLine("  server {");
+        text.Append("    listen ").Append(LabTopology.VipV4).Append(':').Append(LabTopology.HttpPort).AppendLine(";");
+        if (options.IPv6)
+        {
+            text.Append("    listen [").Append(LabTopology.VipV6).Append("]:").Append(LabTopology.HttpPort).AppendLine(";");
+        }
+
+        text.AppendLine("    default_type text/plain;");
+        text.Append("    location / { return 200 \"node ").Append(node).AppendLine("\\n\"; }");
+        text.AppendLine("  }");
+        text.AppendLine("}");
+        if (stream)
+        {
+            text.AppendLine("stream {");
+            text.AppendLine("  server {");
+            text.Append("    listen ").Append(LabTopology.VipV4).Append(':').Append(LabTopology.UdpPort).AppendLine(" udp;");
+            if (options.IPv6)
+            {
+                text.Append("    listen [").Append(LabTopology.VipV6).Append("]:").Append(LabTopology.UdpPort).AppendLine(" udp;");
+            }
+
+            text.Append("    return \"node ").Append(node).AppendLine("\\n\";");
+            text.AppendLine("  }");
+            text.AppendLine("}");
+        }
+
+        return text.ToString();
+    }
+}

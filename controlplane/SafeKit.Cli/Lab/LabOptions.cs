@@ -1,0 +1,30 @@
+using SafeKit.Dataplane.Capture;
+using SafeKit.Dataplane.Decisions;
+using SafeKit.Dataplane.Engine;
+using SafeKit.Dataplane.Flows;
+
+namespace SafeKit.Cli.Lab;
+
+/// <summary>How to build a lab (the options of <c>safekit lab up</c>).</summary>
+internal sealed record LabOptions
+{
+    /// <summary>Names every namespace and the state directory; lets tests run their own lab beside a user's.</summary>
+    public string Prefix { get; init; } = "sk";
+
+    public int Nodes { get; init; } = 3;
+
+    public Affinity Affinity { get; init; } = Affinity.ClientIpPort;
+
+    public L2Mode L2Mode { get; init; } = L2Mode.Unicast;
+
+    public DataplaneMode Dataplane { get; init; } = DataplaneMode.Userspace;
+
+    public CaptureKind Capture { get; init; } = CaptureKind.Ring;
+
+    public int Workers { get; init; } = 1;
+
+    public bool IPv6 { get; init; } = true;
+
+    /// <summary>Nginx worker processes per node.</summary>
+    public int NginxWorkers { get; init; } = 1;
+}

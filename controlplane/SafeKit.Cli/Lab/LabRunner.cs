@@ -1,0 +1,363 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using SafeKit.ControlPlane.Status;
+using SafeKit.Dataplane.Capture;
+using SafeKit.Dataplane.Decisions;
+using SafeKit.Dataplane.Engine;
+using SafeKit.Dataplane.Flows;
+using SafeKit.Native.Host;
+
+namespace SafeKit.Cli.Lab;
+
+/// <summary>
+/// Builds, inspects and removes the local lab: a bridge namespace with no uplink, a client and N
+/// nodes joined by veth, safekitd and NGINX in every node. Everything it creates carries the
+/// lab's prefix and is removed by <see cref="Down"/>, also after a crashed run.
+/// </summary>
+internal sealed partial class LabRunner
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+    private readonly TextWriter _out;
+    private readonly TextWriter _error;
+
+    public LabRunner(TextWriter output, TextWriter error)
+    {
+        _out = output;
+        _error = error;
+    }
+
+    public int Up(LabOptions options)
+    {
+        if (!Privileges.IsRoot)
+        {
+            _error.WriteLine("safekit lab: the lab creates network namespaces and needs root");
+            return 77;
+        }
+
+        var topology = new LabTopology(options.Prefix, options.Nodes);
+        var daemon = Path.Combine(AppContext.BaseDirectory, "safekitd");
+        var missing = new[] { daemon, "/usr/sbin/nginx", "/usr/sbin/ip", "/usr/bin/setsid" }.Where(p => !File.Exists(p)).ToList();
+        if (missing.Count > 0)
+        {
+            _error.WriteLine($"safekit lab: missing {string.Join(", ", missing)} (run ./setup first)");
+            return 69;
+        }
+
+        if (LabState.TryRead(topology.StateDirectory) is { } existing && existing.Processes.Any(LabProcesses.IsRunning))
+        {
+            _error.WriteLine($"safekit lab: lab '{options.Prefix}' is already up; run 'safekit lab down{PrefixArgument(options.Prefix)}' first");
+            return 1;
+        }
+
+        RemoveAll(options.Prefix);
+        var state = new LabState(
+            options.Prefix,
+            options.Nodes,
+            options.Affinity == Affinity.ClientIp ? "client-ip" : "client-ip-port",
+            options.L2Mode == L2Mode.Unicast ? "unicast" : "multicast",
+            options.Dataplane == DataplaneMode.Kernel ? "kernel" : "userspace",
+            options.Capture == CaptureKind.Pcap ? "pcap" : "ring",
+            options.IPv6,
+            DateTimeOffset.UtcNow,
+            []);
+        try
+        {
+            Directory.CreateDirectory(topology.StateDirectory);
+            BuildNetwork(topology, options);
+            File.WriteAllText(topology.ConfigPath, LabFiles.ClusterConfig(topology, options));
+            StartDaemons(topology, state, daemon);
+            StartNginx(topology, options, state);
+            state.Write(topology.StateDirectory);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException or SafeKit.Native.Interop.NativeException)
+        {
+            state.Write(topology.StateDirectory);
+            _error.WriteLine($"safekit lab: {e.Message}");
+            _error.WriteLine("safekit lab: removing what was built");
+            RemoveAll(options.Prefix);
+            return 1;
+        }
+
+        _out.WriteLine($"lab '{options.Prefix}' is up: {options.Nodes} nodes, VIP {LabTopology.VipV4}{(options.IPv6 ? $" and {LabTopology.VipV6}" : string.Empty)}, " +
+            $"{state.Dataplane} dataplane ({state.Capture}), {state.L2Mode} cluster MAC, affinity {state.Affinity}");
+        _out.WriteLine($"  state and logs: {topology.StateDirectory}");
+        _out.WriteLine($"  try: safekit lab exec{PrefixArgument(options.Prefix)} client -- curl -s http://{LabTopology.VipV4}/");
+        _out.WriteLine($"       safekit lab status{PrefixArgument(options.Prefix)}");
+        _out.WriteLine($"       safekit lab down{PrefixArgument(options.Prefix)}");
+        return 0;
+    }
+
+    public int Down(string prefix)
+    {
+        if (!Privileges.IsRoot)
+        {
+            _error.WriteLine("safekit lab: removing the lab needs root");
+            return 77;
+        }
+
+        var removed = RemoveAll(prefix);
+        _out.WriteLine(removed ? $"lab '{prefix}' removed" : $"no lab '{prefix}' was up");
+        return 0;
+    }
+
+    public int Status(string prefix, bool json)
+    {
+        var topology = new LabTopology(prefix, 0);
+        var state = LabState.TryRead(topology.StateDirectory);
+        var report = BuildReport(prefix, state);
+        if (json)
+        {
+            _out.WriteLine(JsonSerializer.Serialize(report, LabJsonContext.Default.LabStatusReport));
+            return report.Up ? 0 : 3;
+        }
+
+        if (!report.Up)
+        {
+            _out.WriteLine($"lab '{prefix}' is not up");
+            return 3;
+        }
+
+        _out.WriteLine($"lab '{prefix}': VIP {report.Vip}{(report.Vip6 is null ? string.Empty : " " + report.Vip6)}, {report.Dataplane} dataplane, {report.L2Mode}, affinity {report.Affinity}");
+        _out.WriteLine($"{"node",-14} {"address",-14} {"safekitd",-9} {"nginx",-6} {"state",-6} {"buckets",8} {"accepted",10} {"rejected",10} {"arp",5} {"malformed",9} {"drops",6}");
+        foreach (var node in report.Nodes)
+        {
+            var c = node.Counters;
+            _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{node.Name,-14} {node.Address,-14} {(node.SafekitdRunning ? "running" : "DOWN"),-9} {(node.NginxRunning ? "up" : "DOWN"),-6} {node.State ?? "-",-6} {node.OwnedBuckets?.ToString(CultureInfo.InvariantCulture) ?? "-",8} " +
+                $"{Count(c, "accepted"),10} {Count(c, "rejected"),10} {Count(c, "arp_answered"),5} {Count(c, "malformed"),9} {node.CaptureDropped?.ToString(CultureInfo.InvariantCulture) ?? "-",6}"));
+        }
+
+        return report.Nodes.All(n => n.SafekitdRunning && n.NginxRunning) ? 0 : 1;
+    }
+
+    public int Exec(string prefix, string name, IReadOnlyList<string> command)
+    {
+        var state = LabState.TryRead(new LabTopology(prefix, 0).StateDirectory);
+        var topology = new LabTopology(prefix, state?.Nodes ?? LabTopology.MaxNodes);
+        var ns = topology.ResolveNamespace(name);
+        if (ns is null || !Netns.List().Contains(ns))
+        {
+            _error.WriteLine($"safekit lab: no namespace '{name}' in lab '{prefix}' (use client, br, n1..n{state?.Nodes ?? 0})");
+            return 2;
+        }
+
+        if (command.Count == 0)
+        {
+            _error.WriteLine("safekit lab exec: nothing to run (safekit lab exec NAME -- COMMAND...)");
+            return 64;
+        }
+
+        var start = new ProcessStartInfo("ip") { UseShellExecute = false };
+        foreach (var argument in new[] { "netns", "exec", ns }.Concat(command))
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+
+    private static string Count(IReadOnlyDictionary<string, long>? counters, string key) =>
+        counters is not null && counters.TryGetValue(key, out var value) ? value.ToString(CultureInfo.InvariantCulture) : "-";
+
+    private static string PrefixArgument(string prefix) => prefix == "sk" ? string.Empty : $" --prefix {prefix}";
+
+    private static LabStatusReport BuildReport(string prefix, LabState? state)
+    {
+        if (state is null)
+        {
+            return new LabStatusReport(prefix, false, null, null, null, LabTopology.VipV4.ToString(), null, [], []);
+        }
+
+        var topology = new LabTopology(prefix, state.Nodes);
+        var nodes = new List<LabNodeReport>();
+        foreach (var i in topology.NodeIndexes)
+        {
+            var name = topology.NodeName(i);
+            var status = StatusFile.TryRead(topology.NodeDirectory(i));
+            var module = status is { Modules.Count: > 0 } ? status.Modules[0] : null;
+            var farm = module?.Farm;
+            nodes.Add(new LabNodeReport(
+                name,
+                name,
+                LabTopology.NodeV4(i).ToString(),
+                state.Processes.Any(p => p.Role == "safekitd" && p.Namespace == name && LabProcesses.IsRunning(p)),
+                state.Processes.Any(p => p.Role == "nginx" && p.Namespace == name && LabProcesses.IsRunning(p)),
+                module?.State,
+                farm?.OwnedBuckets,
+                farm?.Counters,
+                farm?.CaptureDropped));
+        }
+
+        var processes = state.Processes.Select(p => new LabProcessReport(p.Role, p.Namespace, p.Pid, LabProcesses.IsRunning(p))).ToList();
+        return new LabStatusReport(prefix, true, state.Dataplane, state.L2Mode, state.Affinity, LabTopology.VipV4.ToString(), state.IPv6 ? LabTopology.VipV6.ToString() : null, nodes, processes);
+    }
+
+    private static void BuildNetwork(LabTopology topology, LabOptions options)
+    {
+        var bridge = topology.BridgeNamespace;
+        Netns.Add(bridge);
+        Netns.Add(topology.ClientNamespace);
+        foreach (var i in topology.NodeIndexes)
+        {
+            Netns.Add(topology.NodeName(i));
+        }
+
+        // The bridge has no address and no uplink: it only joins the lab's veths.
+        Netns.Ip("-n", bridge, "link", "set", "lo", "up");
+        Netns.Sysctl(bridge, "net.ipv6.conf.all.disable_ipv6", "1");
+        Netns.Sysctl(bridge, "net.ipv6.conf.default.disable_ipv6", "1");
+        Netns.Ip("-n", bridge, "link", "add", LabTopology.Bridge, "type", "bridge");
+        Netns.Ip("-n", bridge, "link", "set", LabTopology.Bridge, "up");
+        AddHost(topology, options, topology.ClientNamespace, "c", LabTopology.ClientV4.ToString(), LabTopology.ClientV6.ToString());
+        foreach (var i in topology.NodeIndexes)
+        {
+            AddHost(topology, options, topology.NodeName(i), LabTopology.NodePort(i), LabTopology.NodeV4(i).ToString(), LabTopology.NodeV6(i).ToString());
+            if (options.L2Mode == L2Mode.Multicast)
+            {
+                // With IGMP/MLD snooping a bridge stops flooding a multicast MAC nobody joined;
+                // router ports still get every multicast frame.
+                CommandRunner.RunChecked("bridge", ["-n", bridge, "link", "set", "dev", LabTopology.NodePort(i), "mcast_router", "2"]);
+            }
+        }
+    }
+
+    private static void AddHost(LabTopology topology, LabOptions options, string ns, string port, string v4, string v6)
+    {
+        var bridge = topology.BridgeNamespace;
+        Netns.Ip("-n", ns, "link", "set", "lo", "up");
+        Netns.Sysctl(ns, "net.ipv6.conf.all.accept_dad", "0");
+        Netns.Sysctl(ns, "net.ipv6.conf.default.accept_dad", "0");
+        Netns.Ip("-n", bridge, "link", "add", port, "type", "veth", "peer", "name", LabTopology.NodeInterface, "netns", ns);
+        Netns.Ip("-n", bridge, "link", "set", port, "master", LabTopology.Bridge, "up");
+        Netns.Ip("-n", ns, "link", "set", LabTopology.NodeInterface, "up");
+        Netns.Ip("-n", ns, "addr", "add", v4 + "/24", "dev", LabTopology.NodeInterface);
+        if (options.IPv6)
+        {
+            Netns.Ip("-n", ns, "-6", "addr", "add", v6 + "/64", "dev", LabTopology.NodeInterface, "nodad");
+        }
+    }
+
+    private static void StartDaemons(LabTopology topology, LabState state, string daemon)
+    {
+        foreach (var i in topology.NodeIndexes)
+        {
+            var directory = topology.NodeDirectory(i);
+            Directory.CreateDirectory(directory);
+            var log = Path.Combine(directory, "safekitd.log");
+            state.Processes.Add(LabProcesses.Start("safekitd", topology.NodeName(i), [daemon, "--config", topology.ConfigPath, "--node", topology.NodeName(i), "--state-dir", directory], log));
+        }
+
+        var deadline = DateTime.UtcNow + StartTimeout;
+        foreach (var i in topology.NodeIndexes)
+        {
+            var process = state.Processes.First(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(i));
+            while (StatusFile.TryRead(topology.NodeDirectory(i)) is not { Modules: [{ State: "UP" }, ..] })
+            {
+                if (!LabProcesses.IsRunning(process))
+                {
+                    throw new InvalidOperationException($"safekitd on {topology.NodeName(i)} exited:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
+                }
+
+                if (DateTime.UtcNow > deadline)
+                {
+                    throw new TimeoutException($"safekitd on {topology.NodeName(i)} did not come up within {StartTimeout.TotalSeconds} s:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
+                }
+
+                Thread.Sleep(50);
+            }
+        }
+    }
+
+    private static void StartNginx(LabTopology topology, LabOptions options, LabState state)
+    {
+        foreach (var i in topology.NodeIndexes)
+        {
+            var directory = topology.NodeDirectory(i);
+            var config = Path.Combine(directory, "nginx.conf");
+            File.WriteAllText(config, LabFiles.Nginx(topology, options, i));
+            var log = Path.Combine(directory, "nginx.log");
+            state.Processes.Add(LabProcesses.Start("nginx", topology.NodeName(i), ["/usr/sbin/nginx", "-c", config, "-e", Path.Combine(directory, "nginx-error.log")], log));
+        }
+
+        var deadline = DateTime.UtcNow + StartTimeout;
+        foreach (var process in state.Processes.Where(p => p.Role == "nginx"))
+        {
+            while (!ListensOnHttp(process.Pid))
+            {
+                if (!LabProcesses.IsRunning(process) || DateTime.UtcNow > deadline)
+                {
+                    var errors = Path.Combine(Path.GetDirectoryName(process.Log)!, "nginx-error.log");
+                    throw new InvalidOperationException($"nginx on {process.Namespace} is not listening on port {LabTopology.HttpPort}:{Environment.NewLine}{LabProcesses.Tail(process.Log)}{Environment.NewLine}{LabProcesses.Tail(errors)}");
+                }
+
+                Thread.Sleep(50);
+            }
+        }
+    }
+
+    /// <summary>True when the network namespace of <paramref name="pid"/> has a TCP listener on port 80.</summary>
+    private static bool ListensOnHttp(int pid)
+    {
+        try
+        {
+            // /proc/PID/net/tcp shows the sockets of PID's network namespace: "sl local rem st ...".
+            var port = ":" + LabTopology.HttpPort.ToString("X4", CultureInfo.InvariantCulture) + " ";
+            return File.ReadLines($"/proc/{pid}/net/tcp").Skip(1).Any(l => l.Contains(port, StringComparison.Ordinal) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == "0A");
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Stops the lab's processes and deletes its namespaces and state. True when anything existed.</summary>
+    private bool RemoveAll(string prefix)
+    {
+        var topology = new LabTopology(prefix, 0);
+        var found = false;
+        if (LabState.TryRead(topology.StateDirectory) is { } state)
+        {
+            found = true;
+            foreach (var process in Enumerable.Reverse(state.Processes))
+            {
+                LabProcesses.Stop(process);
+            }
+        }
+
+        var pattern = new Regex("^" + Regex.Escape(prefix) + "-(br|client|n[0-9]+)$", RegexOptions.CultureInvariant);
+        foreach (var ns in Netns.List().Where(n => pattern.IsMatch(n)))
+        {
+            found = true;
+            // Anything still running in a lab namespace was started by the lab (NGINX workers,
+            // a daemon from a crashed run): stop it by PID before the namespace goes.
+            foreach (var pid in Netns.Pids(ns))
+            {
+                if (ProcessControl.StartTime(pid) is { } start)
+                {
+                    ProcessControl.Stop(pid, start, TimeSpan.FromSeconds(3));
+                }
+            }
+
+            Netns.Delete(ns);
+        }
+
+        if (Directory.Exists(topology.StateDirectory))
+        {
+            found = true;
+            try
+            {
+                Directory.Delete(topology.StateDirectory, recursive: true);
+            }
+            catch (IOException e)
+            {
+                _error.WriteLine($"safekit lab: could not remove {topology.StateDirectory}: {e.Message}");
+            }
+        }
+
+        return found;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Globalization;
+using System.Net;
+
+namespace SafeKit.Cli.Lab;
+
+/// <summary>
+/// Names and addresses of a lab: a bridge namespace without uplink, a client and N nodes, all in
+/// 198.18.0.0/24 and 2001:2::/64 (benchmarking ranges that never leave the machine).
+/// </summary>
+internal sealed record LabTopology(string Prefix, int NodeCount)
+{
+    public const int MaxNodes = 32;
+    public const string Bridge = "br0";
+    public const string NodeInterface = "eth0";
+    public const int HttpPort = 80;
+    public const int UdpPort = 5300;
+
+    public static readonly IPAddress VipV4 = IPAddress.Parse("198.18.0.100");
+    public static readonly IPAddress VipV6 = IPAddress.Parse("2001:2::100");
+    public static readonly IPAddress ClientV4 = IPAddress.Parse("198.18.0.10");
+    public static readonly IPAddress ClientV6 = IPAddress.Parse("2001:2::10");
+
+    public string BridgeNamespace => $"{Prefix}-br";
+
+    public string ClientNamespace => $"{Prefix}-client";
+
+    public string StateDirectory => Path.Combine("/run/safekit-lab", Prefix);
+
+    public string ConfigPath => Path.Combine(StateDirectory, "cluster.yaml");
+
+    public string ClusterName => $"{Prefix}-lab";
+
+    /// <summary>Namespace (and cluster node name) of node <paramref name="index"/> (1-based).</summary>
+    public string NodeName(int index) => $"{Prefix}-n{index}";
+
+    public string NodeDirectory(int index) => Path.Combine(StateDirectory, NodeName(index));
+
+    /// <summary>Bridge port of node <paramref name="index"/> (inside the bridge namespace).</summary>
+    public static string NodePort(int index) => $"n{index}";
+
+    public static IPAddress NodeV4(int index) => IPAddress.Parse($"198.18.0.{10 + index}");
+
+    public static IPAddress NodeV6(int index) => IPAddress.Parse($"2001:2::{(10 + index).ToString(CultureInfo.InvariantCulture)}");
+
+    public IEnumerable<int> NodeIndexes => Enumerable.Range(1, NodeCount);
+
+    /// <summary>Maps a short name (client, br, n2) or a full namespace name to the namespace.</summary>
+    public string? ResolveNamespace(string name)
+    {
+        if (name == "client" || name == ClientNamespace)
+        {
+            return ClientNamespace;
+        }
+
+        if (name is "br" or "bridge" || name == BridgeNamespace)
+        {
+            return BridgeNamespace;
+        }
+
+        foreach (var i in NodeIndexes)
+        {
+            if (name == $"n{i}" || name == NodeName(i))
+            {
+                return NodeName(i);
+            }
+        }
+
+        return null;
+    }
+}

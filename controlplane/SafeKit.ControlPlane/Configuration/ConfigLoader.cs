@@ -1,0 +1,284 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Numerics;
+using System.Text;
+using System.Text.RegularExpressions;
+using SafeKit.Dataplane.Capture;
+using SafeKit.Dataplane.Decisions;
+using SafeKit.Dataplane.Engine;
+using SafeKit.Dataplane.Flows;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace SafeKit.ControlPlane.Configuration;
+
+/// <summary>
+/// Reads and validates a cluster configuration file (YAML). Every key is documented in the
+/// README's configuration reference; unknown keys are errors, and every error names the file,
+/// the line and the key.
+/// </summary>
+public static partial class ConfigLoader
+{
+    private static readonly string[] RootKeys = ["cluster", "modules"];
+    private static readonly string[] ClusterKeys = ["name", "nodes"];
+    private static readonly string[] NodeKeys = ["name", "address", "weight"];
+    private static readonly string[] ModuleKeys =
+        ["name", "type", "vips", "interface", "l2_mode", "cluster_mac", "affinity", "buckets", "hash_seed", "dataplane", "capture", "tun", "workers"];
+
+    private static readonly Dictionary<string, L2Mode> L2Modes = new(StringComparer.Ordinal) { ["unicast"] = L2Mode.Unicast, ["multicast"] = L2Mode.Multicast };
+    private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };
+    private static readonly Dictionary<string, DataplaneMode> Dataplanes = new(StringComparer.Ordinal) { ["userspace"] = DataplaneMode.Userspace, ["kernel"] = DataplaneMode.Kernel };
+    private static readonly Dictionary<string, CaptureKind> Captures = new(StringComparer.Ordinal) { ["ring"] = CaptureKind.Ring, ["pcap"] = CaptureKind.Pcap };
+    private static readonly Dictionary<string, int> ModuleTypes = new(StringComparer.Ordinal) { ["farm"] = 0 };
+
+    /// <summary>Loads <paramref name="path"/>.</summary>
+    /// <exception cref="ConfigException">The file is missing or invalid; every problem is listed.</exception>
+    public static ClusterConfig Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path))
+        {
+            throw new ConfigException([new ConfigError(path, 0, 0, "(file)", "file not found")]);
+        }
+
+        var (config, errors) = Parse(File.ReadAllText(path), path);
+        return errors.Count > 0 ? throw new ConfigException(errors) : config!;
+    }
+
+    /// <summary>Parses configuration text; returns the config (null when invalid) and every error found.</summary>
+    public static (ClusterConfig? Config, IReadOnlyList<ConfigError> Errors) Parse(string text, string file)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException e)
+        {
+            var message = e.InnerException?.Message ?? e.Message;
+            return (null, [new ConfigError(file, (int)e.Start.Line, (int)e.Start.Column, "(syntax)", message)]);
+        }
+
+        if (stream.Documents.Count != 1)
+        {
+            return (null, [new ConfigError(file, 0, 0, "(file)", "expected exactly one YAML document")]);
+        }
+
+        var reader = new YamlReader(file);
+        var rootNode = stream.Documents[0].RootNode;
+        var root = reader.Mapping(rootNode, string.Empty, RootKeys);
+        var clusterNode = reader.Required(root, rootNode, string.Empty, "cluster");
+        var cluster = ReadCluster(reader, clusterNode);
+        var modules = new List<FarmModuleConfig>();
+        if (root.TryGetValue("modules", out var modulesNode))
+        {
+            var list = reader.Sequence(modulesNode, "modules");
+            for (var i = 0; i < list.Count; i++)
+            {
+                if (ReadModule(reader, list[i], $"modules[{i}]", cluster.Name) is { } module)
+                {
+                    modules.Add(module);
+                }
+            }
+
+            ValidateModules(reader, list, modules);
+        }
+
+        if (reader.Errors.Count > 0 || cluster.Name is null)
+        {
+            return (null, reader.Errors);
+        }
+
+        return (new ClusterConfig(cluster.Name, cluster.Nodes, modules, file), []);
+    }
+
+    /// <summary>The default jhash seed of a cluster: FNV-1a of its name, the same on every node.</summary>
+    public static uint DefaultHashSeed(string clusterName)
+    {
+        ArgumentNullException.ThrowIfNull(clusterName);
+        var hash = 2166136261u;
+        foreach (var b in Encoding.UTF8.GetBytes(clusterName))
+        {
+            hash = (hash ^ b) * 16777619u;
+        }
+
+        return hash;
+    }
+
+    private static (string? Name, List<NodeConfig> Nodes) ReadCluster(YamlReader reader, YamlNode? node)
+    {
+        var nodes = new List<NodeConfig>();
+        if (node is null)
+        {
+            return (null, nodes);
+        }
+
+        var entries = reader.Mapping(node, "cluster", ClusterKeys);
+        var name = ReadName(reader, reader.Required(entries, node, "cluster", "name"), "cluster.name");
+        var list = reader.Sequence(reader.Required(entries, node, "cluster", "nodes"), "cluster.nodes");
+        if (entries.TryGetValue("nodes", out var nodesNode) && list.Count == 0)
+        {
+            reader.Error(nodesNode, "cluster.nodes", "a cluster needs at least one node");
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var addresses = new HashSet<IPAddress>();
+        for (var i = 0; i < list.Count; i++)
+        {
+            var path = $"cluster.nodes[{i}]";
+            var fields = reader.Mapping(list[i], path, NodeKeys);
+            var nodeName = ReadName(reader, reader.Required(fields, list[i], path, "name"), path + ".name");
+            var address = reader.Address(reader.Required(fields, list[i], path, "address"), path + ".address");
+            var weight = fields.TryGetValue("weight", out var weightNode) ? reader.Integer(weightNode, path + ".weight", 1, 1000) : 1;
+            if (nodeName is not null && !names.Add(nodeName))
+            {
+                reader.Error(fields["name"], path + ".name", $"node name '{nodeName}' is used twice");
+            }
+
+            if (address is not null && !addresses.Add(address))
+            {
+                reader.Error(fields["address"], path + ".address", $"address {address} is used by two nodes");
+            }
+
+            if (nodeName is not null && address is not null && weight is not null)
+            {
+                nodes.Add(new NodeConfig(nodeName, address, (int)weight));
+            }
+        }
+
+        return (name, nodes);
+    }
+
+    private static FarmModuleConfig? ReadModule(YamlReader reader, YamlNode node, string path, string? clusterName)
+    {
+        var f = reader.Mapping(node, path, ModuleKeys);
+        var name = ReadName(reader, reader.Required(f, node, path, "name"), path + ".name");
+        var type = reader.Choice(reader.Required(f, node, path, "type"), path + ".type", ModuleTypes);
+        var vips = new List<IPAddress>();
+        var vipNodes = reader.Sequence(reader.Required(f, node, path, "vips"), path + ".vips");
+        for (var i = 0; i < vipNodes.Count; i++)
+        {
+            if (reader.Address(vipNodes[i], $"{path}.vips[{i}]") is { } vip)
+            {
+                if (vips.Contains(vip))
+                {
+                    reader.Error(vipNodes[i], $"{path}.vips[{i}]", $"VIP {vip} is listed twice");
+                }
+
+                vips.Add(vip);
+            }
+        }
+
+        if (f.TryGetValue("vips", out var vipsNode) && vipNodes.Count == 0)
+        {
+            reader.Error(vipsNode, path + ".vips", "a farm needs at least one VIP");
+        }
+
+        var nic = reader.String(reader.Required(f, node, path, "interface"), path + ".interface");
+        if (nic is not null && !InterfaceName().IsMatch(nic))
+        {
+            reader.Error(f["interface"], path + ".interface", $"'{nic}' is not a valid interface name (1-15 characters, no '/' or spaces)");
+        }
+
+        var l2 = f.TryGetValue("l2_mode", out var l2Node) ? reader.Choice(l2Node, path + ".l2_mode", L2Modes) : L2Mode.Unicast;
+        byte[]? mac = null;
+        if (f.TryGetValue("cluster_mac", out var macNode) && reader.String(macNode, path + ".cluster_mac") is { } macText)
+        {
+            mac = ClusterMac.TryParse(macText);
+            if (mac is null)
+            {
+                reader.Error(macNode, path + ".cluster_mac", $"'{macText}' is not a MAC address (aa:bb:cc:dd:ee:ff)");
+            }
+            else if (l2 == L2Mode.Unicast && (mac[0] & 1) != 0)
+            {
+                reader.Error(macNode, path + ".cluster_mac", "l2_mode unicast needs a unicast MAC (first byte even)");
+            }
+            else if (l2 == L2Mode.Multicast && (mac[0] & 1) == 0)
+            {
+                reader.Error(macNode, path + ".cluster_mac", "l2_mode multicast needs a multicast MAC (first byte odd)");
+            }
+        }
+
+        var affinity = f.TryGetValue("affinity", out var affinityNode) ? reader.Choice(affinityNode, path + ".affinity", Affinities) : Affinity.ClientIpPort;
+        var buckets = f.TryGetValue("buckets", out var bucketsNode) ? reader.Integer(bucketsNode, path + ".buckets", 1, 65536) : 4096;
+        if (buckets is { } count && !BitOperations.IsPow2(count))
+        {
+            reader.Error(bucketsNode, path + ".buckets", $"{count} is not a power of two");
+            buckets = null;
+        }
+
+        long? seed = f.TryGetValue("hash_seed", out var seedNode)
+            ? reader.Integer(seedNode, path + ".hash_seed", 0, uint.MaxValue)
+            : DefaultHashSeed(clusterName ?? string.Empty);
+        var dataplane = f.TryGetValue("dataplane", out var dataplaneNode) ? reader.Choice(dataplaneNode, path + ".dataplane", Dataplanes) : DataplaneMode.Userspace;
+        var capture = f.TryGetValue("capture", out var captureNode) ? reader.Choice(captureNode, path + ".capture", Captures) : CaptureKind.Ring;
+        var tun = f.TryGetValue("tun", out var tunNode) ? reader.String(tunNode, path + ".tun") : name is null ? null : "sk-" + name;
+        if (tun is not null && !InterfaceName().IsMatch(tun))
+        {
+            reader.Error(tunNode ?? node, path + ".tun", $"'{tun}' is not a valid interface name (1-15 characters); set tun explicitly");
+            tun = null;
+        }
+
+        var workers = f.TryGetValue("workers", out var workersNode) ? reader.Integer(workersNode, path + ".workers", 1, 16) : 1;
+        if (name is null || type is null || nic is null || l2 is null || affinity is null || buckets is null || seed is null || dataplane is null || capture is null || tun is null || workers is null || vips.Count == 0)
+        {
+            return null;
+        }
+
+        return new FarmModuleConfig(name, vips, nic, l2.Value, mac, affinity.Value, (int)buckets, (uint)seed, dataplane.Value, capture.Value, tun, (int)workers);
+    }
+
+    private static void ValidateModules(YamlReader reader, IReadOnlyList<YamlNode> nodes, List<FarmModuleConfig> modules)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var vips = new HashSet<IPAddress>();
+        for (var i = 0; i < modules.Count && i < nodes.Count; i++)
+        {
+            if (!names.Add(modules[i].Name))
+            {
+                reader.Error(nodes[i], $"modules[{i}].name", $"module name '{modules[i].Name}' is used twice");
+            }
+
+            foreach (var vip in modules[i].Vips)
+            {
+                if (!vips.Add(vip))
+                {
+                    reader.Error(nodes[i], $"modules[{i}].vips", $"VIP {vip} belongs to two modules");
+                }
+            }
+
+            if (modules[i].Vips.Any(v => v.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)))
+            {
+                reader.Error(nodes[i], $"modules[{i}].vips", "VIPs are IPv4 or IPv6 addresses");
+            }
+        }
+
+        if (modules.Count > 1)
+        {
+            reader.Error(nodes[1], "modules[1]", "this version runs one farm module per cluster");
+        }
+    }
+
+    private static string? ReadName(YamlReader reader, YamlNode? node, string path)
+    {
+        if (node is null)
+        {
+            return null;
+        }
+
+        var name = reader.String(node, path);
+        if (name is not null && !Name().IsMatch(name))
+        {
+            reader.Error(node, path, $"'{name}' is not a valid name (letters, digits, '-' and '_', at most 32, starting with a letter or digit)");
+            return null;
+        }
+
+        return name;
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+    private static partial Regex Name();
+
+    [GeneratedRegex("^[A-Za-z0-9_.@-][A-Za-z0-9_.:@-]{0,14}$")]
+    private static partial Regex InterfaceName();
+}

@@ -1,0 +1,31 @@
+using System.Text.Json.Serialization;
+
+namespace SafeKit.ControlPlane.Status;
+
+/// <summary>What safekitd reports about its node (written to its state directory every second).</summary>
+public sealed record NodeStatus(
+    string Cluster,
+    string Node,
+    int Pid,
+    DateTimeOffset Started,
+    DateTimeOffset Updated,
+    IReadOnlyList<ModuleStatus> Modules);
+
+/// <summary>State of one module on the node.</summary>
+public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm);
+
+/// <summary>The farm dataplane of one node.</summary>
+public sealed record FarmStatus(
+    string Mode,
+    string Capture,
+    string ClusterMac,
+    int Buckets,
+    int OwnedBuckets,
+    IReadOnlyDictionary<string, long> Counters,
+    long CaptureReceived,
+    long CaptureDropped,
+    int TrackedFragments);
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(NodeStatus))]
+internal sealed partial class StatusJsonContext : JsonSerializerContext;

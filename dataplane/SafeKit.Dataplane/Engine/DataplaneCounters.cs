@@ -1,0 +1,46 @@
+namespace SafeKit.Dataplane.Engine;
+
+/// <summary>
+/// Per-worker counters. Written by one worker thread without atomics; read by others at any time
+/// (64-bit reads are atomic on x64; a reader may see a value a few frames old).
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1051", Justification = "Plain fields: the packet path increments them by ref, without property calls.")]
+public sealed class DataplaneCounters
+{
+    public long Frames;
+    public long Accepted;
+    public long AcceptedBytes;
+    public long Rejected;
+    public long NotForUs;
+    public long ArpAnswered;
+    public long NdpAnswered;
+    public long NeighborOther;
+    public long Malformed;
+    public long Oversize;
+    public long Fragments;
+    public long FragmentsHeld;
+    public long FragmentsDropped;
+    public long DeliveryErrors;
+    public long SendErrors;
+
+    /// <summary>Adds every counter of <paramref name="other"/> into this one.</summary>
+    public void Add(DataplaneCounters other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        Frames += Volatile.Read(ref other.Frames);
+        Accepted += Volatile.Read(ref other.Accepted);
+        AcceptedBytes += Volatile.Read(ref other.AcceptedBytes);
+        Rejected += Volatile.Read(ref other.Rejected);
+        NotForUs += Volatile.Read(ref other.NotForUs);
+        ArpAnswered += Volatile.Read(ref other.ArpAnswered);
+        NdpAnswered += Volatile.Read(ref other.NdpAnswered);
+        NeighborOther += Volatile.Read(ref other.NeighborOther);
+        Malformed += Volatile.Read(ref other.Malformed);
+        Oversize += Volatile.Read(ref other.Oversize);
+        Fragments += Volatile.Read(ref other.Fragments);
+        FragmentsHeld += Volatile.Read(ref other.FragmentsHeld);
+        FragmentsDropped += Volatile.Read(ref other.FragmentsDropped);
+        DeliveryErrors += Volatile.Read(ref other.DeliveryErrors);
+        SendErrors += Volatile.Read(ref other.SendErrors);
+    }
+}

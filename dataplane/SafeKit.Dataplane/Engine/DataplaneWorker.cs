@@ -1,0 +1,137 @@
+using SafeKit.Dataplane.Capture;
+using SafeKit.Dataplane.Decisions;
+using SafeKit.Dataplane.Delivery;
+using SafeKit.Dataplane.Neighbors;
+
+namespace SafeKit.Dataplane.Engine;
+
+/// <summary>
+/// The per-thread packet loop body: decide each captured frame, deliver accepted datagrams to the
+/// TUN, answer neighbour requests, count everything. Allocation-free in steady state.
+/// </summary>
+public sealed class DataplaneWorker : IFrameSink
+{
+    private readonly PacketDecider _decider;
+    private readonly TunDelivery? _delivery;
+    private readonly NeighborReplies _replies;
+    private readonly ICaptureBackend _capture;
+    private readonly byte[] _reply = new byte[NeighborReplies.MaxFrameLength];
+
+    /// <param name="decider">The accept rule (its fragment tracker belongs to this worker).</param>
+    /// <param name="delivery">Where accepted datagrams go; null when the kernel fast path accepts them.</param>
+    /// <param name="replies">ARP/NDP reply builder.</param>
+    /// <param name="capture">Frame source and the way out for replies.</param>
+    public DataplaneWorker(PacketDecider decider, TunDelivery? delivery, NeighborReplies replies, ICaptureBackend capture)
+    {
+        _decider = decider;
+        _delivery = delivery;
+        _replies = replies;
+        _capture = capture;
+    }
+
+    public DataplaneCounters Counters { get; } = new();
+
+    public PacketDecider Decider => _decider;
+
+    public ICaptureBackend Capture => _capture;
+
+    public void OnFrame(Span<byte> frame, in FrameInfo info)
+    {
+        var counters = Counters;
+        counters.Frames++;
+        if (info.Truncated)
+        {
+            counters.Oversize++;
+            return;
+        }
+
+        var verdict = _decider.Decide(frame, Environment.TickCount64, out var packet, out _);
+        switch (verdict)
+        {
+            case Verdict.Accept:
+                if (_delivery is null)
+                {
+                    // The kernel fast path owns VIP traffic; this copy arrived through the neighbour filter.
+                    counters.NotForUs++;
+                    return;
+                }
+
+                if (packet.IsFragment)
+                {
+                    counters.Fragments++;
+                }
+
+                if (_delivery.Deliver(frame, packet, info))
+                {
+                    counters.Accepted++;
+                    counters.AcceptedBytes += packet.L3Length;
+                }
+                else
+                {
+                    counters.DeliveryErrors++;
+                }
+
+                DeliverReleasedFragments(counters);
+                break;
+            case Verdict.Reject:
+                if (packet.IsFragment)
+                {
+                    counters.Fragments++;
+                }
+
+                counters.Rejected++;
+                break;
+            case Verdict.AnswerArp:
+                Answer(_replies.BuildArpReply(frame, packet, _reply), ref counters.ArpAnswered, counters);
+                break;
+            case Verdict.AnswerNdp:
+                Answer(_replies.BuildNeighborAdvertisement(frame, packet, _reply), ref counters.NdpAnswered, counters);
+                break;
+            case Verdict.NeighborOther:
+                counters.NeighborOther++;
+                break;
+            case Verdict.Malformed:
+                counters.Malformed++;
+                break;
+            case Verdict.FragmentHeld:
+                counters.Fragments++;
+                counters.FragmentsHeld++;
+                break;
+            case Verdict.FragmentDropped:
+                counters.Fragments++;
+                counters.FragmentsDropped++;
+                break;
+            default:
+                counters.NotForUs++;
+                break;
+        }
+    }
+
+    private void DeliverReleasedFragments(DataplaneCounters counters)
+    {
+        while (_decider.Fragments.TryTakeReleased(out var datagram))
+        {
+            if (_delivery!.DeliverDatagram(datagram))
+            {
+                counters.Accepted++;
+                counters.AcceptedBytes += datagram.Length;
+            }
+            else
+            {
+                counters.DeliveryErrors++;
+            }
+        }
+    }
+
+    private void Answer(int length, ref long answered, DataplaneCounters counters)
+    {
+        if (_capture.Send(_reply.AsSpan(0, length)))
+        {
+            answered++;
+        }
+        else
+        {
+            counters.SendErrors++;
+        }
+    }
+}
