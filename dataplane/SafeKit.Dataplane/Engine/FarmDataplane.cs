@@ -128,6 +128,15 @@ public sealed partial class FarmDataplane : IDisposable
             tracked += worker.Decider.Fragments.TrackedCount;
         }
 
+        if (_nft is not null)
+        {
+            // The kernel fast path decides VIP traffic; its rule counters are the verdicts.
+            var (accepted, rejected) = _nft.ReadCounters();
+            counters.Accepted += accepted;
+            counters.Rejected += rejected;
+            counters.Frames += accepted + rejected;
+        }
+
         var table = Table;
         return new DataplaneSnapshot(
             _options.Mode == DataplaneMode.Kernel ? "kernel" : "userspace",

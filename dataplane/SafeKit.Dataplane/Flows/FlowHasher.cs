@@ -33,22 +33,18 @@ public readonly struct FlowHasher
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool KeyUsesPort(byte protocol) => _usePorts && IpProtocol.HasPorts(protocol);
 
-    /// <summary>Hash of a client given by its address and, when the key uses it, its port.</summary>
+    /// <summary>Hash of a client given by its 4- or 16-byte address and, when the key uses it, its port.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public uint Hash(ReadOnlySpan<byte> clientAddress, bool withPort, ushort clientPort)
     {
-        if (!withPort)
+        if (clientAddress.Length is not (4 or 16))
         {
-            return JHash.Hash(clientAddress, _seed);
+            throw new ArgumentException("a client address has 4 or 16 bytes", nameof(clientAddress));
         }
 
-        Span<byte> key = stackalloc byte[20];
-        clientAddress.CopyTo(key);
-        var at = clientAddress.Length;
-        key[at] = (byte)(clientPort >> 8);
-        key[at + 1] = (byte)clientPort;
-        key[at + 2] = 0;
-        key[at + 3] = 0;
-        return JHash.Hash(key[..(at + 4)], _seed);
+        // The port occupies the first two bytes of its 32-bit register, big-endian, then zeros;
+        // read little-endian that word is (low byte << 8) | high byte.
+        var portWord = (uint)((clientPort >> 8) | ((clientPort & 0xff) << 8));
+        return JHash.HashFlowKey(clientAddress, withPort, portWord, _seed);
     }
 }

@@ -44,6 +44,44 @@ public static class JHash
         return c;
     }
 
+    /// <summary>
+    /// jhash of a 4-, 8-, 16- or 20-byte flow key given as its little-endian 32-bit words, without
+    /// copying the key: the shapes <see cref="FlowHasher"/> builds (address, then optionally the
+    /// padded port word). Bit-identical to <see cref="Hash"/> over the same bytes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint HashFlowKey(ReadOnlySpan<byte> address, bool withPort, uint portWord, uint seed)
+    {
+        var length = (uint)address.Length + (withPort ? 4u : 0u);
+        uint a, b, c;
+        a = b = c = InitialValue + length + seed;
+        var w0 = BinaryPrimitives.ReadUInt32LittleEndian(address);
+        if (address.Length == 4)
+        {
+            a += w0;
+            if (withPort)
+            {
+                b += portWord;
+            }
+
+            Final(ref a, ref b, ref c);
+            return c;
+        }
+
+        a += w0;
+        b += BinaryPrimitives.ReadUInt32LittleEndian(address[4..]);
+        c += BinaryPrimitives.ReadUInt32LittleEndian(address[8..]);
+        Mix(ref a, ref b, ref c);
+        a += BinaryPrimitives.ReadUInt32LittleEndian(address[12..]);
+        if (withPort)
+        {
+            b += portWord;
+        }
+
+        Final(ref a, ref b, ref c);
+        return c;
+    }
+
     /// <summary>The kernel's reciprocal_scale: maps a 32-bit hash onto [0, range).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Scale(uint hash, uint range) => (uint)(((ulong)hash * range) >> 32);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.Json;
 using SafeKit.Dataplane.Buckets;
 using SafeKit.Dataplane.Decisions;
 using SafeKit.Dataplane.Engine;
@@ -20,6 +21,7 @@ public sealed class NftFastPath : IDisposable
     private readonly FarmDataplaneOptions _options;
     private readonly ClusterMac _mac;
     private bool _applied;
+    private (long Accepted, long Rejected) _carried;
 
     public NftFastPath(FarmDataplaneOptions options, ClusterMac mac)
     {
@@ -48,6 +50,13 @@ public sealed class NftFastPath : IDisposable
     public void Apply(BucketTable table)
     {
         ArgumentNullException.ThrowIfNull(table);
+        if (_applied)
+        {
+            // Replacing the table resets its counters: carry them over.
+            var (accepted, rejected) = ReadCounters();
+            _carried = (accepted, rejected);
+        }
+
         var script = new StringBuilder();
         script.Append("table netdev ").Append(TableName).AppendLine();
         script.Append("delete table netdev ").Append(TableName).AppendLine();
@@ -84,11 +93,41 @@ public sealed class NftFastPath : IDisposable
         AppendFamily(text, "ip6", o.Vips.Where(v => v.AddressFamily == AddressFamily.InterNetworkV6).Select(v => v.ToString()).ToList(), mod, seed);
         text.AppendLine("  }");
         text.AppendLine("  chain decide {");
-        text.AppendLine("    meta mark @owned meta mark set 0 meta pkttype set host accept");
-        text.AppendLine("    drop");
+        text.AppendLine("    meta mark @owned meta mark set 0 meta pkttype set host counter accept");
+        text.AppendLine("    counter drop");
         text.AppendLine("  }");
         text.AppendLine("}");
         return text.ToString();
+    }
+
+    /// <summary>Packets the kernel accepted and rejected since the rules were first applied.</summary>
+    public (long Accepted, long Rejected) ReadCounters()
+    {
+        var result = CommandRunner.Run("nft", ["-j", "list", "chain", "netdev", TableName, "decide"]);
+        if (!result.Succeeded)
+        {
+            return _carried;
+        }
+
+        var counters = new List<long>();
+        using var document = JsonDocument.Parse(result.Output);
+        foreach (var item in document.RootElement.GetProperty("nftables").EnumerateArray())
+        {
+            if (!item.TryGetProperty("rule", out var rule))
+            {
+                continue;
+            }
+
+            foreach (var expression in rule.GetProperty("expr").EnumerateArray())
+            {
+                if (expression.TryGetProperty("counter", out var counter))
+                {
+                    counters.Add(counter.GetProperty("packets").GetInt64());
+                }
+            }
+        }
+
+        return counters.Count == 2 ? (_carried.Accepted + counters[0], _carried.Rejected + counters[1]) : _carried;
     }
 
     public void Dispose()

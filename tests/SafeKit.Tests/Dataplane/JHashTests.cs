@@ -20,6 +20,27 @@ public sealed class JHashTests
     }
 
     [Fact]
+    public void HashFlowKey_EqualsGenericHashOverTheSameBytes()
+    {
+        var random = new Random(3);
+        foreach (var length in new[] { 4, 16 })
+        {
+            for (var i = 0; i < 5000; i++)
+            {
+                var address = new byte[length];
+                random.NextBytes(address);
+                var port = (ushort)random.Next(65536);
+                var seed = (uint)random.Next();
+                var hasher = new FlowHasher(Affinity.ClientIpPort, seed);
+                byte[] key = [.. address, (byte)(port >> 8), (byte)port, 0, 0];
+
+                Assert.Equal(JHash.Hash(key, seed), hasher.Hash(address, true, port));
+                Assert.Equal(JHash.Hash(address, seed), hasher.Hash(address, false, port));
+            }
+        }
+    }
+
+    [Fact]
     public void Hash_LongKeys_UseEveryByte()
     {
         var key = new byte[20];

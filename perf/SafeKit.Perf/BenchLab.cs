@@ -1,0 +1,76 @@
+using System.Globalization;
+using SafeKit.ControlPlane.Status;
+using SafeKit.Native.Host;
+
+namespace SafeKit.Perf;
+
+/// <summary>A lab for one benchmark variant, driven through the real CLI.</summary>
+internal sealed class BenchLab : IDisposable
+{
+    private const string DefaultPrefix = "skbench";
+    private static readonly string Safekit = Path.Combine(AppContext.BaseDirectory, "safekit");
+
+    private BenchLab(string variant, string prefix)
+    {
+        Variant = variant;
+        Prefix = prefix;
+    }
+
+    public string Variant { get; }
+
+    public string Prefix { get; }
+
+    public static string Loadgen => Path.Combine(AppContext.BaseDirectory, "sk-loadgen");
+
+    /// <summary>Brings up a 3-node lab; <paramref name="options"/> are safekit lab up options.</summary>
+    public static BenchLab Up(string variant, params string[] options)
+    {
+        CommandRunner.Run(Safekit, ["lab", "down", "--prefix", DefaultPrefix]);
+        var up = CommandRunner.Run(Safekit, ["lab", "up", "--prefix", DefaultPrefix, "--no-ipv6", .. options], timeout: TimeSpan.FromMinutes(2));
+        if (!up.Succeeded)
+        {
+            throw new InvalidOperationException($"lab up ({variant}) failed: {up.Output}{up.Error}");
+        }
+
+        return new BenchLab(variant, DefaultPrefix);
+    }
+
+    public CommandResult Exec(string name, params string[] command) =>
+        CommandRunner.Run(Safekit, ["lab", "exec", "--prefix", Prefix, name, "--", .. command], timeout: TimeSpan.FromMinutes(5));
+
+    /// <summary>Counters of every node, from status written after this call.</summary>
+    public IReadOnlyList<(IReadOnlyDictionary<string, long> Counters, long Dropped)> Counters()
+    {
+        var asked = DateTimeOffset.UtcNow;
+        var directories = Directory.GetDirectories(Path.Combine("/run/safekit-lab", Prefix));
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (DateTime.UtcNow < deadline && directories.Any(d => StatusFile.TryRead(d) is not { } s || s.Updated <= asked))
+        {
+            Thread.Sleep(100);
+        }
+
+        return directories.Order(StringComparer.Ordinal)
+            .Select(StatusFile.TryRead)
+            .Select(s => s!.Modules[0].Farm!)
+            .Select(f => (f.Counters, f.CaptureDropped))
+            .ToList();
+    }
+
+    public string ClusterMac() =>
+        StatusFile.TryRead(Directory.GetDirectories(Path.Combine("/run/safekit-lab", Prefix)).First())!.Modules[0].Farm!.ClusterMac;
+
+    public void Dispose() => CommandRunner.Run(Safekit, ["lab", "down", "--prefix", Prefix]);
+
+    public static double ParseWrk(string output)
+    {
+        foreach (var line in output.Split('\n'))
+        {
+            if (line.StartsWith("Requests/sec:", StringComparison.Ordinal))
+            {
+                return double.Parse(line["Requests/sec:".Length..].Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+
+        throw new InvalidOperationException("wrk printed no Requests/sec: " + output);
+    }
+}

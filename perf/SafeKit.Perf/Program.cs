@@ -1,0 +1,26 @@
+using SafeKit.Perf;
+
+// sk-bench: end-to-end benchmarks in the local lab (root). Each compares the dataplane with its
+// peer, the in-kernel nftables jhash filter, in the same run, prints a BENCH line and writes
+// RESULTS/NAME.json.
+//   sk-bench http [--results DIR] [--rounds 3] [--seconds 8] [--connections 64]
+//   sk-bench pps  [--results DIR] [--seconds 3]
+string Option(string name, string fallback)
+{
+    var index = Array.IndexOf(args, "--" + name);
+    return index >= 0 && index + 1 < args.Length ? args[index + 1] : fallback;
+}
+
+var results = Option("results", Path.Combine("perf", "results"));
+switch (args.FirstOrDefault())
+{
+    case "http":
+        HttpBenchmark.Run(results, int.Parse(Option("rounds", "3")), int.Parse(Option("seconds", "8")), int.Parse(Option("connections", "64")));
+        return 0;
+    case "pps":
+        PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
+        return 0;
+    default:
+        Console.Error.WriteLine("usage: sk-bench http|pps [--results DIR] [options]");
+        return 64;
+}
