@@ -61,6 +61,7 @@ internal sealed class FarmModuleHost : IDisposable
             ["fragments_dropped"] = c.FragmentsDropped,
             ["delivery_errors"] = c.DeliveryErrors,
             ["send_errors"] = c.SendErrors,
+            ["worker_allocated_bytes"] = c.WorkerAllocatedBytes,
         };
         var farm = new FarmStatus(
             snapshot.Mode,

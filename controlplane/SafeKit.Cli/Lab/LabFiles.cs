@@ -64,6 +64,7 @@ internal static class LabFiles
         text.AppendLine("http {");
         text.AppendLine("  access_log off;");
         text.AppendLine("  keepalive_requests 1000000;");
+        text.AppendLine("  client_max_body_size 0;");
         text.Append("  client_body_temp_path ").Append(Path.Combine(directory, "nginx-body")).AppendLine(";");
         text.AppendLine("  server {");
         text.Append("    listen ").Append(LabTopology.VipV4).Append(':').Append(LabTopology.HttpPort).AppendLine(";");

@@ -23,6 +23,9 @@ public sealed class DataplaneCounters
     public long DeliveryErrors;
     public long SendErrors;
 
+    /// <summary>Managed bytes the worker thread has allocated since it started (the hot path allocates none).</summary>
+    public long WorkerAllocatedBytes;
+
     /// <summary>Adds every counter of <paramref name="other"/> into this one.</summary>
     public void Add(DataplaneCounters other)
     {
@@ -42,5 +45,6 @@ public sealed class DataplaneCounters
         FragmentsDropped += Volatile.Read(ref other.FragmentsDropped);
         DeliveryErrors += Volatile.Read(ref other.DeliveryErrors);
         SendErrors += Volatile.Read(ref other.SendErrors);
+        WorkerAllocatedBytes += Volatile.Read(ref other.WorkerAllocatedBytes);
     }
 }

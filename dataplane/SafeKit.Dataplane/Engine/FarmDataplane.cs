@@ -256,11 +256,14 @@ public sealed partial class FarmDataplane : IDisposable
     private void Run(DataplaneWorker worker)
     {
         var capture = worker.Capture;
+        var counters = worker.Counters;
+        var baseline = GC.GetAllocatedBytesForCurrentThread();
         while (!_stopping)
         {
             try
             {
                 capture.Dispatch(worker, 100);
+                Volatile.Write(ref counters.WorkerAllocatedBytes, GC.GetAllocatedBytesForCurrentThread() - baseline);
             }
             catch (Exception e) when (!_stopping)
             {

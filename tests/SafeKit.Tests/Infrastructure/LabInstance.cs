@@ -191,3 +191,12 @@ public sealed class KernelLab : LabInstance
     {
     }
 }
+
+/// <summary>Two capture threads per node sharing the interface with PACKET_FANOUT.</summary>
+public sealed class FanoutLab : LabInstance
+{
+    public FanoutLab()
+        : base("--workers", "2")
+    {
+    }
+}

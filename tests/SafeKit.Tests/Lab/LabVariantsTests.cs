@@ -85,9 +85,62 @@ public sealed class PcapLabTests : IClassFixture<PcapLab>
             Assert.Equal(owner(client, true, (ushort)connection.GetProperty("port").GetInt32()), FarmLabTests.Node(connection));
         }
 
-        Assert.Equal("pcap", _lab.Status().GetProperty("nodes").EnumerateArray().Select(_ => "pcap").First());
         Assert.All(Directory.GetDirectories(_lab.StateDirectory), d =>
             Assert.Contains("\"capture\": \"pcap\"", File.ReadAllText(Path.Combine(d, "status.json")), StringComparison.Ordinal));
+    }
+}
+
+[Collection(LabCollection.Name)]
+public sealed class PcapLabLargeBodyTests : IClassFixture<PcapLab>
+{
+    private readonly PcapLab _lab;
+
+    public PcapLabLargeBodyTests(PcapLab lab)
+    {
+        _lab = lab;
+    }
+
+    [Fact]
+    public void Post_LargeBodiesThroughLibpcap_ChecksumsAreCompletedInUserSpace()
+    {
+        _lab.Require();
+        var body = Path.Combine(_lab.StateDirectory, "body.bin");
+        File.WriteAllBytes(body, new byte[2 << 20]);
+        for (var i = 0; i < 4; i++)
+        {
+            var post = _lab.Exec("client", "curl", "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect:", "--data-binary", "@" + body, "http://198.18.0.100/");
+            Assert.Equal("200", post.Output);
+        }
+
+        Assert.All(FarmLabTests.TcpChecksumErrors(_lab), errors => Assert.Equal(0, errors));
+    }
+}
+
+[Collection(LabCollection.Name)]
+public sealed class FanoutLabTests : IClassFixture<FanoutLab>
+{
+    private readonly FanoutLab _lab;
+
+    public FanoutLabTests(FanoutLab lab)
+    {
+        _lab = lab;
+    }
+
+    [Fact]
+    public void Http_TwoWorkersPerNodeWithFanout_ServeAndFollowTheBucketTable()
+    {
+        _lab.Require();
+        var report = _lab.ExecJson("client", Tools.Loadgen, "http", "--host", "198.18.0.100", "--count", "90", "--concurrency", "4");
+        var udp = _lab.ExecJson("client", Tools.Loadgen, "udp", "--host", "198.18.0.100", "--count", "20", "--size", "3000");
+
+        Assert.Equal(90, report.GetProperty("ok").GetInt32());
+        Assert.Equal(20, udp.GetProperty("ok").GetInt32());
+        var owner = _lab.OwnerFunction();
+        var client = IPAddress.Parse("198.18.0.10").GetAddressBytes();
+        foreach (var connection in report.GetProperty("connections").EnumerateArray())
+        {
+            Assert.Equal(owner(client, true, (ushort)connection.GetProperty("port").GetInt32()), FarmLabTests.Node(connection));
+        }
     }
 }
 
