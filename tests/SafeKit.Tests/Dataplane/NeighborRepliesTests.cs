@@ -51,13 +51,7 @@ public sealed class NeighborRepliesTests
     [Fact]
     public void NeighborAdvertisement_HasValidChecksumAndClusterMacOption()
     {
-        var solicitation = new byte[32];
-        solicitation[0] = 135;
-        Vip6.GetAddressBytes().CopyTo(solicitation, 8);
-        solicitation[24] = 1;
-        solicitation[25] = 1;
-        ClientMac.CopyTo(solicitation, 26);
-        var request = Ethernet([0x33, 0x33, 0xff, 0, 1, 0], EtherTypes.IPv6, IPv6(Client6, IPAddress.Parse("ff02::1:ff00:100"), IpProtocol.IcmpV6, solicitation));
+        var request = NeighborSolicitation(Client6, Vip6);
         PacketParser.Parse(request, out var p);
         var output = new byte[NeighborReplies.MaxFrameLength];
 

@@ -102,6 +102,19 @@ public sealed class PacketDeciderTests
     }
 
     [Fact]
+    public void Decide_NeighborSolicitationForVip_ExactlyOneNodeAnswers()
+    {
+        var farm = new Farm(3);
+        var random = new Random(8);
+        for (var i = 0; i < 200; i++)
+        {
+            farm.SingleAcceptor(NeighborSolicitation(Farm.RandomClient(random, true), Vip6), Verdict.AnswerNdp, Verdict.NeighborOther);
+        }
+
+        Assert.All(farm.Decide(NeighborSolicitation(Client6, IPAddress.Parse("2001:2::11"))), v => Assert.Equal(Verdict.NotForUs, v));
+    }
+
+    [Fact]
     public void Decide_ArpForAnotherAddress_IsNotForUs()
     {
         var farm = new Farm(3);

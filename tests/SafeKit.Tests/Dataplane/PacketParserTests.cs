@@ -214,13 +214,7 @@ public sealed class PacketParserTests
     [Fact]
     public void Parse_NeighborSolicitation_FindsTargetAndSourceLinkLayer()
     {
-        var message = new byte[32];
-        message[0] = 135;
-        Vip6.GetAddressBytes().CopyTo(message, 8);
-        message[24] = 1;
-        message[25] = 1;
-        ClientMac.CopyTo(message, 26);
-        var frame = Ethernet([0x33, 0x33, 0xff, 0, 1, 0], EtherTypes.IPv6, IPv6(Client6, IPAddress.Parse("ff02::1:ff00:100"), IpProtocol.IcmpV6, message));
+        var frame = NeighborSolicitation(Client6, Vip6);
 
         Assert.Equal(ParseStatus.Ok, PacketParser.Parse(frame, out var p));
 

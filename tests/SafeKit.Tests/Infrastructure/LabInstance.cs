@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Text.Json;
 using SafeKit.ControlPlane.Configuration;
 using SafeKit.Dataplane.Buckets;
@@ -92,6 +93,88 @@ public class LabInstance : IDisposable
         var table = BucketTable.Compute(nodes, farm.Buckets, nodes[0].Name);
         var hasher = new FlowHasher(farm.Affinity, farm.HashSeed);
         return (client, hasPort, port) => nodes[table.OwnerOf(table.BucketOf(hasher.Hash(client, hasPort && farm.Affinity == Affinity.ClientIpPort, port)))].Name;
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> new HTTP connections from the client to <paramref name="vip"/>:
+    /// asserts every one succeeded and was served by the node the lab's bucket table assigns to its
+    /// flow. Returns how many each node served.
+    /// </summary>
+    public Dictionary<string, int> HttpFollowingTheTable(string vip, int count, int concurrency = 4)
+    {
+        var report = ExecJson("client", Tools.Loadgen, "http", "--host", vip, "--count", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "--concurrency", concurrency.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(count, report.GetProperty("ok").GetInt32());
+        return ServedFollowingTheTable(report.GetProperty("connections"), vip);
+    }
+
+    /// <summary>As <see cref="HttpFollowingTheTable"/>, for datagrams of <paramref name="size"/> bytes to the UDP service.</summary>
+    public Dictionary<string, int> UdpFollowingTheTable(string vip, int count, int size)
+    {
+        var report = ExecJson("client", Tools.Loadgen, "udp", "--host", vip, "--port", "5300", "--count", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "--size", size.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(count, report.GetProperty("ok").GetInt32());
+        return ServedFollowingTheTable(report.GetProperty("datagrams"), vip);
+    }
+
+    /// <summary>ping to the VIP: every request answered, exactly once.</summary>
+    public void AssertOneReplyPerPing(string vip)
+    {
+        var ping = Exec("client", "ping", "-c", "5", "-i", "0.2", "-W", "2", vip);
+        Assert.True(ping.Succeeded, ping.Output + ping.Error);
+        Assert.Contains("5 packets transmitted, 5 received", ping.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("DUP", ping.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>POSTs <paramref name="count"/> bodies of <paramref name="bytes"/> to the VIP; each must get 200.</summary>
+    public void PostBodies(int count, int bytes)
+    {
+        var body = Path.Combine(StateDirectory, "body.bin");
+        File.WriteAllBytes(body, new byte[bytes]);
+        for (var i = 0; i < count; i++)
+        {
+            var post = Exec("client", "curl", "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect:", "--data-binary", "@" + body, "http://198.18.0.100/");
+            Assert.Equal("200", post.Output);
+        }
+    }
+
+    /// <summary>TCP checksum errors (InCsumErrors) counted by each node's kernel.</summary>
+    public IEnumerable<long> TcpChecksumErrors() =>
+        Directory.GetDirectories(StateDirectory).Select(d =>
+        {
+            // /proc/PID/net/snmp shows the counters of PID's network namespace; InCsumErrors is last.
+            var pid = JsonDocument.Parse(File.ReadAllText(Path.Combine(d, "status.json"))).RootElement.GetProperty("pid").GetInt32();
+            var values = File.ReadAllLines($"/proc/{pid}/net/snmp").Last(l => l.StartsWith("Tcp:", StringComparison.Ordinal)).Split(' ');
+            return long.Parse(values[^1], System.Globalization.CultureInfo.InvariantCulture);
+        });
+
+    /// <summary>The node named in an answer ("node P-nX").</summary>
+    public static string Node(JsonElement result)
+    {
+        var body = result.GetProperty("body").GetString();
+        Assert.NotNull(body);
+        Assert.StartsWith("node ", body, StringComparison.Ordinal);
+        return body["node ".Length..];
+    }
+
+    /// <summary>The cluster MAC safekitd reports.</summary>
+    public string ClusterMac()
+    {
+        var status = JsonDocument.Parse(File.ReadAllText(Path.Combine(StateDirectory, Prefix + "-n1", "status.json"))).RootElement;
+        return status.GetProperty("modules")[0].GetProperty("farm").GetProperty("cluster_mac").GetString()!;
+    }
+
+    private Dictionary<string, int> ServedFollowingTheTable(JsonElement results, string vip)
+    {
+        var owner = OwnerFunction();
+        var client = IPAddress.Parse(vip.Contains(':', StringComparison.Ordinal) ? "2001:2::10" : "198.18.0.10").GetAddressBytes();
+        var served = new Dictionary<string, int>();
+        foreach (var result in results.EnumerateArray())
+        {
+            var node = Node(result);
+            Assert.Equal(owner(client, true, (ushort)result.GetProperty("port").GetInt32()), node);
+            served[node] = served.GetValueOrDefault(node) + 1;
+        }
+
+        return served;
     }
 
     /// <summary>Starts tcpdump in a lab namespace writing to <paramref name="file"/>; stop it with <see cref="StopCapture"/>.</summary>

@@ -63,6 +63,20 @@ internal static class TestFrames
         return ethernet.Bytes;
     }
 
+    /// <summary>An NDP neighbour solicitation from <paramref name="source"/> for <paramref name="target"/>, with a source link-layer option.</summary>
+    public static byte[] NeighborSolicitation(IPAddress source, IPAddress target)
+    {
+        var message = new byte[32];
+        message[0] = 135;
+        target.GetAddressBytes().CopyTo(message, 8);
+        message[24] = 1;
+        message[25] = 1;
+        ClientMac.CopyTo(message, 26);
+        var group = target.GetAddressBytes();
+        var solicitedNode = IPAddress.Parse($"ff02::1:ff{group[13]:x2}:{group[14]:x2}{group[15]:x2}");
+        return Ethernet([0x33, 0x33, 0xff, group[13], group[14], group[15]], EtherTypes.IPv6, IPv6(source, solicitedNode, IpProtocol.IcmpV6, message));
+    }
+
     /// <summary>Ethernet header + payload.</summary>
     public static byte[] Ethernet(byte[] destination, ushort etherType, byte[] payload, params ushort[] vlans)
     {
