@@ -1,6 +1,7 @@
 using SafeKit.Dataplane.Capture;
 using SafeKit.Dataplane.Decisions;
 using SafeKit.Dataplane.Delivery;
+using SafeKit.Dataplane.Fragments;
 using SafeKit.Dataplane.Neighbors;
 
 namespace SafeKit.Dataplane.Engine;
@@ -16,6 +17,7 @@ public sealed class DataplaneWorker : IFrameSink
     private readonly NeighborReplies _replies;
     private readonly ICaptureBackend _capture;
     private readonly byte[] _reply = new byte[NeighborReplies.MaxFrameLength];
+    private readonly byte[] _released = new byte[FragmentTracker.SlotSize];
 
     /// <param name="decider">The accept rule (its fragment tracker belongs to this worker).</param>
     /// <param name="delivery">Where accepted datagrams go; null when the kernel fast path accepts them.</param>
@@ -109,12 +111,12 @@ public sealed class DataplaneWorker : IFrameSink
 
     private void DeliverReleasedFragments(DataplaneCounters counters)
     {
-        while (_decider.Fragments.TryTakeReleased(out var datagram))
+        while (_decider.Fragments.TryTakeReleased(_released, out var length))
         {
-            if (_delivery!.DeliverDatagram(datagram))
+            if (_delivery!.DeliverDatagram(_released.AsSpan(0, length)))
             {
                 counters.Accepted++;
-                counters.AcceptedBytes += datagram.Length;
+                counters.AcceptedBytes += length;
             }
             else
             {

@@ -22,7 +22,6 @@ namespace SafeKit.Dataplane.Engine;
 public sealed partial class FarmDataplane : IDisposable
 {
     private const int PacketFanoutHash = 0;
-    private const int PacketFanoutFlagDefrag = 0x8000;
 
     private readonly FarmDataplaneOptions _options;
     private readonly ILogger _logger;
@@ -175,6 +174,7 @@ public sealed partial class FarmDataplane : IDisposable
         var replies = new NeighborReplies(nic.MacAddress, _mac);
         var delivery = neighborOnly ? null : new TunDelivery(_tun);
         var fanoutGroup = (ushort)(Environment.ProcessId & 0xffff);
+        var fragments = new FragmentTracker(o.Fragments);
         for (var i = 0; i < workers; i++)
         {
             ICaptureBackend capture = o.Capture == CaptureKind.Pcap
@@ -186,14 +186,16 @@ public sealed partial class FarmDataplane : IDisposable
                     Ring = o.Ring,
                     Memberships = memberships,
                     FanoutGroup = workers > 1 ? fanoutGroup : (ushort)0,
-                    FanoutMode = PacketFanoutHash | PacketFanoutFlagDefrag,
+                    // Flow hash; the fragments of one datagram may still reach different workers,
+                    // which is why the workers share one fragment tracker.
+                    FanoutMode = PacketFanoutHash,
                 });
             var decider = new PacketDecider(
                 new VipSet(o.Vips),
                 _mac,
                 new FlowHasher(o.Affinity, o.HashSeed),
                 Table,
-                new FragmentTracker(o.Fragments));
+                fragments);
             _workers.Add(new DataplaneWorker(decider, delivery, replies, capture));
         }
 

@@ -12,7 +12,9 @@ namespace SafeKit.Dataplane.Fragments;
 /// protocol, identification); later fragments follow it. Fragments that overtake the first one
 /// are copied aside (bounded memory) and released or discarded when it arrives.
 /// All storage is preallocated: a flood of fragments that never complete evicts tracked datagrams
-/// (pending ones first) and drops held fragments, it never grows memory. Single-threaded.
+/// (pending ones first) and drops held fragments, it never grows memory. Thread-safe: capture
+/// workers that share an interface share one tracker, because the fragments of one datagram can
+/// reach different workers; the lock is only taken for fragments.
 /// </summary>
 [SkipLocalsInit]
 public sealed class FragmentTracker
@@ -33,11 +35,12 @@ public sealed class FragmentTracker
     private readonly int[] _slotNext;
     private readonly int[] _slotLength;
     private readonly long _timeout;
+    // A plain monitor: System.Threading.Lock allocated on this path in measurements (tier-up), Monitor does not.
+    private readonly object _lock = new();
     private int _freeEntry;
     private int _freeSlot;
     private int _clock;
     private int _releaseHead = -1;
-    private int _lastTaken = -1;
 
     public FragmentTracker(FragmentTrackerOptions options)
     {
@@ -82,6 +85,49 @@ public sealed class FragmentTracker
     public int OnFirstFragment(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool accept, long now)
     {
         var key = KeyOf(frame, packet);
+        lock (_lock)
+        {
+            return RecordFirst(key, accept, now);
+        }
+    }
+
+    /// <summary>Decides a fragment that carries no transport header.</summary>
+    /// <returns>Accept or Reject when the datagram is decided; FragmentHeld or FragmentDropped otherwise.</returns>
+    public Verdict OnLaterFragment(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
+    {
+        var key = KeyOf(frame, packet);
+        lock (_lock)
+        {
+            return DecideLater(key, frame[packet.L3Offset..packet.L3End], now);
+        }
+    }
+
+    /// <summary>
+    /// Copies the next held fragment (an IP datagram) released by an accepting first fragment into
+    /// <paramref name="destination"/> (at least <see cref="SlotSize"/> bytes).
+    /// </summary>
+    public bool TryTakeReleased(Span<byte> destination, out int length)
+    {
+        lock (_lock)
+        {
+            if (_releaseHead < 0)
+            {
+                length = 0;
+                return false;
+            }
+
+            var slot = _releaseHead;
+            _releaseHead = _slotNext[slot];
+            length = _slotLength[slot];
+            _slots.AsSpan(slot * SlotSize, length).CopyTo(destination);
+            _slotNext[slot] = _freeSlot;
+            _freeSlot = slot;
+            return true;
+        }
+    }
+
+    private int RecordFirst(in FragmentKey key, bool accept, long now)
+    {
         var index = Find(key, now);
         if (index < 0)
         {
@@ -113,11 +159,8 @@ public sealed class FragmentTracker
         return released;
     }
 
-    /// <summary>Decides a fragment that carries no transport header.</summary>
-    /// <returns>Accept or Reject when the datagram is decided; FragmentHeld or FragmentDropped otherwise.</returns>
-    public Verdict OnLaterFragment(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
+    private Verdict DecideLater(in FragmentKey key, ReadOnlySpan<byte> datagram, long now)
     {
-        var key = KeyOf(frame, packet);
         var index = Find(key, now);
         if (index >= 0)
         {
@@ -139,7 +182,6 @@ public sealed class FragmentTracker
             _entries[index].Expires = now + _timeout;
         }
 
-        var datagram = frame[packet.L3Offset..packet.L3End];
         if (datagram.Length > SlotSize || _freeSlot < 0)
         {
             return Verdict.FragmentDropped;
@@ -155,32 +197,6 @@ public sealed class FragmentTracker
         entry.HeldCount++;
         HeldCount++;
         return Verdict.FragmentHeld;
-    }
-
-    /// <summary>
-    /// Next held fragment (an IP datagram) released by an accepting first fragment. The span stays
-    /// valid until the next call.
-    /// </summary>
-    public bool TryTakeReleased(out ReadOnlySpan<byte> datagram)
-    {
-        if (_lastTaken >= 0)
-        {
-            _slotNext[_lastTaken] = _freeSlot;
-            _freeSlot = _lastTaken;
-            _lastTaken = -1;
-        }
-
-        if (_releaseHead < 0)
-        {
-            datagram = default;
-            return false;
-        }
-
-        var slot = _releaseHead;
-        _releaseHead = _slotNext[slot];
-        _lastTaken = slot;
-        datagram = _slots.AsSpan(slot * SlotSize, _slotLength[slot]);
-        return true;
     }
 
     private static FragmentKey KeyOf(ReadOnlySpan<byte> frame, in ParsedPacket packet)

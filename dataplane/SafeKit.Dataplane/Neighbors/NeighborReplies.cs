@@ -12,7 +12,6 @@ namespace SafeKit.Dataplane.Neighbors;
 /// </summary>
 public sealed class NeighborReplies
 {
-    private const int EthernetHeaderLength = 14;
     private static readonly byte[] Broadcast = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
     private static readonly byte[] AllNodesMac = [0x33, 0x33, 0x00, 0x00, 0x00, 0x01];
     private static readonly byte[] AllNodes = IPAddress.Parse("ff02::1").GetAddressBytes();
@@ -114,7 +113,4 @@ public sealed class NeighborReplies
         arp[5] = 4;
         BinaryPrimitives.WriteUInt16BigEndian(arp[6..], operation);
     }
-
-    /// <summary>Length of the Ethernet header the builders write without VLAN tags.</summary>
-    public static int UntaggedHeaderLength => EthernetHeaderLength;
 }

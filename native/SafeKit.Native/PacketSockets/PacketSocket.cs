@@ -49,9 +49,6 @@ public sealed unsafe class PacketSocket : IDisposable
     /// <summary>The receive ring, if one was requested.</summary>
     public TpacketV3Ring? Ring { get; }
 
-    /// <summary>File descriptor for poll().</summary>
-    internal int Fd => _fd.Fd;
-
     public static PacketSocket Open(PacketSocketOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);

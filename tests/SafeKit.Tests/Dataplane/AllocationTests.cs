@@ -38,6 +38,8 @@ public sealed class AllocationTests
         Assert.True(verdicts[(int)Verdict.Accept] > 0 && verdicts[(int)Verdict.Reject] > 0 && verdicts[(int)Verdict.Malformed] > 0);
     }
 
+    private static readonly byte[] Released = new byte[SafeKit.Dataplane.Fragments.FragmentTracker.SlotSize];
+
     private static void Run(PacketDecider decider, List<byte[]> frames, int count, int[] verdicts)
     {
         for (var i = 0; i < count; i++)
@@ -45,7 +47,7 @@ public sealed class AllocationTests
             var frame = frames[i % frames.Count];
             var verdict = decider.Decide(frame, i / 1000, out _, out _);
             verdicts[(int)verdict]++;
-            while (decider.Fragments.TryTakeReleased(out _))
+            while (decider.Fragments.TryTakeReleased(Released, out _))
             {
             }
         }

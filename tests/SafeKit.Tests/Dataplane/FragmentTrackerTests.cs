@@ -42,9 +42,10 @@ public sealed class FragmentTrackerTests
         var released = farm.Deciders.Select(d =>
         {
             var list = new List<int>();
-            while (d.Fragments.TryTakeReleased(out var datagram))
+            var buffer = new byte[FragmentTracker.SlotSize];
+            while (d.Fragments.TryTakeReleased(buffer, out var length))
             {
-                Assert.Equal(ParseStatus.Ok, PacketParser.Parse(Ethernet(VipMac, EtherTypes.IPv4, datagram.ToArray()), out var p));
+                Assert.Equal(ParseStatus.Ok, PacketParser.Parse(Ethernet(VipMac, EtherTypes.IPv4, buffer[..length]), out var p));
                 list.Add(p.FragmentOffset);
             }
 
