@@ -50,7 +50,12 @@ public sealed class LabLifecycleTests
             Tools.Run("ip", "netns", "add", $"{prefix}-n1");
             Tools.Run("ip", "netns", "add", $"{prefix}-br");
             using var sleeper = System.Diagnostics.Process.Start("ip", ["netns", "exec", $"{prefix}-n1", "sleep", "300"]);
-            Thread.Sleep(200);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!Tools.Run("ip", "netns", "pids", $"{prefix}-n1").Output.Contains(sleeper.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the leftover process never entered its namespace");
+                Thread.Sleep(20);
+            }
 
             var up = Tools.Run(Tools.Safekit, "lab", "up", "--prefix", prefix, "--nodes", "1", "--no-ipv6");
 
