@@ -35,6 +35,22 @@ public sealed class DaemonStartupTests
     }
 
     [Fact]
+    public void Safekitd_WithoutPrivileges_RefusesToStartAndSaysWhatItNeeds()
+    {
+        Tools.RequireLab();
+        using var ns = Node();
+        var file = WriteConfig(ns, "eth0");
+        File.SetUnixFileMode(ns.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+
+        var result = ns.Exec("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+            "env", "DOTNET_CLI_HOME=/tmp", "HOME=/tmp", Tools.Safekitd, "--config", file, "--node", "a", "--state-dir", "/tmp/" + ns.Name + "-state");
+
+        Assert.Equal(3, result.ExitCode);
+        Assert.Contains("needs root or the CAP_NET_ADMIN and CAP_NET_RAW capabilities", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Safekitd_MissingInterface_RefusesToStartAndNamesIt()
     {
         Tools.RequireLab();

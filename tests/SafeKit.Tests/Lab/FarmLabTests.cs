@@ -66,6 +66,39 @@ public sealed class FarmLabTests : IClassFixture<DefaultLab>
         Assert.Equal(0, resets);
     }
 
+    [Fact]
+    public void Arp_VipResolvesToTheClusterMac_WhichNeverAppearsAsASource()
+    {
+        _lab.Require();
+        var clusterMac = _lab.ClusterMac();
+        var file = Path.Combine(_lab.StateDirectory, "client-arp.pcap");
+        var tcpdump = _lab.StartCapture("client", file, "arp or tcp port 80");
+        _lab.Exec("client", "ip", "neigh", "flush", "dev", "eth0");
+        _lab.HttpFollowingTheTable("198.18.0.100", 20);
+        Thread.Sleep(300);
+        LabInstance.StopCapture(tcpdump);
+
+        var replies = new List<ArpPacket>();
+        var frames = 0;
+        using var reader = new CaptureFileReaderDevice(file);
+        reader.Open();
+        while (reader.GetNextPacket(out var capture) == GetPacketStatus.PacketRead)
+        {
+            var raw = capture.GetPacket();
+            var ethernet = (EthernetPacket)Packet.ParsePacket(raw.LinkLayerType, raw.Data);
+            frames++;
+            Assert.NotEqual(clusterMac, Mac(ethernet.SourceHardwareAddress));
+            if (ethernet.Extract<ArpPacket>() is { Operation: ArpOperation.Response } arp && arp.SenderProtocolAddress.Equals(IPAddress.Parse("198.18.0.100")))
+            {
+                replies.Add(arp);
+            }
+        }
+
+        Assert.True(frames > 100);
+        var reply = Assert.Single(replies);
+        Assert.Equal(clusterMac, Mac(reply.SenderHardwareAddress));
+    }
+
     [Theory]
     [InlineData("198.18.0.100")]
     [InlineData("2001:2::100")]
@@ -74,6 +107,9 @@ public sealed class FarmLabTests : IClassFixture<DefaultLab>
         _lab.Require();
         _lab.AssertOneReplyPerPing(vip);
     }
+
+    private static string Mac(System.Net.NetworkInformation.PhysicalAddress address) =>
+        string.Join(':', address.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 
     [Fact]
     public void Udp_ServiceBehindTheVip_AnswersEveryDatagramFromTheOwningNode()
