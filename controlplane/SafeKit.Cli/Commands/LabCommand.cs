@@ -11,12 +11,12 @@ namespace SafeKit.Cli.Commands;
 internal static partial class LabCommand
 {
     public const string Usage = """
-        safekit lab up     [--nodes N] [--affinity client-ip-port|client-ip] [--l2 unicast|multicast]
-                           [--dataplane userspace|kernel] [--capture ring|pcap] [--workers N]
-                           [--no-ipv6] [--prefix P]
-        safekit lab down   [--prefix P]
-        safekit lab status [--json] [--prefix P]
-        safekit lab exec   [--prefix P] client|br|n1..nN -- COMMAND [ARGS...]
+          safekit lab up     [--nodes N] [--affinity client-ip-port|client-ip] [--l2 unicast|multicast]
+                             [--dataplane userspace|kernel] [--capture ring|pcap] [--workers N]
+                             [--no-ipv6] [--prefix P]
+          safekit lab down   [--prefix P]
+          safekit lab status [--json] [--prefix P]
+          safekit lab exec   [--prefix P] client|br|n1..nN -- COMMAND [ARGS...]
         """;
 
     private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };

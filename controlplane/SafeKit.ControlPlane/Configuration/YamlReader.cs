@@ -7,6 +7,8 @@ namespace SafeKit.ControlPlane.Configuration;
 /// <summary>
 /// Typed reads from a YAML tree that never throw: every problem becomes a <see cref="ConfigError"/>
 /// with the file, line, column and dotted key, and reading goes on so a user sees all of them at once.
+/// A null node is a key that is absent: <see cref="Required"/> reports it once, the typed reads
+/// then return null without a second error.
 /// </summary>
 internal sealed class YamlReader
 {
@@ -63,6 +65,11 @@ internal sealed class YamlReader
 
     public string? String(YamlNode? node, string path)
     {
+        if (node is null)
+        {
+            return null;
+        }
+
         if (node is YamlScalarNode { Value: { Length: > 0 } value })
         {
             return value;
@@ -80,6 +87,8 @@ internal sealed class YamlReader
                 return sequence.Children.ToList();
             case YamlScalarNode scalar:
                 return [scalar];
+            case null:
+                return [];
             default:
                 Error(node, path, "expected a list");
                 return [];

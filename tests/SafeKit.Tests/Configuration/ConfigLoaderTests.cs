@@ -128,6 +128,7 @@ public sealed class ConfigLoaderTests
         Assert.Contains("cluster.nodes", keys);
         Assert.Contains("modules[0].vips", keys);
         Assert.Contains("modules[0].interface", keys);
+        Assert.Equal(keys.Count, keys.Distinct().Count());
     }
 
     [Fact]
