@@ -1,24 +1,34 @@
 using Microsoft.Extensions.Logging;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Membership;
 using SafeKit.ControlPlane.Status;
 using SafeKit.Dataplane.Buckets;
 using SafeKit.Dataplane.Engine;
 
 namespace SafeKit.Daemon;
 
-/// <summary>Runs one farm module on this node: maps its configuration onto the dataplane.</summary>
+/// <summary>
+/// Runs one farm module on this node: maps its configuration onto the dataplane and every view of
+/// the membership onto a bucket table.
+/// </summary>
 internal sealed class FarmModuleHost : IDisposable
 {
+    private readonly ClusterConfig _cluster;
     private readonly FarmModuleConfig _module;
+    private readonly NodeConfig _self;
     private readonly FarmDataplane _dataplane;
+    private readonly ModuleStateHistory _state;
 
-    private FarmModuleHost(FarmModuleConfig module, FarmDataplane dataplane)
+    private FarmModuleHost(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, FarmDataplane dataplane, ModuleStateHistory state)
     {
+        _cluster = cluster;
         _module = module;
+        _self = self;
         _dataplane = dataplane;
+        _state = state;
     }
 
-    public static FarmModuleHost Start(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, ILogger logger)
+    public static FarmModuleHost Start(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, TimeProvider time, ILogger logger)
     {
         var options = new FarmDataplaneOptions
         {
@@ -30,14 +40,28 @@ internal sealed class FarmModuleHost : IDisposable
             Affinity = module.Affinity,
             BucketCount = module.Buckets,
             HashSeed = module.HashSeed,
-            Nodes = cluster.Nodes.Select(n => new NodeWeight(n.Name, n.Weight)).ToList(),
-            LocalNode = self.Name,
             Mode = module.Dataplane,
             Capture = module.Capture,
             TunName = module.Tun,
             Workers = module.Workers,
         };
-        return new FarmModuleHost(module, FarmDataplane.Start(options, logger));
+        var state = new ModuleStateHistory(time);
+        var dataplane = FarmDataplane.Start(options, logger);
+        state.Set(ModuleStates.Wait, "dataplane started, waiting for a view");
+        return new FarmModuleHost(cluster, module, self, dataplane, state);
+    }
+
+    /// <summary>Applies a view: the buckets this node owns from now on.</summary>
+    public void ApplyView(ClusterView view)
+    {
+        var members = NodeMask.Members(view.Members)
+            .Select(i => new NodeWeight(_cluster.Nodes[i].Name, Math.Max((byte)1, view.Weights.Length > i ? view.Weights[i] : (byte)1)))
+            .ToList();
+        var table = members.Count == 0 ? BucketTable.Empty(_module.Buckets) : BucketTable.Compute(members, _module.Buckets, _self.Name);
+        _dataplane.UseTable(table);
+        _state.Set(
+            table.LocalIndex >= 0 ? ModuleStates.Up : ModuleStates.Wait,
+            table.LocalIndex >= 0 ? $"member of view {view.Epoch} ({members.Count} nodes, {table.LocalCount} buckets)" : $"not a member of view {view.Epoch}");
     }
 
     public ModuleStatus Status()
@@ -73,8 +97,12 @@ internal sealed class FarmModuleHost : IDisposable
             snapshot.CaptureStatistics.Received,
             snapshot.CaptureStatistics.Dropped,
             snapshot.TrackedFragments);
-        return new ModuleStatus(_module.Name, "farm", "UP", farm);
+        return new ModuleStatus(_module.Name, "farm", _state.Current, farm, _state.Transitions());
     }
 
-    public void Dispose() => _dataplane.Dispose();
+    public void Dispose()
+    {
+        _dataplane.Dispose();
+        _state.Set(ModuleStates.Stop, "safekitd stopping");
+    }
 }

@@ -8,7 +8,8 @@ namespace SafeKit.Loadgen;
 /// <summary>
 /// <c>http --host IP --count N [--port P] [--concurrency C] [--timeout-ms T]</c>: N GET requests,
 /// each on a new TCP connection (a new client port), and a JSON report of every connection: its
-/// local port and the body's first line, so a test can check which node served which flow.
+/// local port, the body's first line (so a test can check which node served which flow), when it
+/// started (Unix ms) and how long it took.
 /// </summary>
 internal static class HttpCommand
 {
@@ -34,13 +35,21 @@ internal static class HttpCommand
         {
             ["ok"] = results.Count(r => r.Error is null),
             ["errors"] = results.Count(r => r.Error is not null),
-            ["connections"] = results.Select(r => new Dictionary<string, object?> { ["port"] = r.LocalPort, ["body"] = r.Body, ["error"] = r.Error }).ToList(),
+            ["connections"] = results.Select(r => new Dictionary<string, object?> { ["port"] = r.LocalPort, ["body"] = r.Body, ["error"] = r.Error, ["start_ms"] = r.StartMs, ["duration_ms"] = r.DurationMs }).ToList(),
         };
         Console.WriteLine(JsonSerializer.Serialize(report));
         return 0;
     }
 
     private static async Task<Result> OneAsync(IPAddress host, int port, TimeSpan timeout)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = await AttemptAsync(host, port, timeout);
+        return result with { StartMs = started.ToUnixTimeMilliseconds(), DurationMs = Math.Round(clock.Elapsed.TotalMilliseconds, 2) };
+    }
+
+    private static async Task<Result> AttemptAsync(IPAddress host, int port, TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);
         using var socket = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -74,5 +83,5 @@ internal static class HttpCommand
         }
     }
 
-    private sealed record Result(int LocalPort, string? Body, string? Error);
+    private sealed record Result(int LocalPort, string? Body, string? Error, long StartMs = 0, double DurationMs = 0);
 }

@@ -7,6 +7,8 @@ const string usage = """
            sk-loadgen frames --interface IF --dst-mac MAC --dst-ip IP [--count N|--seconds S]
                              [--rate PPS] [--src-net NET/LEN] [--dport P] [--size B] [--seed S]
                              [--malformed PERCENT]
+           sk-loadgen udp-raw --interface IF --dst-mac MAC --src-ip A --dst-ip B --sport P --dport P
+                             --payload-hex HEX [--count N]
     """;
 if (args.Length == 0)
 {
@@ -22,6 +24,7 @@ try
         "http" => await HttpCommand.RunAsync(options),
         "udp" => await UdpCommand.RunAsync(options),
         "frames" => FramesCommand.Run(options),
+        "udp-raw" => UdpRawCommand.Run(options),
         _ => throw new ArgumentException($"unknown command '{args[0]}'"),
     };
 }

@@ -17,6 +17,11 @@ internal static partial class LabCommand
           safekit lab down   [--prefix P]
           safekit lab status [--json] [--prefix P]
           safekit lab exec   [--prefix P] client|br|n1..nN -- COMMAND [ARGS...]
+          safekit lab kill   [--prefix P] nX          kill -9 the node's safekitd (a crash)
+          safekit lab start  [--prefix P] nX          start it again (returns once it serves)
+          safekit lab link   [--prefix P] nX down|up  pull or plug the node's cable
+          safekit lab partition [--prefix P] [--oneway] nX nY   drop heartbeats between them
+          safekit lab heal   [--prefix P]             remove every heartbeat partition
         """;
 
     private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };
@@ -79,8 +84,49 @@ internal static partial class LabCommand
                 return runner.Exec(Prefix(a), a.Positionals[0], a.Rest);
             }
 
+            case "kill":
+            case "start":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], []);
+                if (a.Positionals.Count != 1)
+                {
+                    throw new CliException($"lab {verb} needs one node (n1, n2...)");
+                }
+
+                return verb == "kill" ? runner.Kill(Prefix(a), a.Positionals[0]) : runner.Start(Prefix(a), a.Positionals[0]);
+            }
+
+            case "link":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], []);
+                if (a.Positionals.Count != 2 || a.Positionals[1] is not ("up" or "down"))
+                {
+                    throw new CliException("usage: safekit lab link nX down|up");
+                }
+
+                return runner.Link(Prefix(a), a.Positionals[0], a.Positionals[1] == "up");
+            }
+
+            case "partition":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], ["--oneway"]);
+                if (a.Positionals.Count != 2)
+                {
+                    throw new CliException("usage: safekit lab partition [--oneway] nX nY");
+                }
+
+                return runner.Partition(Prefix(a), a.Positionals[0], a.Positionals[1], a.Has("--oneway"));
+            }
+
+            case "heal":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], []);
+                NoPositionals(a);
+                return runner.Heal(Prefix(a));
+            }
+
             default:
-                throw new CliException($"unknown lab verb '{verb}' (up, down, status, exec)");
+                throw new CliException($"unknown lab verb '{verb}' (up, down, status, exec, kill, start, link, partition, heal)");
         }
     }
 

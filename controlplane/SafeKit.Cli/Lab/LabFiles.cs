@@ -18,6 +18,7 @@ internal static class LabFiles
         text.AppendLine("# Written by `safekit lab up`: the lab's cluster, one farm module serving NGINX.");
         text.AppendLine("cluster:");
         text.Append("  name: ").AppendLine(topology.ClusterName);
+        text.Append("  key_file: ").AppendLine(topology.KeyPath);
         text.AppendLine("  nodes:");
         foreach (var i in topology.NodeIndexes)
         {

@@ -65,6 +65,8 @@ internal sealed partial class LabRunner
         try
         {
             Directory.CreateDirectory(topology.StateDirectory);
+            File.WriteAllBytes(topology.KeyPath, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+            File.SetUnixFileMode(topology.KeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             BuildNetwork(topology, options);
             File.WriteAllText(topology.ConfigPath, LabFiles.ClusterConfig(topology, options));
             StartDaemons(topology, state, daemon);
@@ -132,6 +134,138 @@ internal sealed partial class LabRunner
         return report.Nodes.All(n => n.SafekitdRunning && n.NginxRunning) ? 0 : 1;
     }
 
+    /// <summary>Kills a node's safekitd with SIGKILL: a crash (no goodbye, no cleanup).</summary>
+    public int Kill(string prefix, string name)
+    {
+        if (!TryNode(prefix, name, out var topology, out var state, out var index))
+        {
+            return 2;
+        }
+
+        var process = state.Processes.FirstOrDefault(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
+        if (process is null || !LabProcesses.IsRunning(process))
+        {
+            _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} is not running");
+            return 1;
+        }
+
+        ProcessControl.Signal(process.Pid, ProcessControl.SigKill);
+        for (var i = 0; i < 250 && !ProcessControl.IsDead(process.Pid); i++)
+        {
+            Thread.Sleep(20);
+        }
+
+        _out.WriteLine($"safekitd on {topology.NodeName(index)} killed (pid {process.Pid})");
+        return 0;
+    }
+
+    /// <summary>Starts a node's safekitd again and waits until its module is UP.</summary>
+    public int Start(string prefix, string name)
+    {
+        if (!TryNode(prefix, name, out var topology, out var state, out var index))
+        {
+            return 2;
+        }
+
+        if (state.Processes.Any(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index) && LabProcesses.IsRunning(p)))
+        {
+            _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} is already running");
+            return 1;
+        }
+
+        StartDaemon(topology, state, Path.Combine(AppContext.BaseDirectory, "safekitd"), index);
+        state.Write(topology.StateDirectory);
+        try
+        {
+            WaitUntilUp(topology, state, index, DateTime.UtcNow + StartTimeout);
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException)
+        {
+            _error.WriteLine($"safekit lab: {e.Message}");
+            return 1;
+        }
+
+        _out.WriteLine($"safekitd on {topology.NodeName(index)} is up");
+        return 0;
+    }
+
+    /// <summary>Takes a node's cable out (or puts it back): its bridge port goes down (up).</summary>
+    public int Link(string prefix, string name, bool up)
+    {
+        if (!TryNode(prefix, name, out var topology, out _, out var index))
+        {
+            return 2;
+        }
+
+        Netns.Ip("-n", topology.BridgeNamespace, "link", "set", LabTopology.NodePort(index), up ? "up" : "down");
+        _out.WriteLine($"{topology.NodeName(index)}: link {(up ? "up" : "down")}");
+        return 0;
+    }
+
+    /// <summary>
+    /// Drops heartbeats from <paramref name="from"/> to <paramref name="to"/> (and back unless
+    /// <paramref name="oneWay"/>) in the lab's switch, leaving all other traffic alone.
+    /// </summary>
+    public int Partition(string prefix, string from, string to, bool oneWay)
+    {
+        if (!TryNode(prefix, from, out var topology, out _, out var a) || !TryNode(prefix, to, out _, out _, out var b))
+        {
+            return 2;
+        }
+
+        var rules = new List<string> { $"add table bridge {PartitionTable}", $"add chain bridge {PartitionTable} forward {{ type filter hook forward priority 0; policy accept; }}" };
+        rules.Add(HeartbeatDrop(a, b));
+        if (!oneWay)
+        {
+            rules.Add(HeartbeatDrop(b, a));
+        }
+
+        CommandRunner.RunChecked("ip", ["netns", "exec", topology.BridgeNamespace, "nft", "-f", "-"], string.Join('\n', rules) + "\n");
+        _out.WriteLine($"heartbeats {topology.NodeName(a)} {(oneWay ? "->" : "<->")} {topology.NodeName(b)} dropped");
+        return 0;
+    }
+
+    /// <summary>Removes every heartbeat partition.</summary>
+    public int Heal(string prefix)
+    {
+        var state = LabState.TryRead(new LabTopology(prefix, 0).StateDirectory);
+        if (state is null)
+        {
+            _error.WriteLine($"safekit lab: lab '{prefix}' is not up");
+            return 3;
+        }
+
+        var topology = new LabTopology(prefix, state.Nodes);
+        CommandRunner.Run("ip", ["netns", "exec", topology.BridgeNamespace, "nft", "delete", "table", "bridge", PartitionTable]);
+        _out.WriteLine("heartbeat partitions removed");
+        return 0;
+    }
+
+    private const string PartitionTable = "safekit_lab_partition";
+
+    private static string HeartbeatDrop(int from, int to) =>
+        $"add rule bridge {PartitionTable} forward ip saddr {LabTopology.NodeV4(from)} ip daddr {LabTopology.NodeV4(to)} udp dport {LabTopology.HeartbeatPort} drop";
+
+    private bool TryNode(string prefix, string name, out LabTopology topology, out LabState state, out int index)
+    {
+        state = LabState.TryRead(new LabTopology(prefix, 0).StateDirectory)!;
+        topology = new LabTopology(prefix, state?.Nodes ?? 0);
+        index = topology.NodeIndex(name);
+        if (state is null)
+        {
+            _error.WriteLine($"safekit lab: lab '{prefix}' is not up");
+            return false;
+        }
+
+        if (index == 0)
+        {
+            _error.WriteLine($"safekit lab: no node '{name}' in lab '{prefix}' (n1..n{state.Nodes})");
+            return false;
+        }
+
+        return true;
+    }
+
     public int Exec(string prefix, string name, IReadOnlyList<string> command)
     {
         var state = LabState.TryRead(new LabTopology(prefix, 0).StateDirectory);
@@ -179,14 +313,15 @@ internal sealed partial class LabRunner
             var name = topology.NodeName(i);
             var status = StatusFile.TryRead(topology.NodeDirectory(i));
             var module = status is { Modules.Count: > 0 } ? status.Modules[0] : null;
+            var daemonRunning = state.Processes.Any(p => p.Role == "safekitd" && p.Namespace == name && LabProcesses.IsRunning(p));
             var farm = module?.Farm;
             nodes.Add(new LabNodeReport(
                 name,
                 name,
                 LabTopology.NodeV4(i).ToString(),
-                state.Processes.Any(p => p.Role == "safekitd" && p.Namespace == name && LabProcesses.IsRunning(p)),
+                daemonRunning,
                 state.Processes.Any(p => p.Role == "nginx" && p.Namespace == name && LabProcesses.IsRunning(p)),
-                module?.State,
+                daemonRunning ? module?.State : "STOP",
                 farm?.OwnedBuckets,
                 farm?.Counters,
                 farm?.CaptureDropped));
@@ -254,30 +389,44 @@ internal sealed partial class LabRunner
     {
         foreach (var i in topology.NodeIndexes)
         {
-            var directory = topology.NodeDirectory(i);
-            Directory.CreateDirectory(directory);
-            var log = Path.Combine(directory, "safekitd.log");
-            state.Processes.Add(LabProcesses.Start("safekitd", topology.NodeName(i), [daemon, "--config", topology.ConfigPath, "--node", topology.NodeName(i), "--state-dir", directory], log));
+            StartDaemon(topology, state, daemon, i);
         }
 
         var deadline = DateTime.UtcNow + StartTimeout;
         foreach (var i in topology.NodeIndexes)
         {
-            var process = state.Processes.First(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(i));
-            while (StatusFile.TryRead(topology.NodeDirectory(i)) is not { Modules: [{ State: "UP" }, ..] })
+            WaitUntilUp(topology, state, i, deadline);
+        }
+    }
+
+    private static LabProcess StartDaemon(LabTopology topology, LabState state, string daemon, int index)
+    {
+        var directory = topology.NodeDirectory(index);
+        Directory.CreateDirectory(directory);
+        var log = Path.Combine(directory, "safekitd.log");
+        state.Processes.RemoveAll(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
+        var process = LabProcesses.Start("safekitd", topology.NodeName(index), [daemon, "--config", topology.ConfigPath, "--node", topology.NodeName(index), "--state-dir", directory], log);
+        state.Processes.Add(process);
+        return process;
+    }
+
+    /// <summary>Waits until the node's safekitd (the one in <paramref name="state"/>) reports its farm module UP.</summary>
+    private static void WaitUntilUp(LabTopology topology, LabState state, int index, DateTime deadline)
+    {
+        var process = state.Processes.First(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
+        while (StatusFile.TryRead(topology.NodeDirectory(index)) is not { Modules: [{ State: "UP" }, ..] } status || status.Pid != process.Pid)
+        {
+            if (!LabProcesses.IsRunning(process))
             {
-                if (!LabProcesses.IsRunning(process))
-                {
-                    throw new InvalidOperationException($"safekitd on {topology.NodeName(i)} exited:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
-                }
-
-                if (DateTime.UtcNow > deadline)
-                {
-                    throw new TimeoutException($"safekitd on {topology.NodeName(i)} did not come up within {StartTimeout.TotalSeconds} s:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
-                }
-
-                Thread.Sleep(50);
+                throw new InvalidOperationException($"safekitd on {topology.NodeName(index)} exited:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
             }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"safekitd on {topology.NodeName(index)} did not come up within {StartTimeout.TotalSeconds} s:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
+            }
+
+            Thread.Sleep(20);
         }
     }
 

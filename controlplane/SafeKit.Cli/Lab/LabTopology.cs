@@ -14,6 +14,7 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
     public const string NodeInterface = "eth0";
     public const int HttpPort = 80;
     public const int UdpPort = 5300;
+    public const int HeartbeatPort = 4800;
 
     public static readonly IPAddress VipV4 = IPAddress.Parse("198.18.0.100");
     public static readonly IPAddress VipV6 = IPAddress.Parse("2001:2::100");
@@ -27,6 +28,8 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
     public string StateDirectory => Path.Combine("/run/safekit-lab", Prefix);
 
     public string ConfigPath => Path.Combine(StateDirectory, "cluster.yaml");
+
+    public string KeyPath => Path.Combine(StateDirectory, "cluster.key");
 
     public string ClusterName => $"{Prefix}-lab";
 
@@ -43,6 +46,20 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
     public static IPAddress NodeV6(int index) => IPAddress.Parse($"2001:2::{(10 + index).ToString(CultureInfo.InvariantCulture)}");
 
     public IEnumerable<int> NodeIndexes => Enumerable.Range(1, NodeCount);
+
+    /// <summary>Index (1-based) of a node given as n2 or P-n2; 0 when it is not a node of this lab.</summary>
+    public int NodeIndex(string name)
+    {
+        foreach (var i in NodeIndexes)
+        {
+            if (name == $"n{i}" || name == NodeName(i))
+            {
+                return i;
+            }
+        }
+
+        return 0;
+    }
 
     /// <summary>Maps a short name (client, br, n2) or a full namespace name to the namespace.</summary>
     public string? ResolveNamespace(string name)

@@ -8,16 +8,31 @@ namespace SafeKit.ControlPlane.Configuration;
 
 /// <summary>A whole cluster as one validated configuration file describes it.</summary>
 /// <param name="Name">Cluster name.</param>
-/// <param name="Nodes">Members, in file order.</param>
+/// <param name="Nodes">Members, in file order (the order ranks them: the first alive one leads).</param>
 /// <param name="Farms">Farm modules.</param>
 /// <param name="SourceFile">File it was read from.</param>
-public sealed record ClusterConfig(string Name, IReadOnlyList<NodeConfig> Nodes, IReadOnlyList<FarmModuleConfig> Farms, string SourceFile);
+/// <param name="KeyFile">File holding the cluster key that authenticates heartbeats (null: single node).</param>
+/// <param name="Heartbeat">Heartbeat timings and port.</param>
+public sealed record ClusterConfig(string Name, IReadOnlyList<NodeConfig> Nodes, IReadOnlyList<FarmModuleConfig> Farms, string SourceFile, string? KeyFile, HeartbeatConfig Heartbeat);
 
 /// <summary>A cluster member.</summary>
 /// <param name="Name">Unique node name.</param>
-/// <param name="Address">The node's own address on the VIP network (how a node recognises itself).</param>
-/// <param name="Weight">Relative share of the farm's buckets.</param>
-public sealed record NodeConfig(string Name, IPAddress Address, int Weight);
+/// <param name="Addresses">
+/// The node's address on each heartbeat network, in the same order on every node; the first is on
+/// the VIP network (how a node recognises itself).
+/// </param>
+/// <param name="Weight">Relative share of the farm's buckets (1..100).</param>
+public sealed record NodeConfig(string Name, IReadOnlyList<IPAddress> Addresses, int Weight)
+{
+    /// <summary>The node's address on the VIP network.</summary>
+    public IPAddress Address => Addresses[0];
+}
+
+/// <summary>How nodes watch each other.</summary>
+/// <param name="Port">UDP port of heartbeats on every network.</param>
+/// <param name="IntervalMilliseconds">A heartbeat is sent on every network this often.</param>
+/// <param name="TimeoutMilliseconds">A node silent on all networks for this long is dead.</param>
+public sealed record HeartbeatConfig(int Port = 4800, int IntervalMilliseconds = 100, int TimeoutMilliseconds = 600);
 
 /// <summary>A farm module: a VIP load-balanced over every node.</summary>
 public sealed record FarmModuleConfig(

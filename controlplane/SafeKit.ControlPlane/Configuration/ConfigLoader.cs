@@ -20,8 +20,12 @@ namespace SafeKit.ControlPlane.Configuration;
 public static partial class ConfigLoader
 {
     private static readonly string[] RootKeys = ["cluster", "modules"];
-    private static readonly string[] ClusterKeys = ["name", "nodes"];
-    private static readonly string[] NodeKeys = ["name", "address", "weight"];
+    private static readonly string[] ClusterKeys = ["name", "nodes", "key_file", "heartbeat"];
+    private static readonly string[] NodeKeys = ["name", "address", "addresses", "weight"];
+    private static readonly string[] HeartbeatKeys = ["port", "interval_ms", "timeout_ms"];
+
+    /// <summary>Bucket assignment and heartbeats carry member sets as 32-bit masks.</summary>
+    public const int MaxNodes = 32;
     private static readonly string[] ModuleKeys =
         ["name", "type", "vips", "interface", "l2_mode", "cluster_mac", "affinity", "buckets", "hash_seed", "dataplane", "capture", "tun", "workers"];
 
@@ -89,7 +93,7 @@ public static partial class ConfigLoader
             return (null, reader.Errors);
         }
 
-        return (new ClusterConfig(cluster.Name, cluster.Nodes, modules, file), []);
+        return (new ClusterConfig(cluster.Name, cluster.Nodes, modules, file, cluster.KeyFile, cluster.Heartbeat), []);
     }
 
     /// <summary>The default jhash seed of a cluster: FNV-1a of its name, the same on every node.</summary>
@@ -105,12 +109,13 @@ public static partial class ConfigLoader
         return hash;
     }
 
-    private static (string? Name, List<NodeConfig> Nodes) ReadCluster(YamlReader reader, YamlNode? node)
+    private static ClusterPart ReadCluster(YamlReader reader, YamlNode? node)
     {
         var nodes = new List<NodeConfig>();
+        var heartbeat = new HeartbeatConfig();
         if (node is null)
         {
-            return (null, nodes);
+            return new ClusterPart(null, nodes, null, heartbeat);
         }
 
         var entries = reader.Mapping(node, "cluster", ClusterKeys);
@@ -121,33 +126,124 @@ public static partial class ConfigLoader
             reader.Error(nodesNode, "cluster.nodes", "a cluster needs at least one node");
         }
 
+        if (list.Count > MaxNodes)
+        {
+            reader.Error(nodesNode, "cluster.nodes", $"{list.Count} nodes; a cluster has at most {MaxNodes}");
+        }
+
         var names = new HashSet<string>(StringComparer.Ordinal);
         var addresses = new HashSet<IPAddress>();
+        int? networks = null;
         for (var i = 0; i < list.Count; i++)
         {
             var path = $"cluster.nodes[{i}]";
             var fields = reader.Mapping(list[i], path, NodeKeys);
             var nodeName = ReadName(reader, reader.Required(fields, list[i], path, "name"), path + ".name");
-            var address = reader.Address(reader.Required(fields, list[i], path, "address"), path + ".address");
-            var weight = fields.TryGetValue("weight", out var weightNode) ? reader.Integer(weightNode, path + ".weight", 1, 1000) : 1;
+            var nodeAddresses = ReadNodeAddresses(reader, fields, list[i], path);
+            var weight = fields.TryGetValue("weight", out var weightNode) ? reader.Integer(weightNode, path + ".weight", 1, 100) : 1;
             if (nodeName is not null && !names.Add(nodeName))
             {
                 reader.Error(fields["name"], path + ".name", $"node name '{nodeName}' is used twice");
             }
 
-            if (address is not null && !addresses.Add(address))
+            foreach (var address in nodeAddresses)
             {
-                reader.Error(fields["address"], path + ".address", $"address {address} is used by two nodes");
+                if (!addresses.Add(address))
+                {
+                    reader.Error(list[i], path, $"address {address} is used twice");
+                }
             }
 
-            if (nodeName is not null && address is not null && weight is not null)
+            if (nodeAddresses.Count > 0)
             {
-                nodes.Add(new NodeConfig(nodeName, address, (int)weight));
+                networks ??= nodeAddresses.Count;
+                if (networks != nodeAddresses.Count)
+                {
+                    reader.Error(list[i], path, $"{nodeAddresses.Count} addresses, but the first node has {networks}: every node needs one address on each heartbeat network");
+                }
+            }
+
+            if (nodeName is not null && nodeAddresses.Count > 0 && weight is not null)
+            {
+                nodes.Add(new NodeConfig(nodeName, nodeAddresses, (int)weight));
             }
         }
 
-        return (name, nodes);
+        string? keyFile = null;
+        if (entries.TryGetValue("key_file", out var keyNode) && reader.String(keyNode, "cluster.key_file") is { } key)
+        {
+            if (!Path.IsPathRooted(key))
+            {
+                reader.Error(keyNode, "cluster.key_file", $"'{key}' is not an absolute path");
+            }
+            else
+            {
+                keyFile = key;
+            }
+        }
+        else if (list.Count > 1)
+        {
+            reader.Error(node, "cluster.key_file", "is required with more than one node: heartbeats are authenticated with the cluster key (create it with: head -c 32 /dev/urandom > FILE && chmod 600 FILE, the same file on every node)");
+        }
+
+        if (entries.TryGetValue("heartbeat", out var heartbeatNode))
+        {
+            heartbeat = ReadHeartbeat(reader, heartbeatNode) ?? heartbeat;
+        }
+
+        return new ClusterPart(name, nodes, keyFile, heartbeat);
     }
+
+    private static List<IPAddress> ReadNodeAddresses(YamlReader reader, Dictionary<string, YamlNode> fields, YamlNode node, string path)
+    {
+        var result = new List<IPAddress>();
+        var hasSingle = fields.TryGetValue("address", out var single);
+        var hasList = fields.TryGetValue("addresses", out var many);
+        if (hasSingle == hasList)
+        {
+            reader.Error(node, path + ".address", hasSingle ? "give either address or addresses, not both" : "is required (or addresses: one per heartbeat network)");
+            return result;
+        }
+
+        var items = hasSingle ? [single!] : reader.Sequence(many, path + ".addresses");
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (reader.Address(items[i], hasSingle ? path + ".address" : $"{path}.addresses[{i}]") is { } address)
+            {
+                result.Add(address);
+            }
+        }
+
+        if (hasList && items.Count == 0)
+        {
+            reader.Error(many, path + ".addresses", "needs at least one address");
+        }
+
+        return result;
+    }
+
+    private static HeartbeatConfig? ReadHeartbeat(YamlReader reader, YamlNode node)
+    {
+        var defaults = new HeartbeatConfig();
+        var f = reader.Mapping(node, "cluster.heartbeat", HeartbeatKeys);
+        var port = f.TryGetValue("port", out var portNode) ? reader.Integer(portNode, "cluster.heartbeat.port", 1, 65535) : defaults.Port;
+        var interval = f.TryGetValue("interval_ms", out var intervalNode) ? reader.Integer(intervalNode, "cluster.heartbeat.interval_ms", 10, 5000) : defaults.IntervalMilliseconds;
+        var timeout = f.TryGetValue("timeout_ms", out var timeoutNode) ? reader.Integer(timeoutNode, "cluster.heartbeat.timeout_ms", 30, 60000) : defaults.TimeoutMilliseconds;
+        if (interval is null || timeout is null || port is null)
+        {
+            return null;
+        }
+
+        if (timeout < 3 * interval)
+        {
+            reader.Error(timeoutNode ?? node, "cluster.heartbeat.timeout_ms", $"{timeout} ms is less than 3 heartbeat intervals ({3 * interval} ms): one lost heartbeat would declare a node dead");
+            return null;
+        }
+
+        return new HeartbeatConfig((int)port, (int)interval, (int)timeout);
+    }
+
+    private sealed record ClusterPart(string? Name, List<NodeConfig> Nodes, string? KeyFile, HeartbeatConfig Heartbeat);
 
     private static FarmModuleConfig? ReadModule(YamlReader reader, YamlNode node, string path, string? clusterName)
     {

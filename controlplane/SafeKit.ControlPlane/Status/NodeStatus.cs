@@ -9,10 +9,12 @@ public sealed record NodeStatus(
     int Pid,
     DateTimeOffset Started,
     DateTimeOffset Updated,
-    IReadOnlyList<ModuleStatus> Modules);
+    IReadOnlyList<ModuleStatus> Modules,
+    SafeKit.ControlPlane.Membership.MembershipSnapshot? Membership = null,
+    IReadOnlyList<SafeKit.ControlPlane.Checkers.CheckStatus>? Checks = null);
 
 /// <summary>State of one module on the node.</summary>
-public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm);
+public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm, IReadOnlyList<StateTransition>? Transitions = null);
 
 /// <summary>The farm dataplane of one node.</summary>
 public sealed record FarmStatus(

@@ -62,6 +62,17 @@ public sealed class BucketTable
         return new BucketTable(nodes, RendezvousAssignment.Compute(nodes, bucketCount), localIndex);
     }
 
+    /// <summary>A table where nobody owns anything (no view yet, or this node is not a member).</summary>
+    public static BucketTable Empty(int bucketCount)
+    {
+        if (bucketCount < 1 || bucketCount > 65536 || !BitOperations.IsPow2(bucketCount))
+        {
+            throw new ArgumentOutOfRangeException(nameof(bucketCount), bucketCount, "the bucket count is a power of two between 1 and 65536");
+        }
+
+        return new BucketTable([], new ushort[bucketCount], -1);
+    }
+
     /// <summary>The bucket of a flow hash (nftables: <c>jhash ... mod Count</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int BucketOf(uint hash) => (int)JHash.Scale(hash, (uint)_owners.Length);
@@ -70,8 +81,8 @@ public sealed class BucketTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool IsLocal(int bucket) => _local[bucket];
 
-    /// <summary>Index in <see cref="Nodes"/> of the owner of <paramref name="bucket"/>.</summary>
-    public int OwnerOf(int bucket) => _owners[bucket];
+    /// <summary>Index in <see cref="Nodes"/> of the owner of <paramref name="bucket"/> (-1 in an empty table).</summary>
+    public int OwnerOf(int bucket) => Nodes.Count == 0 ? -1 : _owners[bucket];
 
     /// <summary>Buckets owned by the local node, as ascending inclusive ranges (for nftables sets).</summary>
     public IReadOnlyList<(int First, int Last)> LocalRanges()

@@ -17,7 +17,8 @@ namespace SafeKit.Dataplane.Engine;
 
 /// <summary>
 /// The farm dataplane of one node: preflight, the VIP TUN, the capture workers (or the nftables
-/// fast path), the announcements. Start it once; dispose it to leave the node as it was.
+/// fast path), the announcements. It starts owning no bucket; the control plane hands it a table
+/// for every view (<see cref="UseTable"/>). Start it once; dispose it to leave the node as it was.
 /// </summary>
 public sealed partial class FarmDataplane : IDisposable
 {
@@ -65,7 +66,8 @@ public sealed partial class FarmDataplane : IDisposable
 
         var nic = NetworkInterfaceInfo.TryRead(options.Interface)!;
         var mac = ClusterMac.Derive(options.L2Mode, options.Vips, options.ClusterMacOverride);
-        var table = BucketTable.Compute(options.Nodes, options.BucketCount, options.LocalNode);
+        // Nothing is owned until the membership hands over a view (UseTable).
+        var table = BucketTable.Empty(options.BucketCount);
         var tun = TunDevice.Open(options.TunName, vnetHeader: true);
         NftFastPath? nft = null;
         FarmDataplane? dataplane = null;

@@ -1,5 +1,4 @@
 using System.Net;
-using SafeKit.Dataplane.Buckets;
 using SafeKit.Dataplane.Capture;
 using SafeKit.Dataplane.Decisions;
 using SafeKit.Dataplane.Flows;
@@ -30,12 +29,6 @@ public sealed record FarmDataplaneOptions
 
     /// <summary>Cluster-wide jhash seed.</summary>
     public uint HashSeed { get; init; }
-
-    /// <summary>Farm members (the bucket table is computed from them).</summary>
-    public required IReadOnlyList<NodeWeight> Nodes { get; init; }
-
-    /// <summary>Name of this node in <see cref="Nodes"/>.</summary>
-    public required string LocalNode { get; init; }
 
     public DataplaneMode Mode { get; init; } = DataplaneMode.Userspace;
 

@@ -61,6 +61,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
     internal static partial int Kill(int pid, int signal);
 
+    [LibraryImport(Lib, EntryPoint = "sched_setscheduler", SetLastError = true)]
+    internal static partial int SchedSetScheduler(int pid, int policy, int* priority);
+
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     internal static partial uint GetEuid();
 

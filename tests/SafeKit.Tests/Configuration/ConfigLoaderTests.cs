@@ -11,11 +11,13 @@ public sealed class ConfigLoaderTests
     private const string Valid = """
         cluster:
           name: prod
+          key_file: /etc/safekit/prod.key
+          heartbeat: {port: 4900, interval_ms: 50, timeout_ms: 400}
           nodes:
             - name: web1
-              address: 10.0.0.1
+              addresses: [10.0.0.1, 10.1.0.1]
             - name: web2
-              address: 10.0.0.2
+              addresses: [10.0.0.2, 10.1.0.2]
               weight: 3
         modules:
           - name: web
@@ -41,6 +43,10 @@ public sealed class ConfigLoaderTests
         Assert.Equal("prod", config.Name);
         Assert.Equal(["web1", "web2"], config.Nodes.Select(n => n.Name));
         Assert.Equal(3, config.Nodes[1].Weight);
+        Assert.Equal([IPAddress.Parse("10.0.0.2"), IPAddress.Parse("10.1.0.2")], config.Nodes[1].Addresses);
+        Assert.Equal(IPAddress.Parse("10.0.0.2"), config.Nodes[1].Address);
+        Assert.Equal("/etc/safekit/prod.key", config.KeyFile);
+        Assert.Equal(new HeartbeatConfig(4900, 50, 400), config.Heartbeat);
         var farm = Assert.Single(config.Farms);
         Assert.Equal([IPAddress.Parse("198.18.0.100"), IPAddress.Parse("2001:2::100")], farm.Vips);
         Assert.Equal(L2Mode.Multicast, farm.L2Mode);
@@ -70,6 +76,42 @@ public sealed class ConfigLoaderTests
         Assert.Equal(4096, farm.Buckets);
         Assert.Equal(ConfigLoader.DefaultHashSeed("c1"), farm.HashSeed);
         Assert.Equal(1, config.Nodes[0].Weight);
+        Assert.Equal(new HeartbeatConfig(), config.Heartbeat);
+        Assert.Null(config.KeyFile);
+    }
+
+    [Fact]
+    public void Parse_SeveralNodesWithoutKey_SaysHowToMakeOne()
+    {
+        var (_, errors) = ConfigLoader.Parse(Valid.Replace("  key_file: /etc/safekit/prod.key\n", "", StringComparison.Ordinal), "c.yaml");
+
+        var error = Assert.Single(errors);
+        Assert.Equal("cluster.key_file", error.Key);
+        Assert.Contains("head -c 32 /dev/urandom", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_HeartbeatTimeoutUnderThreeIntervals_IsRejected()
+    {
+        var (_, errors) = ConfigLoader.Parse(Valid.Replace("timeout_ms: 400", "timeout_ms: 120", StringComparison.Ordinal), "c.yaml");
+
+        Assert.Contains(errors, e => e.Key == "cluster.heartbeat.timeout_ms" && e.Line == 4);
+    }
+
+    [Fact]
+    public void Parse_NodesOnDifferentNumbersOfNetworks_IsRejected()
+    {
+        var (_, errors) = ConfigLoader.Parse(Valid.Replace("[10.0.0.2, 10.1.0.2]", "[10.0.0.2]", StringComparison.Ordinal), "c.yaml");
+
+        Assert.Contains(errors, e => e.Key == "cluster.nodes[1]" && e.Message.Contains("one address on each heartbeat network", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Parse_AddressAndAddresses_IsRejected()
+    {
+        var (_, errors) = ConfigLoader.Parse(Valid.Replace("      addresses: [10.0.0.1, 10.1.0.1]", "      address: 10.0.0.1\n      addresses: [10.0.0.1, 10.1.0.1]", StringComparison.Ordinal), "c.yaml");
+
+        Assert.Contains(errors, e => e.Key == "cluster.nodes[0].address" && e.Message.Contains("not both", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -80,7 +122,7 @@ public sealed class ConfigLoaderTests
         Assert.Null(config);
         var error = Assert.Single(errors);
         Assert.Equal("c.yaml", error.File);
-        Assert.Equal(21, error.Line);
+        Assert.Equal(23, error.Line);
         Assert.Equal("modules[0].wokers", error.Key);
         Assert.Contains("unknown key", error.Message, StringComparison.Ordinal);
     }

@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using PacketDotNet;
+using SharpPcap;
+using SharpPcap.LibPcap;
 using System.Net;
 using System.Text.Json;
 using SafeKit.ControlPlane.Configuration;
@@ -64,6 +67,55 @@ public class LabInstance : IDisposable
         return JsonDocument.Parse(result.Output).RootElement;
     }
 
+    /// <summary>The status.json of node <paramref name="index"/> (1-based) as written last.</summary>
+    public JsonElement NodeStatus(int index) =>
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(StateDirectory, $"{Prefix}-n{index}", "status.json"))).RootElement;
+
+    /// <summary>Waits (polling status files) until <paramref name="condition"/> holds; fails after <paramref name="seconds"/>.</summary>
+    public static void WaitUntil(Func<bool> condition, string what, double seconds = 15)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            try
+            {
+                if (condition())
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                // A status file being replaced, or a daemon not up yet: look again.
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting until {what}");
+            Thread.Sleep(100);
+        }
+    }
+
+    /// <summary>Members of the view node <paramref name="index"/> follows.</summary>
+    public IReadOnlyList<string> Members(int index) =>
+        NodeStatus(index).GetProperty("membership").GetProperty("members").EnumerateArray().Select(m => m.GetString()!).ToList();
+
+    /// <summary>Buckets node <paramref name="index"/> owns (0 when its daemon is down).</summary>
+    public int OwnedBuckets(int index) =>
+        NodeStatus(index) is { } status && status.GetProperty("modules").GetArrayLength() > 0
+            ? status.GetProperty("modules")[0].GetProperty("farm").GetProperty("owned_buckets").GetInt32()
+            : 0;
+
+    /// <summary>A membership counter of node <paramref name="index"/>.</summary>
+    public long MembershipCounter(int index, string name) =>
+        NodeStatus(index).GetProperty("membership").GetProperty("counters").GetProperty(name).GetInt64();
+
+    /// <summary>Runs <c>safekit lab VERB ARGS</c> for this lab and asserts it worked.</summary>
+    public string Lab(params string[] arguments)
+    {
+        var result = Tools.Run(Tools.Safekit, ["lab", arguments[0], "--prefix", Prefix, .. arguments[1..]]);
+        Assert.True(result.Succeeded, $"safekit lab {string.Join(' ', arguments)}: {result.Output}{result.Error}");
+        return result.Output;
+    }
+
     /// <summary>A counter of every node, by node name, from status written after this call.</summary>
     public Dictionary<string, long> Counter(string name)
     {
@@ -84,12 +136,23 @@ public class LabInstance : IDisposable
             n => n.GetProperty("counters").GetProperty(name).GetInt64());
     }
 
-    /// <summary>The node the lab's own configuration assigns a client flow to.</summary>
+    /// <summary>
+    /// The node the current view assigns a client flow to: the members of the newest non-empty view
+    /// any node follows (a yielding leader publishes a newer but empty one), with the configured
+    /// weights, the lab's seed and affinity.
+    /// </summary>
     public Func<byte[], bool, ushort, string> OwnerFunction()
     {
         var config = ConfigLoader.Load(Path.Combine(StateDirectory, "cluster.yaml"));
         var farm = config.Farms[0];
-        var nodes = config.Nodes.Select(n => new NodeWeight(n.Name, n.Weight)).ToList();
+        var members = Enumerable.Range(1, config.Nodes.Count)
+            .Select(NodeStatus)
+            .Where(s => s.TryGetProperty("membership", out var m) && m.ValueKind == JsonValueKind.Object && m.GetProperty("members").GetArrayLength() > 0)
+            .Select(s => s.GetProperty("membership"))
+            .OrderByDescending(m => m.GetProperty("epoch").GetUInt32())
+            .Select(m => m.GetProperty("members").EnumerateArray().Select(x => x.GetString()!).ToHashSet())
+            .First();
+        var nodes = config.Nodes.Where(n => members.Contains(n.Name)).Select(n => new NodeWeight(n.Name, n.Weight)).ToList();
         var table = BucketTable.Compute(nodes, farm.Buckets, nodes[0].Name);
         var hasher = new FlowHasher(farm.Affinity, farm.HashSeed);
         return (client, hasPort, port) => nodes[table.OwnerOf(table.BucketOf(hasher.Hash(client, hasPort && farm.Affinity == Affinity.ClientIpPort, port)))].Name;
@@ -175,6 +238,41 @@ public class LabInstance : IDisposable
         }
 
         return served;
+    }
+
+    /// <summary>
+    /// Opens <paramref name="count"/> connections from the client while capturing what the VIP
+    /// sends back: every connection gets exactly one SYN-ACK (one node accepted it) and none is reset.
+    /// </summary>
+    public void AssertOneSynAckPerConnection(int count)
+    {
+        var file = Path.Combine(StateDirectory, "synack.pcap");
+        var tcpdump = StartCapture("client", file, "tcp port 80 and src 198.18.0.100");
+        HttpFollowingTheTable("198.18.0.100", count);
+        Thread.Sleep(300);
+        StopCapture(tcpdump);
+        var synAcks = new Dictionary<ushort, int>();
+        var resets = 0;
+        using var reader = new CaptureFileReaderDevice(file);
+        reader.Open();
+        while (reader.GetNextPacket(out var capture) == GetPacketStatus.PacketRead)
+        {
+            var raw = capture.GetPacket();
+            var tcp = Packet.ParsePacket(raw.LinkLayerType, raw.Data).Extract<TcpPacket>();
+            if (tcp.Synchronize && tcp.Acknowledgment)
+            {
+                synAcks[tcp.DestinationPort] = synAcks.GetValueOrDefault(tcp.DestinationPort) + 1;
+            }
+
+            if (tcp.Reset)
+            {
+                resets++;
+            }
+        }
+
+        Assert.Equal(count, synAcks.Count);
+        Assert.All(synAcks, pair => Assert.True(pair.Value == 1, $"port {pair.Key} got {pair.Value} SYN-ACKs"));
+        Assert.Equal(0, resets);
     }
 
     /// <summary>Starts tcpdump in a lab namespace writing to <paramref name="file"/>; stop it with <see cref="StopCapture"/>.</summary>
@@ -280,6 +378,15 @@ public sealed class FanoutLab : LabInstance
 {
     public FanoutLab()
         : base("--workers", "2")
+    {
+    }
+}
+
+/// <summary>A lab for failures: tests kill, cut and partition its nodes and restore it afterwards.</summary>
+public sealed class FailureLab : LabInstance
+{
+    public FailureLab()
+        : base("--no-ipv6")
     {
     }
 }

@@ -31,39 +31,7 @@ public sealed class FarmLabTests : IClassFixture<DefaultLab>
     public void Capture_EveryConnection_GetsExactlyOneSynAckAndNoResetFromTheVip()
     {
         _lab.Require();
-        var file = Path.Combine(_lab.StateDirectory, "client-http.pcap");
-        var tcpdump = _lab.StartCapture("client", file, "tcp port 80");
-        _lab.HttpFollowingTheTable("198.18.0.100", 100);
-        Thread.Sleep(300);
-        LabInstance.StopCapture(tcpdump);
-
-        var synAcks = new Dictionary<ushort, int>();
-        var resets = 0;
-        using var reader = new CaptureFileReaderDevice(file);
-        reader.Open();
-        while (reader.GetNextPacket(out var capture) == GetPacketStatus.PacketRead)
-        {
-            var raw = capture.GetPacket();
-            var tcp = Packet.ParsePacket(raw.LinkLayerType, raw.Data).Extract<TcpPacket>();
-            if (!((IPPacket)tcp.ParentPacket).SourceAddress.Equals(IPAddress.Parse("198.18.0.100")))
-            {
-                continue;
-            }
-
-            if (tcp.Synchronize && tcp.Acknowledgment)
-            {
-                synAcks[tcp.DestinationPort] = synAcks.GetValueOrDefault(tcp.DestinationPort) + 1;
-            }
-
-            if (tcp.Reset)
-            {
-                resets++;
-            }
-        }
-
-        Assert.Equal(100, synAcks.Count);
-        Assert.All(synAcks, pair => Assert.True(pair.Value == 1, $"port {pair.Key} got {pair.Value} SYN-ACKs"));
-        Assert.Equal(0, resets);
+        _lab.AssertOneSynAckPerConnection(100);
     }
 
     [Fact]

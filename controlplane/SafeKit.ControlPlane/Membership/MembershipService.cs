@@ -1,0 +1,377 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using SafeKit.ControlPlane.Configuration;
+using SafeKit.Native.Host;
+
+namespace SafeKit.ControlPlane.Membership;
+
+/// <summary>
+/// Runs <see cref="MembershipCore"/> on the network: one UDP socket per heartbeat network, a
+/// heartbeat to every peer address every interval, failure checks every fifth of an interval.
+/// Its threads run SCHED_FIFO so that a saturated CPU cannot delay heartbeats into a false
+/// failure. A view change is handed to <see cref="ViewChanged"/> at once and announced with an
+/// immediate heartbeat.
+/// </summary>
+public sealed partial class MembershipService : IDisposable
+{
+    private const int RealtimePriority = 20;
+
+    private readonly ClusterConfig _config;
+    private readonly int _self;
+    private readonly MembershipCore _core;
+    private readonly HeartbeatCodec _codec;
+    private readonly HeartbeatMessage _outgoing;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly List<Socket> _sockets = [];
+    private readonly List<Thread> _threads = [];
+    private readonly IPEndPoint[][] _peers;
+    private readonly Lock _gate = new();
+    private readonly AutoResetEvent _wake = new(false);
+    private volatile bool _stopping;
+
+    public MembershipService(ClusterConfig config, NodeConfig self, byte[] key, uint incarnation, TimeProvider time, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(self);
+        _config = config;
+        _time = time;
+        _logger = logger;
+        _self = config.Nodes.ToList().FindIndex(n => n.Name == self.Name);
+        var count = config.Nodes.Count;
+        _codec = new HeartbeatCodec(key, config.Name, count);
+        _outgoing = new HeartbeatMessage(count);
+        _core = new MembershipCore(count, _self, incarnation, (byte)self.Weight, config.Heartbeat.TimeoutMilliseconds, NowMs());
+        Incarnation = incarnation;
+        _peers = new IPEndPoint[self.Addresses.Count][];
+        for (var network = 0; network < self.Addresses.Count; network++)
+        {
+            _peers[network] = config.Nodes.Select(n => new IPEndPoint(n.Addresses[network], config.Heartbeat.Port)).ToArray();
+        }
+    }
+
+    /// <summary>Raised on the membership thread whenever this node's view changes.</summary>
+    public event Action<ClusterView>? ViewChanged;
+
+    public uint Incarnation { get; }
+
+    public MembershipCounters Counters { get; } = new();
+
+    /// <summary>Whether this node offers to take traffic.</summary>
+    public bool Ready
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _core.Ready;
+            }
+        }
+
+        set
+        {
+            lock (_gate)
+            {
+                _core.Ready = value;
+            }
+
+            _wake.Set();
+        }
+    }
+
+    /// <summary>Binds the sockets and starts the threads.</summary>
+    public void Start()
+    {
+        var self = _config.Nodes[_self];
+        for (var network = 0; network < self.Addresses.Count; network++)
+        {
+            var address = self.Addresses[network];
+            var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            try
+            {
+                socket.Bind(new IPEndPoint(address, _config.Heartbeat.Port));
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                throw new InvalidOperationException($"cannot listen for heartbeats on {address}:{_config.Heartbeat.Port}: {e.Message}", e);
+            }
+
+            _sockets.Add(socket);
+        }
+
+        for (var network = 0; network < _sockets.Count; network++)
+        {
+            var socket = _sockets[network];
+            _threads.Add(new Thread(() => ReceiveLoop(socket)) { IsBackground = true, Name = $"sk-hb-rx{network}" });
+        }
+
+        _threads.Add(new Thread(TickLoop) { IsBackground = true, Name = "sk-hb-tick" });
+        foreach (var thread in _threads)
+        {
+            thread.Start();
+        }
+    }
+
+    /// <summary>A consistent copy of what the membership knows, for status and logs.</summary>
+    public MembershipSnapshot Snapshot()
+    {
+        lock (_gate)
+        {
+            var now = NowMs();
+            var peers = new List<PeerStatus>();
+            for (var i = 0; i < _config.Nodes.Count; i++)
+            {
+                var state = _core.StateOf(i);
+                var heard = _core.LastProgress(i);
+                peers.Add(new PeerStatus(
+                    _config.Nodes[i].Name,
+                    NodeMask.Contains(_core.Alive, i),
+                    i == _self ? 0 : heard == 0 ? null : now - heard,
+                    state.Incarnation,
+                    state.Ready || (i == _self && _core.Ready)));
+            }
+
+            var view = _core.View;
+            return new MembershipSnapshot(
+                view.Leader >= 0 ? _config.Nodes[view.Leader].Name : null,
+                view.Epoch,
+                NodeMask.Members(view.Members).Select(i => _config.Nodes[i].Name).ToList(),
+                _core.Yielding,
+                Incarnation,
+                peers,
+                Counters.ToDictionary());
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        _wake.Set();
+        foreach (var socket in _sockets)
+        {
+            socket.Dispose();
+        }
+
+        foreach (var thread in _threads)
+        {
+            thread.Join(TimeSpan.FromSeconds(2));
+        }
+
+        _wake.Dispose();
+    }
+
+    private long NowMs() => (long)_time.GetElapsedTime(0).TotalMilliseconds;
+
+    private void TickLoop()
+    {
+        MakeRealtime();
+        var interval = _config.Heartbeat.IntervalMilliseconds;
+        var check = Math.Max(5, interval / 5);
+        var nextSend = NowMs();
+        var buffer = new byte[_codec.Length];
+        while (!_stopping)
+        {
+            var now = NowMs();
+            bool changed;
+            lock (_gate)
+            {
+                changed = EvaluateLocked(now);
+            }
+
+            if (changed || now >= nextSend)
+            {
+                Send(buffer);
+                nextSend = now + interval;
+            }
+
+            var wait = (int)Math.Clamp(Math.Min(nextSend - NowMs(), check), 1, check);
+            if (_wake.WaitOne(wait))
+            {
+                // Woken by a view change or a readiness change: announce it now.
+                lock (_gate)
+                {
+                    EvaluateLocked(NowMs());
+                }
+
+                Send(buffer);
+                nextSend = NowMs() + interval;
+            }
+        }
+    }
+
+    private void ReceiveLoop(Socket socket)
+    {
+        MakeRealtime();
+        var buffer = new byte[2048];
+        var incoming = new HeartbeatMessage(_config.Nodes.Count);
+        EndPoint from = new IPEndPoint(socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+        while (!_stopping)
+        {
+            int length;
+            try
+            {
+                length = socket.ReceiveFrom(buffer, ref from);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                if (_stopping)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            var verdict = _codec.Decode(buffer.AsSpan(0, length), incoming);
+            var changed = false;
+            lock (_gate)
+            {
+                if (verdict != HeartbeatVerdict.Ok)
+                {
+                    Count(verdict);
+                    continue;
+                }
+
+                var source = ((IPEndPoint)from).Address;
+                if (!_config.Nodes[incoming.Sender].Addresses.Contains(source))
+                {
+                    Counters.WrongSource++;
+                    continue;
+                }
+
+                switch (_core.Receive(incoming, NowMs()))
+                {
+                    case ReceiveOutcome.Accepted:
+                        Counters.Accepted++;
+                        changed = EvaluateLocked(NowMs());
+                        break;
+                    case ReceiveOutcome.Duplicate:
+                        Counters.Duplicates++;
+                        break;
+                    case ReceiveOutcome.Replayed:
+                        Counters.Replayed++;
+                        break;
+                    case ReceiveOutcome.IdentityConflict:
+                        Counters.IdentityConflicts++;
+                        break;
+                    default:
+                        Counters.Malformed++;
+                        break;
+                }
+            }
+
+            if (changed)
+            {
+                _wake.Set();
+            }
+        }
+    }
+
+    private bool EvaluateLocked(long now)
+    {
+        if (!_core.Evaluate(now))
+        {
+            return false;
+        }
+
+        Counters.ViewChanges++;
+        var view = _core.View;
+        var leader = view.Leader >= 0 ? _config.Nodes[view.Leader].Name : "none";
+        var members = string.Join(',', NodeMask.Members(view.Members).Select(i => _config.Nodes[i].Name));
+        LogView(_logger, leader, view.Epoch, members);
+        ViewChanged?.Invoke(view);
+        return true;
+    }
+
+    private void Send(byte[] buffer)
+    {
+        int length;
+        lock (_gate)
+        {
+            _core.FillHeartbeat(_outgoing);
+            length = _codec.Encode(_outgoing, buffer);
+        }
+
+        for (var network = 0; network < _sockets.Count; network++)
+        {
+            for (var peer = 0; peer < _peers[network].Length; peer++)
+            {
+                if (peer == _self)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    _sockets[network].SendTo(buffer.AsSpan(0, length), SocketFlags.None, _peers[network][peer]);
+                    lock (_gate)
+                    {
+                        Counters.Sent++;
+                    }
+                }
+                catch (SocketException)
+                {
+                    // A peer network down (unreachable route, no neighbour): the other networks carry on.
+                    lock (_gate)
+                    {
+                        Counters.SendErrors++;
+                    }
+                }
+                catch (ObjectDisposedException) when (_stopping)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private void Count(HeartbeatVerdict verdict)
+    {
+        switch (verdict)
+        {
+            case HeartbeatVerdict.BadMac:
+                Counters.BadMac++;
+                break;
+            case HeartbeatVerdict.ForeignCluster:
+                Counters.ForeignCluster++;
+                break;
+            default:
+                Counters.Malformed++;
+                break;
+        }
+    }
+
+    private void MakeRealtime()
+    {
+        if (ThreadScheduling.TryMakeRealtime(RealtimePriority) is { } error)
+        {
+            LogNoRealtime(_logger, Thread.CurrentThread.Name ?? "?", error);
+        }
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "view: leader {Leader}, epoch {Epoch}, members [{Members}]")]
+    private static partial void LogView(ILogger logger, string leader, uint epoch, string members);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "membership thread {Thread} stays at normal priority ({Error}): CPU saturation may delay heartbeats")]
+    private static partial void LogNoRealtime(ILogger logger, string thread, string error);
+}
+
+/// <summary>What one node knows of the cluster.</summary>
+public sealed record MembershipSnapshot(
+    string? Leader,
+    uint Epoch,
+    IReadOnlyList<string> Members,
+    bool Yielding,
+    uint Incarnation,
+    IReadOnlyList<PeerStatus> Peers,
+    IReadOnlyDictionary<string, long> Counters);
+
+/// <summary>One node as seen from here.</summary>
+/// <param name="Name">Node name.</param>
+/// <param name="Alive">Considered alive.</param>
+/// <param name="LastHeardMilliseconds">Since its state last progressed (null: never heard).</param>
+/// <param name="Incarnation">Its incarnation as known.</param>
+/// <param name="Ready">It offers to take traffic.</param>
+public sealed record PeerStatus(string Name, bool Alive, long? LastHeardMilliseconds, uint Incarnation, bool Ready);

@@ -1,0 +1,61 @@
+namespace SafeKit.ControlPlane.Status;
+
+/// <summary>States of a module on a node (SafeKit's names).</summary>
+public static class ModuleStates
+{
+    /// <summary>Not running on this node.</summary>
+    public const string Stop = "STOP";
+
+    /// <summary>Running, but not taking traffic: not in the view yet, not ready, or yielding.</summary>
+    public const string Wait = "WAIT";
+
+    /// <summary>Taking its share of the traffic.</summary>
+    public const string Up = "UP";
+}
+
+/// <summary>One state change of a module.</summary>
+public sealed record StateTransition(DateTimeOffset At, string From, string To, string Reason);
+
+/// <summary>The current state of a module and its recent transitions (thread-safe).</summary>
+public sealed class ModuleStateHistory
+{
+    private const int Kept = 100;
+    private readonly Lock _gate = new();
+    private readonly LinkedList<StateTransition> _transitions = new();
+    private readonly TimeProvider _time;
+
+    public ModuleStateHistory(TimeProvider time)
+    {
+        _time = time;
+    }
+
+    public string Current { get; private set; } = ModuleStates.Stop;
+
+    /// <summary>Moves to <paramref name="state"/>; records a transition when it differs.</summary>
+    public void Set(string state, string reason)
+    {
+        lock (_gate)
+        {
+            if (state == Current)
+            {
+                return;
+            }
+
+            _transitions.AddLast(new StateTransition(_time.GetUtcNow(), Current, state, reason));
+            if (_transitions.Count > Kept)
+            {
+                _transitions.RemoveFirst();
+            }
+
+            Current = state;
+        }
+    }
+
+    public IReadOnlyList<StateTransition> Transitions()
+    {
+        lock (_gate)
+        {
+            return [.. _transitions];
+        }
+    }
+}

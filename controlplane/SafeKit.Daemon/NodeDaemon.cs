@@ -1,0 +1,151 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using SafeKit.ControlPlane.Checkers;
+using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Membership;
+using SafeKit.ControlPlane.Status;
+using SafeKit.Dataplane.Preflight;
+
+namespace SafeKit.Daemon;
+
+/// <summary>
+/// The composition root of safekitd: configuration, identity, membership, modules, status, and an
+/// orderly stop that hands this node's buckets over before it goes.
+/// </summary>
+internal sealed class NodeDaemon
+{
+    private readonly DaemonArguments _arguments;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time = TimeProvider.System;
+
+    public NodeDaemon(DaemonArguments arguments, ILogger logger)
+    {
+        _arguments = arguments;
+        _logger = logger;
+    }
+
+    /// <summary>Runs until SIGTERM/SIGINT; returns the process exit code.</summary>
+    public async Task<int> RunAsync()
+    {
+        ClusterConfig config;
+        NodeConfig self;
+        byte[] key;
+        try
+        {
+            config = ConfigLoader.Load(_arguments.ConfigPath);
+            self = NodeIdentity.Resolve(config, _arguments.Node);
+            key = config.KeyFile is { } file ? ClusterKey.Load(file) : RandomNumberGenerator.GetBytes(32);
+        }
+        catch (ConfigException e)
+        {
+            foreach (var error in e.Errors)
+            {
+                Console.Error.WriteLine($"safekitd: {error}");
+            }
+
+            return 2;
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"safekitd: {e.Message}");
+            return 2;
+        }
+
+        var stateDirectory = _arguments.StateDirectory.Length > 0 ? _arguments.StateDirectory : Path.Combine("/run/safekit", self.Name);
+        var started = _time.GetUtcNow();
+        var farms = new List<FarmModuleHost>();
+        MembershipService? membership = null;
+        ReadinessMonitor? readiness = null;
+        try
+        {
+            foreach (var module in config.Farms)
+            {
+                farms.Add(FarmModuleHost.Start(config, module, self, _time, _logger));
+            }
+
+            membership = new MembershipService(config, self, key, IncarnationStore.Next(stateDirectory, started), _time, _logger);
+            membership.ViewChanged += view => farms.ForEach(f => f.ApplyView(view));
+            membership.Start();
+            readiness = new ReadinessMonitor(
+                config.Farms.Select(f => f.Interface).Distinct(StringComparer.Ordinal).Select(i => (ICheck)new LinkCheck(i)).ToList(),
+                ready => membership.Ready = ready,
+                TimeSpan.FromMilliseconds(config.Heartbeat.IntervalMilliseconds),
+                _time,
+                _logger);
+            await readiness.StartAsync();
+        }
+        catch (PreflightException e)
+        {
+            foreach (var problem in e.Problems)
+            {
+                Console.Error.WriteLine($"safekitd: {problem}");
+            }
+
+            Stop(farms, membership);
+            return 3;
+        }
+        catch (Exception e) when (e is SafeKit.Native.Interop.NativeException or InvalidOperationException or IOException)
+        {
+            Console.Error.WriteLine($"safekitd: cannot start: {e.Message}");
+            Stop(farms, membership);
+            return 3;
+        }
+
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        DaemonLog.Started(_logger, self.Name, config.Name, farms.Count, stateDirectory);
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                WriteStatus(config, self, stateDirectory, started, farms, membership, readiness);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            DaemonLog.Stopping(_logger, self.Name);
+            await readiness.DisposeAsync();
+            await LeaveAsync(config, self, membership);
+            Stop(farms, membership);
+            StatusFile.Write(stateDirectory, new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), [], null));
+        }
+
+        return 0;
+    }
+
+    /// <summary>
+    /// Stops offering to take traffic and waits (a few heartbeat intervals at most) until the view
+    /// no longer counts this node, so the others take its buckets at once instead of after a timeout.
+    /// </summary>
+    private async Task LeaveAsync(ClusterConfig config, NodeConfig self, MembershipService membership)
+    {
+        membership.Ready = false;
+        var deadline = _time.GetUtcNow().AddMilliseconds(3 * config.Heartbeat.IntervalMilliseconds);
+        while (_time.GetUtcNow() < deadline && membership.Snapshot().Members.Contains(self.Name))
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _time);
+        }
+    }
+
+    private void WriteStatus(ClusterConfig config, NodeConfig self, string directory, DateTimeOffset started, List<FarmModuleHost> farms, MembershipService membership, ReadinessMonitor readiness)
+    {
+        var status = new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), farms.Select(f => f.Status()).ToList(), membership.Snapshot(), readiness.Results());
+        StatusFile.Write(directory, status);
+    }
+
+    private static void Stop(List<FarmModuleHost> farms, MembershipService? membership)
+    {
+        membership?.Dispose();
+        farms.ForEach(f => f.Dispose());
+    }
+}

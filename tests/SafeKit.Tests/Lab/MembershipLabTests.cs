@@ -1,0 +1,176 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using SafeKit.Tests.Infrastructure;
+
+namespace SafeKit.Tests.Lab;
+
+/// <summary>
+/// Membership and failover with real faults: a crashed daemon, a pulled cable, a saturated CPU,
+/// forged and replayed heartbeats, partitions of the heartbeat network. Each test leaves the lab
+/// whole again.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
+{
+    private readonly FailureLab _lab;
+
+    public MembershipLabTests(FailureLab lab)
+    {
+        _lab = lab;
+    }
+
+    [Fact]
+    public async Task Kill_UnderContinuousRequests_EveryRequestAfterDetectionSucceedsAndTheNodeRejoins()
+    {
+        _lab.Require();
+        var load = Task.Run(() => _lab.ExecJson("client", Tools.Loadgen, "http", "--host", "198.18.0.100", "--count", "6000", "--concurrency", "4", "--timeout-ms", "5000"));
+        Thread.Sleep(1500);
+        var killedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        _lab.Lab("kill", "n2");
+        LabInstance.WaitUntil(() => !_lab.Members(1).Contains(_lab.Prefix + "-n2") && !_lab.Members(3).Contains(_lab.Prefix + "-n2"), "the survivors drop n2", 5);
+        var report = await load;
+
+        var connections = report.GetProperty("connections").EnumerateArray().ToList();
+        var late = connections.Where(c => c.GetProperty("start_ms").GetInt64() > killedAt + 1500).ToList();
+        Assert.True(late.Count > 500, $"only {late.Count} requests ran after the detection window");
+        Assert.All(late, c => Assert.True(c.GetProperty("error").ValueKind == JsonValueKind.Null, $"a request {c.GetProperty("start_ms").GetInt64() - killedAt} ms after the kill failed: {c.GetProperty("error")}"));
+        Assert.DoesNotContain(late, c => c.GetProperty("body").GetString() == $"node {_lab.Prefix}-n2");
+        Assert.Equal(4096, _lab.OwnedBuckets(1) + _lab.OwnedBuckets(3));
+
+        _lab.Lab("start", "n2");
+        LabInstance.WaitUntil(() => Enumerable.Range(1, 3).All(i => _lab.Members(i).Count == 3), "n2 rejoins the view");
+        Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 90).Count);
+    }
+
+    [Fact]
+    public void LinkDown_TheNodeLeavesAndWaits_LinkUp_ItRejoinsWithOneSynAckPerConnection()
+    {
+        _lab.Require();
+        _lab.Lab("link", "n3", "down");
+        LabInstance.WaitUntil(() => _lab.Members(1).Count == 2, "the others drop n3", 5);
+        LabInstance.WaitUntil(() => _lab.NodeStatus(3).GetProperty("modules")[0].GetProperty("state").GetString() == "WAIT", "n3, without carrier, waits", 5);
+        Assert.Equal(0, _lab.OwnedBuckets(3));
+        Assert.Equal(2, _lab.HttpFollowingTheTable("198.18.0.100", 60).Count);
+
+        _lab.Lab("link", "n3", "up");
+        LabInstance.WaitUntil(() => Enumerable.Range(1, 3).All(i => _lab.Members(i).Count == 3), "n3 rejoins", 10);
+        Assert.Equal(4096, Enumerable.Range(1, 3).Sum(_lab.OwnedBuckets));
+        _lab.AssertOneSynAckPerConnection(100);
+    }
+
+    [Fact]
+    public async Task CpuSaturatedOnEveryCore_NoNodeIsDeclaredDead()
+    {
+        _lab.Require();
+        var changes = Enumerable.Range(1, 3).Select(i => _lab.MembershipCounter(i, "view_changes")).ToArray();
+        var epoch = _lab.NodeStatus(1).GetProperty("membership").GetProperty("epoch").GetUInt32();
+        var hogs = Enumerable.Range(0, 6).Select(i => Task.Run(() => _lab.Exec($"n{(i % 3) + 1}", "timeout", "8", "sh", "-c", "while :; do :; done"))).ToArray();
+        var served = _lab.HttpFollowingTheTable("198.18.0.100", 200, concurrency: 2);
+        await Task.WhenAll(hogs);
+
+        Assert.Equal(3, served.Count);
+        for (var i = 1; i <= 3; i++)
+        {
+            Assert.Equal(changes[i - 1], _lab.MembershipCounter(i, "view_changes"));
+        }
+
+        Assert.Equal(epoch, _lab.NodeStatus(1).GetProperty("membership").GetProperty("epoch").GetUInt32());
+    }
+
+    [Fact]
+    public void ForgedReplayedAndForeignHeartbeats_AreDroppedCountedAndChangeNothing()
+    {
+        _lab.Require();
+        // A real heartbeat from n1 to n2, captured on n2.
+        var capture = _lab.Exec("n2", "tcpdump", "-Z", "root", "--immediate-mode", "-c", "1", "-x", "-n", "-i", "eth0", "udp port 4800 and src 198.18.0.11");
+        var payload = UdpPayload(capture.Output);
+        var mac = _lab.Exec("n2", "cat", "/sys/class/net/eth0/address").Output.Trim();
+        var before = Counters();
+        var epoch = _lab.NodeStatus(2).GetProperty("membership").GetProperty("epoch").GetUInt32();
+        var tampered = (byte[])payload.Clone();
+        tampered[30] ^= 0x40;
+        var foreign = (byte[])payload.Clone();
+        foreign[9] ^= 0x01;
+
+        Send(mac, "198.18.0.11", payload, 20);
+        Send(mac, "198.18.0.11", tampered, 20);
+        Send(mac, "198.18.0.11", foreign, 20);
+        Send(mac, "198.18.0.10", payload, 20);
+
+        LabInstance.WaitUntil(() => Grew(before, Counters(), "heartbeats_replayed") && Grew(before, Counters(), "heartbeats_bad_mac") && Grew(before, Counters(), "heartbeats_foreign_cluster") && Grew(before, Counters(), "heartbeats_wrong_source"), "every forged heartbeat is counted", 5);
+        Assert.Equal(before["view_changes"], Counters()["view_changes"]);
+        Assert.Equal(epoch, _lab.NodeStatus(2).GetProperty("membership").GetProperty("epoch").GetUInt32());
+        Assert.Equal(3, _lab.Members(2).Count);
+    }
+
+    [Fact]
+    public void AsymmetricPartition_SettlesWithExactlyOneOwnerPerBucket()
+    {
+        _lab.Require();
+        _lab.Lab("partition", "--oneway", "n1", "n2");
+        _lab.Lab("partition", "--oneway", "n1", "n3");
+        LabInstance.WaitUntil(() => _lab.NodeStatus(1).GetProperty("membership").GetProperty("yielding").GetBoolean() && _lab.Members(2).Count == 2, "n1, unheard, yields", 5);
+        Thread.Sleep(1000);
+
+        Assert.Equal(0, _lab.OwnedBuckets(1));
+        Assert.Equal(4096, Enumerable.Range(1, 3).Sum(_lab.OwnedBuckets));
+        _lab.AssertOneSynAckPerConnection(100);
+
+        _lab.Lab("heal");
+        LabInstance.WaitUntil(() => Enumerable.Range(1, 3).All(i => _lab.Members(i).Count == 3), "the partition heals", 10);
+        Assert.Equal(4096, Enumerable.Range(1, 3).Sum(_lab.OwnedBuckets));
+    }
+
+    [Fact]
+    public void PartialPartition_EveryoneStaysInTheView_OneOwnerPerBucket()
+    {
+        _lab.Require();
+        _lab.Lab("partition", "n1", "n2");
+        Thread.Sleep(1500);
+
+        Assert.All(Enumerable.Range(1, 3), i => Assert.Equal(3, _lab.Members(i).Count));
+        Assert.Equal(4096, Enumerable.Range(1, 3).Sum(_lab.OwnedBuckets));
+        Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 90).Count);
+    }
+
+    public void Dispose()
+    {
+        if (_lab.UpError is not null || Tools.LabUnavailableReason() is not null)
+        {
+            return;
+        }
+
+        // Leave the lab whole for the next test.
+        Tools.Run(Tools.Safekit, "lab", "heal", "--prefix", _lab.Prefix);
+        for (var i = 1; i <= 3; i++)
+        {
+            Tools.Run(Tools.Safekit, "lab", "link", "--prefix", _lab.Prefix, $"n{i}", "up");
+            Tools.Run(Tools.Safekit, "lab", "start", "--prefix", _lab.Prefix, $"n{i}");
+        }
+
+        LabInstance.WaitUntil(() => Enumerable.Range(1, 3).All(i => _lab.Members(i).Count == 3), "the lab is whole again", 15);
+    }
+
+    private Dictionary<string, long> Counters() =>
+        _lab.NodeStatus(2).GetProperty("membership").GetProperty("counters").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
+
+    private static bool Grew(Dictionary<string, long> before, Dictionary<string, long> after, string counter) =>
+        after[counter] - before[counter] >= 10;
+
+    private void Send(string mac, string source, byte[] payload, int count) =>
+        _lab.ExecJson("client", Tools.Loadgen, "udp-raw", "--interface", "eth0", "--dst-mac", mac, "--src-ip", source, "--dst-ip", "198.18.0.12",
+            "--sport", "4800", "--dport", "4800", "--payload-hex", Convert.ToHexString(payload), "--count", count.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The UDP payload of the single packet tcpdump -x printed (IPv4 header onwards, in hex).</summary>
+    private static byte[] UdpPayload(string dump)
+    {
+        var hex = string.Concat(dump.Split('\n')
+            .Where(l => l.TrimStart().StartsWith("0x", StringComparison.Ordinal))
+            .Select(l => string.Concat(l[(l.IndexOf(':', StringComparison.Ordinal) + 1)..].Where(Uri.IsHexDigit))));
+        var packet = Convert.FromHexString(hex);
+        var headerLength = (packet[0] & 0x0f) * 4;
+        Assert.Equal(IPAddress.Parse("198.18.0.11"), new IPAddress(packet.AsSpan(12, 4)));
+        return packet[(headerLength + 8)..];
+    }
+}

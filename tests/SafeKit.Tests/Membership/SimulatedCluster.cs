@@ -1,0 +1,178 @@
+using SafeKit.ControlPlane.Membership;
+using SafeKit.Dataplane.Buckets;
+
+namespace SafeKit.Tests.Membership;
+
+/// <summary>
+/// N membership cores exchanging real encoded heartbeats over a simulated network whose links can
+/// be cut in either direction; time advances in heartbeat intervals.
+/// </summary>
+internal sealed class SimulatedCluster
+{
+    public const int Interval = 100;
+    public const int Timeout = 600;
+    public const int Buckets = 1024;
+    private static readonly byte[] Key = [.. Enumerable.Range(0, 32).Select(i => (byte)i)];
+
+    private readonly HeartbeatCodec _codec;
+    private readonly HeartbeatMessage _outgoing;
+    private readonly HeartbeatMessage _incoming;
+    private readonly byte[] _wire;
+    private readonly uint[] _incarnations;
+
+    public SimulatedCluster(int nodes, byte[]? weights = null)
+    {
+        Count = nodes;
+        _codec = new HeartbeatCodec(Key, "sim", nodes);
+        _outgoing = new HeartbeatMessage(nodes);
+        _incoming = new HeartbeatMessage(nodes);
+        _wire = new byte[_codec.Length];
+        Links = new bool[nodes, nodes];
+        Up = new bool[nodes];
+        Cores = new MembershipCore[nodes];
+        _incarnations = new uint[nodes];
+        for (var i = 0; i < nodes; i++)
+        {
+            for (var j = 0; j < nodes; j++)
+            {
+                Links[i, j] = true;
+            }
+
+            Start(i, weights?[i] ?? 1);
+        }
+    }
+
+    public int Count { get; }
+
+    public long Now { get; private set; } = 1_000;
+
+    /// <summary>Links[i, j]: heartbeats from i reach j.</summary>
+    public bool[,] Links { get; }
+
+    public bool[] Up { get; }
+
+    public MembershipCore[] Cores { get; }
+
+    public int Replays { get; private set; }
+
+    public void Start(int node, byte weight = 1)
+    {
+        _incarnations[node]++;
+        Cores[node] = new MembershipCore(Count, node, _incarnations[node], weight, Timeout, Now) { Ready = true };
+        Up[node] = true;
+    }
+
+    public void Kill(int node) => Up[node] = false;
+
+    public void Cut(int from, int to) => Links[from, to] = false;
+
+    public void CutBoth(int a, int b)
+    {
+        Links[a, b] = false;
+        Links[b, a] = false;
+    }
+
+    public void HealAll()
+    {
+        for (var i = 0; i < Count; i++)
+        {
+            for (var j = 0; j < Count; j++)
+            {
+                Links[i, j] = true;
+            }
+        }
+    }
+
+    /// <summary>One heartbeat round: every live node sends to every node it reaches, then all evaluate.</summary>
+    public void Step()
+    {
+        for (var i = 0; i < Count; i++)
+        {
+            if (!Up[i])
+            {
+                continue;
+            }
+
+            Cores[i].FillHeartbeat(_outgoing);
+            var length = _codec.Encode(_outgoing, _wire);
+            for (var j = 0; j < Count; j++)
+            {
+                if (j == i || !Up[j] || !Links[i, j])
+                {
+                    continue;
+                }
+
+                Assert.Equal(HeartbeatVerdict.Ok, _codec.Decode(_wire.AsSpan(0, length), _incoming));
+                if (Cores[j].Receive(_incoming, Now) == ReceiveOutcome.Replayed)
+                {
+                    Replays++;
+                }
+            }
+        }
+
+        Now += Interval;
+        for (var i = 0; i < Count; i++)
+        {
+            if (Up[i])
+            {
+                Cores[i].Evaluate(Now);
+            }
+        }
+    }
+
+    /// <summary>Runs until every live node's view has not changed for <paramref name="quiet"/> rounds.</summary>
+    /// <returns>Rounds it took.</returns>
+    public int Settle(int quiet = 10, int limit = 400)
+    {
+        var stable = 0;
+        var previous = Snapshot();
+        for (var round = 1; round <= limit; round++)
+        {
+            Step();
+            var current = Snapshot();
+            stable = current.SequenceEqual(previous) ? stable + 1 : 0;
+            previous = current;
+            if (stable >= quiet)
+            {
+                return round;
+            }
+        }
+
+        throw new InvalidOperationException("the views never settled");
+    }
+
+    /// <summary>For every bucket, how many live nodes claim it.</summary>
+    public int[] Claims()
+    {
+        var claims = new int[Buckets];
+        for (var i = 0; i < Count; i++)
+        {
+            if (!Up[i])
+            {
+                continue;
+            }
+
+            var table = TableOf(i);
+            for (var b = 0; b < Buckets; b++)
+            {
+                if (table.IsLocal(b))
+                {
+                    claims[b]++;
+                }
+            }
+        }
+
+        return claims;
+    }
+
+    /// <summary>The bucket table node <paramref name="node"/> derives from its view.</summary>
+    public BucketTable TableOf(int node)
+    {
+        var view = Cores[node].View;
+        var members = NodeMask.Members(view.Members).Select(m => new NodeWeight($"n{m}", view.Weights[m])).ToList();
+        return members.Count == 0 ? BucketTable.Empty(Buckets) : BucketTable.Compute(members, Buckets, $"n{node}");
+    }
+
+    private string[] Snapshot() =>
+        Enumerable.Range(0, Count).Select(i => Up[i] ? $"{Cores[i].View.Leader}/{Cores[i].View.Epoch}/{Cores[i].View.Members}" : "down").ToArray();
+}
