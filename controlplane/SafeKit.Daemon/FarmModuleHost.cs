@@ -52,13 +52,15 @@ internal sealed class FarmModuleHost : IDisposable
     }
 
     /// <summary>Applies a view: the buckets this node owns from now on.</summary>
-    public void ApplyView(ClusterView view)
+    /// <param name="view">The view.</param>
+    /// <param name="dead">Former members now dead (node index → ms since last heard of).</param>
+    public void ApplyView(ClusterView view, IReadOnlyDictionary<int, long> dead)
     {
         var members = NodeMask.Members(view.Members)
             .Select(i => new NodeWeight(_cluster.Nodes[i].Name, Math.Max((byte)1, view.Weights.Length > i ? view.Weights[i] : (byte)1)))
             .ToList();
         var table = members.Count == 0 ? BucketTable.Empty(_module.Buckets) : BucketTable.Compute(members, _module.Buckets, _self.Name);
-        _dataplane.UseTable(table);
+        _dataplane.UseTable(table, dead.ToDictionary(d => _cluster.Nodes[d.Key].Name, d => d.Value, StringComparer.Ordinal));
         _state.Set(
             table.LocalIndex >= 0 ? ModuleStates.Up : ModuleStates.Wait,
             table.LocalIndex >= 0 ? $"member of view {view.Epoch} ({members.Count} nodes, {table.LocalCount} buckets)" : $"not a member of view {view.Epoch}");
@@ -86,6 +88,7 @@ internal sealed class FarmModuleHost : IDisposable
             ["delivery_errors"] = c.DeliveryErrors,
             ["send_errors"] = c.SendErrors,
             ["worker_allocated_bytes"] = c.WorkerAllocatedBytes,
+            ["takeover_replayed"] = c.TakeoverReplayed,
         };
         var farm = new FarmStatus(
             snapshot.Mode,

@@ -65,7 +65,7 @@ internal sealed class NodeDaemon
             }
 
             membership = new MembershipService(config, self, key, IncarnationStore.Next(stateDirectory, started), _time, _logger);
-            membership.ViewChanged += view => farms.ForEach(f => f.ApplyView(view));
+            membership.ViewChanged += (view, dead) => farms.ForEach(f => f.ApplyView(view, dead));
             membership.Start();
             readiness = new ReadinessMonitor(
                 config.Farms.Select(f => f.Interface).Distinct(StringComparer.Ordinal).Select(i => (ICheck)new LinkCheck(i)).ToList(),

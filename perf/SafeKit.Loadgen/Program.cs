@@ -9,6 +9,8 @@ const string usage = """
                              [--malformed PERCENT]
            sk-loadgen udp-raw --interface IF --dst-mac MAC --src-ip A --dst-ip B --sport P --dport P
                              --payload-hex HEX [--count N]
+           sk-loadgen probe  --host IP --seconds S [--new N] [--keepalive K] [--interval-ms 20]
+                             [--timeout-ms 3000]
     """;
 if (args.Length == 0)
 {
@@ -25,6 +27,7 @@ try
         "udp" => await UdpCommand.RunAsync(options),
         "frames" => FramesCommand.Run(options),
         "udp-raw" => UdpRawCommand.Run(options),
+        "probe" => await ProbeCommand.RunAsync(options),
         _ => throw new ArgumentException($"unknown command '{args[0]}'"),
     };
 }

@@ -35,6 +35,16 @@ internal sealed class BenchLab : IDisposable
         return new BenchLab(variant, DefaultPrefix);
     }
 
+    /// <summary><c>safekit lab VERB ARGS</c> on this lab; throws when it fails.</summary>
+    public void Lab(params string[] arguments)
+    {
+        var result = CommandRunner.Run(Safekit, ["lab", arguments[0], "--prefix", Prefix, .. arguments[1..]], timeout: TimeSpan.FromMinutes(1));
+        if (!result.Succeeded)
+        {
+            throw new InvalidOperationException($"safekit lab {string.Join(' ', arguments)}: {result.Output}{result.Error}");
+        }
+    }
+
     public CommandResult Exec(string name, params string[] command) =>
         CommandRunner.Run(Safekit, ["lab", "exec", "--prefix", Prefix, name, "--", .. command], timeout: TimeSpan.FromMinutes(5));
 

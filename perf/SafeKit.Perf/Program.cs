@@ -5,6 +5,7 @@ using SafeKit.Perf;
 // RESULTS/NAME.json.
 //   sk-bench http [--results DIR] [--rounds 3] [--seconds 8] [--connections 64]
 //   sk-bench pps  [--results DIR] [--seconds 3]
+//   sk-bench failover [--results DIR] [--kills 20]
 string Option(string name, string fallback)
 {
     var index = Array.IndexOf(args, "--" + name);
@@ -17,10 +18,13 @@ switch (args.FirstOrDefault())
     case "http":
         HttpBenchmark.Run(results, int.Parse(Option("rounds", "3")), int.Parse(Option("seconds", "8")), int.Parse(Option("connections", "64")));
         return 0;
+    case "failover":
+        FailoverBenchmark.Run(results, int.Parse(Option("kills", "20")));
+        return 0;
     case "pps":
         PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
         return 0;
     default:
-        Console.Error.WriteLine("usage: sk-bench http|pps [--results DIR] [options]");
+        Console.Error.WriteLine("usage: sk-bench http|pps|failover [--results DIR] [options]");
         return 64;
 }

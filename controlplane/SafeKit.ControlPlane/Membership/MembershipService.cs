@@ -30,6 +30,7 @@ public sealed partial class MembershipService : IDisposable
     private readonly Lock _gate = new();
     private readonly AutoResetEvent _wake = new(false);
     private volatile bool _stopping;
+    private ClusterView _previous = ClusterView.None;
 
     public MembershipService(ClusterConfig config, NodeConfig self, byte[] key, uint incarnation, TimeProvider time, ILogger logger)
     {
@@ -51,8 +52,11 @@ public sealed partial class MembershipService : IDisposable
         }
     }
 
-    /// <summary>Raised on the membership thread whenever this node's view changes.</summary>
-    public event Action<ClusterView>? ViewChanged;
+    /// <summary>
+    /// Raised on the membership thread whenever this node's view changes, with the members of the
+    /// previous view that are now dead and how long ago (ms) each was last heard of.
+    /// </summary>
+    public event Action<ClusterView, IReadOnlyDictionary<int, long>>? ViewChanged;
 
     public uint Incarnation { get; }
 
@@ -281,7 +285,20 @@ public sealed partial class MembershipService : IDisposable
         var leader = view.Leader >= 0 ? _config.Nodes[view.Leader].Name : "none";
         var members = string.Join(',', NodeMask.Members(view.Members).Select(i => _config.Nodes[i].Name));
         LogView(_logger, leader, view.Epoch, members);
-        ViewChanged?.Invoke(view);
+        var dead = new Dictionary<int, long>();
+        foreach (var i in NodeMask.Members(_previous.Members & ~view.Members))
+        {
+            // Gone silent (a follower may adopt the leader's view a moment before its own timeout
+            // expires), as opposed to leaving the view while alive (not ready, drained).
+            var silent = now - _core.LastProgress(i);
+            if (!NodeMask.Contains(_core.Alive, i) || silent > 2 * _config.Heartbeat.IntervalMilliseconds)
+            {
+                dead[i] = silent;
+            }
+        }
+
+        _previous = view;
+        ViewChanged?.Invoke(view, dead);
         return true;
     }
 

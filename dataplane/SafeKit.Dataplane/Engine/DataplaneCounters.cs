@@ -23,6 +23,9 @@ public sealed class DataplaneCounters
     public long DeliveryErrors;
     public long SendErrors;
 
+    /// <summary>Packets replayed to the local stack when taking over a dead node's buckets.</summary>
+    public long TakeoverReplayed;
+
     /// <summary>Managed bytes the worker thread has allocated since it started (the hot path allocates none).</summary>
     public long WorkerAllocatedBytes;
 
@@ -45,6 +48,7 @@ public sealed class DataplaneCounters
         FragmentsDropped += Volatile.Read(ref other.FragmentsDropped);
         DeliveryErrors += Volatile.Read(ref other.DeliveryErrors);
         SendErrors += Volatile.Read(ref other.SendErrors);
+        TakeoverReplayed += Volatile.Read(ref other.TakeoverReplayed);
         WorkerAllocatedBytes += Volatile.Read(ref other.WorkerAllocatedBytes);
     }
 }

@@ -3,6 +3,7 @@ using SafeKit.Dataplane.Decisions;
 using SafeKit.Dataplane.Delivery;
 using SafeKit.Dataplane.Fragments;
 using SafeKit.Dataplane.Neighbors;
+using SafeKit.Dataplane.Takeover;
 
 namespace SafeKit.Dataplane.Engine;
 
@@ -18,6 +19,8 @@ public sealed class DataplaneWorker : IFrameSink
     private readonly ICaptureBackend _capture;
     private readonly byte[] _reply = new byte[NeighborReplies.MaxFrameLength];
     private readonly byte[] _released = new byte[FragmentTracker.SlotSize];
+    private readonly RecentPackets _recent = new(16384);
+    private TakeoverRequest? _takeover;
 
     /// <param name="decider">The accept rule (its fragment tracker belongs to this worker).</param>
     /// <param name="delivery">Where accepted datagrams go; null when the kernel fast path accepts them.</param>
@@ -47,7 +50,8 @@ public sealed class DataplaneWorker : IFrameSink
             return;
         }
 
-        var verdict = _decider.Decide(frame, Environment.TickCount64, out var packet, out _);
+        var now = Environment.TickCount64;
+        var verdict = _decider.Decide(frame, now, out var packet, out var bucket);
         switch (verdict)
         {
             case Verdict.Accept:
@@ -82,6 +86,11 @@ public sealed class DataplaneWorker : IFrameSink
                 }
 
                 counters.Rejected++;
+                if (_delivery is not null)
+                {
+                    _recent.Record(frame, packet, bucket, now);
+                }
+
                 break;
             case Verdict.AnswerArp:
                 Answer(_replies.BuildArpReply(frame, packet, _reply), ref counters.ArpAnswered, counters);
@@ -108,6 +117,24 @@ public sealed class DataplaneWorker : IFrameSink
                 break;
         }
     }
+
+    /// <summary>Asks the worker thread to replay what dead nodes left unanswered (see <see cref="RecentPackets"/>).</summary>
+    public void RequestTakeover(TakeoverRequest request) => Volatile.Write(ref _takeover, request);
+
+    /// <summary>Runs a pending takeover; called by the worker thread between batches.</summary>
+    public void ServiceTakeover()
+    {
+        var request = Interlocked.Exchange(ref _takeover, null);
+        if (request is not null && _delivery is not null)
+        {
+            Replay(request, _delivery);
+        }
+    }
+
+    // Separate so that the closure is only allocated when there is something to replay: this
+    // runs between every two batches.
+    private void Replay(TakeoverRequest request, TunDelivery delivery) =>
+        Counters.TakeoverReplayed += _recent.Replay(request, datagram => delivery.DeliverDatagram(datagram.Span));
 
     private void DeliverReleasedFragments(DataplaneCounters counters)
     {

@@ -9,6 +9,7 @@ using SafeKit.Dataplane.Fragments;
 using SafeKit.Dataplane.Kernel;
 using SafeKit.Dataplane.Neighbors;
 using SafeKit.Dataplane.Preflight;
+using SafeKit.Dataplane.Takeover;
 using SafeKit.Native.Host;
 using SafeKit.Native.PacketSockets;
 using SafeKit.Native.Tun;
@@ -102,14 +103,44 @@ public sealed partial class FarmDataplane : IDisposable
     }
 
     /// <summary>Switches every worker (and the kernel rules) to a new bucket table.</summary>
-    public void UseTable(BucketTable table)
+    /// <param name="table">The new table.</param>
+    /// <param name="dead">Nodes that died since the previous table, with how long ago they were last heard of:
+    /// the buckets taken over from them get what they left unanswered replayed.</param>
+    public void UseTable(BucketTable table, IReadOnlyDictionary<string, long>? dead = null)
     {
         ArgumentNullException.ThrowIfNull(table);
-        Volatile.Write(ref _table, table);
+        var previous = Interlocked.Exchange(ref _table, table);
         _nft?.Apply(table);
         foreach (var worker in _workers)
         {
             worker.Decider.UseTable(table);
+        }
+
+        if (dead is not { Count: > 0 } || table.LocalIndex < 0)
+        {
+            return;
+        }
+
+        var gained = new bool[table.Count];
+        var any = false;
+        for (var b = 0; b < table.Count && previous.Count == table.Count; b++)
+        {
+            var owner = previous.OwnerOf(b);
+            if (table.IsLocal(b) && owner >= 0 && dead.ContainsKey(previous.Nodes[owner].Name))
+            {
+                gained[b] = true;
+                any = true;
+            }
+        }
+
+        if (any)
+        {
+            // Everything received since the oldest of them went silent (one interval of margin).
+            var since = Environment.TickCount64 - dead.Values.Max() - 100;
+            foreach (var worker in _workers)
+            {
+                worker.RequestTakeover(new TakeoverRequest(gained, since));
+            }
         }
     }
 
@@ -266,7 +297,8 @@ public sealed partial class FarmDataplane : IDisposable
         {
             try
             {
-                capture.Dispatch(worker, 100);
+                worker.ServiceTakeover();
+                capture.Dispatch(worker, 20);
                 Volatile.Write(ref counters.WorkerAllocatedBytes, GC.GetAllocatedBytesForCurrentThread() - baseline);
             }
             catch (Exception e) when (!_stopping)

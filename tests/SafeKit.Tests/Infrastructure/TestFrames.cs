@@ -44,6 +44,11 @@ internal static class TestFrames
             PayloadPacket = ip,
         };
         ethernet.UpdateCalculatedValues();
+        if (ip is IPv4Packet v4)
+        {
+            v4.UpdateIPChecksum();
+        }
+
         if (transport is TcpPacket tcp)
         {
             tcp.UpdateTcpChecksum();

@@ -37,6 +37,9 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
         Assert.All(late, c => Assert.True(c.GetProperty("error").ValueKind == JsonValueKind.Null, $"a request {c.GetProperty("start_ms").GetInt64() - killedAt} ms after the kill failed: {c.GetProperty("error")}"));
         Assert.DoesNotContain(late, c => c.GetProperty("body").GetString() == $"node {_lab.Prefix}-n2");
         Assert.Equal(4096, _lab.OwnedBuckets(1) + _lab.OwnedBuckets(3));
+        // The survivors handed what n2 left unanswered (SYNs, requests) to their stacks at takeover.
+        var replayed = new[] { 1, 3 }.Sum(i => _lab.NodeStatus(i).GetProperty("modules")[0].GetProperty("farm").GetProperty("counters").GetProperty("takeover_replayed").GetInt64());
+        Assert.True(replayed > 0, "nothing was replayed at takeover");
 
         _lab.Lab("start", "n2");
         LabInstance.WaitUntil(() => Enumerable.Range(1, 3).All(i => _lab.Members(i).Count == 3), "n2 rejoins the view");

@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace SafeKit.Loadgen;
+
+/// <summary>
+/// <c>probe --host IP [--port 80] --seconds S [--new N] [--keepalive K] [--interval-ms 20] [--timeout-ms 3000]</c>:
+/// N streams that each send one request per new connection and K streams that keep one
+/// connection open (reconnecting at once after an error), each every interval, for S seconds.
+/// Prints every request (stream, start and end in Unix ms, success, serving node) so a benchmark
+/// can measure how long clients stalled around a failure.
+/// </summary>
+internal static class ProbeCommand
+{
+    public static async Task<int> RunAsync(Options options)
+    {
+        var host = IPAddress.Parse(options.String("host"));
+        var port = options.Int("port", 80);
+        var seconds = options.Double("seconds", 10);
+        var interval = TimeSpan.FromMilliseconds(options.Int("interval-ms", 20));
+        var timeout = TimeSpan.FromMilliseconds(options.Int("timeout-ms", 3000));
+        var fresh = options.Int("new", 4);
+        var kept = options.Int("keepalive", 4);
+        var until = DateTimeOffset.UtcNow.AddSeconds(seconds);
+        var streams = new List<Task<List<Sample>>>();
+        for (var i = 0; i < fresh; i++)
+        {
+            var id = i;
+            streams.Add(Task.Run(() => NewConnectionsAsync(id, host, port, interval, timeout, until)));
+        }
+
+        for (var i = 0; i < kept; i++)
+        {
+            var id = fresh + i;
+            streams.Add(Task.Run(() => KeepAliveAsync(id, host, port, interval, timeout, until)));
+        }
+
+        var samples = (await Task.WhenAll(streams)).SelectMany(s => s).ToList();
+        var output = new StringBuilder();
+        output.Append("{\"samples\":[");
+        for (var i = 0; i < samples.Count; i++)
+        {
+            var s = samples[i];
+            output.Append(i == 0 ? "" : ",").Append('[').Append(s.Stream).Append(',').Append(s.Kind).Append(',').Append(s.Start).Append(',').Append(s.End).Append(',').Append(s.Ok ? 1 : 0).Append(',').Append(JsonSerializer.Serialize(s.Node)).Append(']');
+        }
+
+        output.Append("]}");
+        Console.WriteLine(output);
+        return 0;
+    }
+
+    private static async Task<List<Sample>> NewConnectionsAsync(int id, IPAddress host, int port, TimeSpan interval, TimeSpan timeout, DateTimeOffset until)
+    {
+        var samples = new List<Sample>();
+        while (DateTimeOffset.UtcNow < until)
+        {
+            var start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            using var socket = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            string? node = null;
+            try
+            {
+                using var cancel = new CancellationTokenSource(timeout);
+                await socket.ConnectAsync(new IPEndPoint(host, port), cancel.Token);
+                node = await RequestAsync(socket, host, keepAlive: false, cancel.Token);
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
+            {
+            }
+
+            samples.Add(new Sample(id, 0, start, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node is not null, node));
+            await Task.Delay(interval);
+        }
+
+        return samples;
+    }
+
+    private static async Task<List<Sample>> KeepAliveAsync(int id, IPAddress host, int port, TimeSpan interval, TimeSpan timeout, DateTimeOffset until)
+    {
+        var samples = new List<Sample>();
+        Socket? socket = null;
+        while (DateTimeOffset.UtcNow < until)
+        {
+            var start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            string? node = null;
+            try
+            {
+                using var cancel = new CancellationTokenSource(timeout);
+                if (socket is null)
+                {
+                    socket = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                    await socket.ConnectAsync(new IPEndPoint(host, port), cancel.Token);
+                }
+
+                node = await RequestAsync(socket, host, keepAlive: true, cancel.Token);
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
+            {
+            }
+
+            if (node is null)
+            {
+                socket?.Dispose();
+                socket = null;
+            }
+
+            samples.Add(new Sample(id, 1, start, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node is not null, node));
+            await Task.Delay(interval);
+        }
+
+        socket?.Dispose();
+        return samples;
+    }
+
+    /// <summary>One GET; returns the body's first line, or null when the answer is not a 200.</summary>
+    private static async Task<string?> RequestAsync(Socket socket, IPAddress host, bool keepAlive, CancellationToken cancel)
+    {
+        var hostHeader = host.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{host}]" : host.ToString();
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {hostHeader}\r\nConnection: {(keepAlive ? "keep-alive" : "close")}\r\n\r\n"), cancel);
+        var buffer = new byte[4096];
+        var received = 0;
+        while (true)
+        {
+            var read = await socket.ReceiveAsync(buffer.AsMemory(received), cancel);
+            if (read == 0)
+            {
+                return null;
+            }
+
+            received += read;
+            var text = Encoding.ASCII.GetString(buffer, 0, received);
+            var split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            if (split < 0)
+            {
+                continue;
+            }
+
+            var lengthAt = text.IndexOf("Content-Length:", StringComparison.OrdinalIgnoreCase);
+            if (lengthAt < 0 || !text.StartsWith("HTTP/1.1 200", StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            var lengthEnd = text.IndexOf("\r\n", lengthAt, StringComparison.Ordinal);
+            var length = int.Parse(text.AsSpan(lengthAt + 15, lengthEnd - lengthAt - 15).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            if (received - (split + 4) >= length)
+            {
+                return text.Substring(split + 4, length).Trim();
+            }
+        }
+    }
+
+    private sealed record Sample(int Stream, int Kind, long Start, long End, bool Ok, string? Node);
+}
