@@ -15,16 +15,21 @@ namespace SafeKit.ControlPlane.Membership;
 /// changed less than <c>timeout</c> ago, whichever way it came. A dead node's state stops
 /// progressing everywhere at once, so everyone notices within timeout + one interval.</para>
 ///
-/// <para><b>Leader.</b> The leader is the lowest-ranked (first in the configuration) alive node.
-/// A node that just started, or just became ready again, leads nobody during one timeout
-/// (discovery), so that a restarting node or one whose cable was out never claims buckets before
-/// it has heard the others.</para>
+/// <para><b>Leader.</b> The leader is the lowest-ranked (first in the configuration) alive node
+/// that is <i>eligible</i>: a node that just started, or just became ready again, is not eligible
+/// during one timeout (discovery), so that a restarting node or one whose cable was out never
+/// takes the lead — or buckets — before it has heard the others, and the others keep following
+/// the current leader meanwhile. When the leader dies its followers keep the last view (for at
+/// most one timeout) until the next leader publishes, so they keep serving their own buckets.</para>
 ///
 /// <para><b>View.</b> The leader publishes the view: its members are the alive, ready nodes that
 /// themselves consider the leader alive (they will receive the view), with their weights, under a
 /// new epoch (the highest epoch seen anywhere + 1) whenever that set or a weight changes. The
 /// others follow the newest view of their leader, which reaches them through the gossip. Every
-/// member computes the same bucket table from the same view; a node outside the view owns nothing.</para>
+/// member computes the same bucket table from the same view; a node outside the view owns nothing.
+/// Views change on different nodes at slightly different moments: a node that gains buckets from
+/// a node still alive does not take them before that node has adopted the new view (its state
+/// shows the new epoch, or that it claims nothing), see <c>BucketHandover</c>.</para>
 ///
 /// <para><b>Partitions.</b> Knowledge flows along directed paths of heartbeats. With a partial
 /// partition (A and B cannot hear each other, both hear C) everyone still knows everyone through C:
@@ -48,6 +53,7 @@ public sealed class MembershipCore
     private long _discoveryEnds;
     private bool _ready;
     private ClusterView? _published;
+    private long _lastFollowed;
     private uint _maxEpoch;
 
     public MembershipCore(int nodeCount, int self, uint incarnation, byte weight, long timeoutMilliseconds, long now)
@@ -92,6 +98,9 @@ public sealed class MembershipCore
     }
 
     private bool _restartDiscovery;
+
+    /// <summary>Whether this node still serves flows in buckets it gave away (advertised).</summary>
+    public bool Pinning { get; set; }
 
     /// <summary>This node's weight (advertised; the leader puts it in the view).</summary>
     public byte Weight
@@ -184,41 +193,55 @@ public sealed class MembershipCore
         }
 
         var alive = NodeMask.Of(Self);
+        var eligible = now >= _discoveryEnds ? NodeMask.Of(Self) : 0u;
         for (var i = 0; i < NodeCount; i++)
         {
             if (i != Self && _states[i].IsKnown && now - _progress[i] < _timeout)
             {
                 alive |= NodeMask.Of(i);
+                if (_states[i].Eligible)
+                {
+                    eligible |= NodeMask.Of(i);
+                }
             }
         }
 
-        var leader = NodeMask.Lowest(alive);
+        var leader = NodeMask.Lowest(eligible);
         ref var self = ref _states[Self];
         self.Alive = alive;
-        self.Flags = Ready ? NodeState.FlagReady : (byte)0;
+        self.Flags = (byte)((Ready ? NodeState.FlagReady : 0) | (now >= _discoveryEnds ? NodeState.FlagEligible : 0) | (Pinning ? NodeState.FlagPinning : 0));
         ClusterView view;
         Yielding = false;
         if (leader == Self)
         {
-            if (now < _discoveryEnds)
+            view = Publish(alive);
+            if (view.Members != 0)
             {
-                view = ClusterView.None;
-                leader = -1;
+                // Only a leader whose view gives buckets to someone leads in the others' eyes:
+                // an empty view (not ready, cable out, yielding) is no rival to anyone.
+                self.Flags |= NodeState.FlagLeader;
             }
-            else
-            {
-                view = Publish(alive);
-                if (view.Members != 0)
-                {
-                    // Only a leader whose view gives buckets to someone leads in the others' eyes:
-                    // an empty view (not ready, cable out, yielding) is no rival to anyone.
-                    self.Flags |= NodeState.FlagLeader;
-                }
-            }
+        }
+        else if (leader >= 0 && _states[leader].Leads && _leaderViews[leader] is { } followed)
+        {
+            view = followed;
+            _lastFollowed = now;
+        }
+        else if (View.Leader >= 0 && View.Leader != Self && now - _lastFollowed < _timeout)
+        {
+            // The leader died and the next one has not published yet (it is still detecting the
+            // death): keep the buckets of the last view meanwhile. Nodes that gain buckets wait
+            // for their previous owner to adopt the new view, so holding on is safe.
+            view = View;
         }
         else
         {
-            view = _states[leader].Leads && _leaderViews[leader] is { } followed ? followed : ClusterView.None;
+            view = ClusterView.None;
+        }
+
+        if (NodeMask.Contains(view.Members, Self))
+        {
+            self.Flags |= NodeState.FlagClaims;
         }
 
         self.ViewEpoch = view.Epoch;

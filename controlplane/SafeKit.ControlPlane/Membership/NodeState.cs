@@ -12,6 +12,15 @@ public struct NodeState
     /// <summary>Set while the node leads and its published view has members.</summary>
     public const byte FlagLeader = 2;
 
+    /// <summary>Set once the node's discovery period is over: it may lead.</summary>
+    public const byte FlagEligible = 4;
+
+    /// <summary>Set while the view the node follows counts it as a member: it may own buckets.</summary>
+    public const byte FlagClaims = 8;
+
+    /// <summary>Set while the node still serves flows in buckets it gave away.</summary>
+    public const byte FlagPinning = 16;
+
     /// <summary>Restart counter of the node: a restart always has a higher one.</summary>
     public uint Incarnation;
 
@@ -33,6 +42,12 @@ public struct NodeState
     public readonly bool Ready => (Flags & FlagReady) != 0;
 
     public readonly bool Leads => (Flags & FlagLeader) != 0;
+
+    public readonly bool Eligible => (Flags & FlagEligible) != 0;
+
+    public readonly bool Claims => (Flags & FlagClaims) != 0;
+
+    public readonly bool Pinning => (Flags & FlagPinning) != 0;
 
     /// <summary>True when this state is newer than <paramref name="other"/>.</summary>
     public readonly bool IsNewerThan(in NodeState other) =>

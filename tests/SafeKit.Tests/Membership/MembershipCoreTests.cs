@@ -44,7 +44,7 @@ public sealed class MembershipCoreTests
         var rounds = 0;
         while (cluster.Cores.Where((_, i) => i != 2).Any(c => NodeMask.Contains(c.View.Members, 2)))
         {
-            cluster.Step();
+            cluster.StepSafely();
             rounds++;
         }
 
@@ -106,13 +106,19 @@ public sealed class MembershipCoreTests
         while (cluster.Claims().Any(c => c != 1) || !cluster.Cores.All(c => c.View.Members == 0b111u))
         {
             // While the view changes hands a bucket may briefly be unclaimed, never doubly claimed.
-            Assert.All(cluster.Claims(), c => Assert.InRange(c, 0, 1));
-            cluster.Step();
+            cluster.StepSafely();
             joinedAfter++;
             Assert.True(joinedAfter < 50, "the restarted node never rejoined");
         }
 
+        // Once out of discovery the first node takes the lead back, still without double owners.
+        for (var i = 0; i < 20; i++)
+        {
+            cluster.StepSafely();
+        }
+
         Assert.Equal(0, cluster.Cores[2].View.Leader);
+        Assert.All(cluster.Claims(), c => Assert.Equal(1, c));
         Assert.Equal(0, cluster.Replays);
     }
 
@@ -133,10 +139,11 @@ public sealed class MembershipCoreTests
     {
         var cluster = new SimulatedCluster(3);
         cluster.Settle();
-        // Node 0 still hears everyone, nobody hears node 0.
+        // Node 0 still hears everyone, nobody hears node 0. For the others it died; until it hears
+        // that (one heartbeat, sent at once on a view change) both may accept: hence not "safely".
         cluster.Cut(0, 1);
         cluster.Cut(0, 2);
-        cluster.Settle();
+        cluster.Settle(safely: false);
 
         Assert.True(cluster.Cores[0].Yielding);
         Assert.Equal(0u, cluster.Cores[0].View.Members);
@@ -175,7 +182,7 @@ public sealed class MembershipCoreTests
                 cluster.Kill(random.Next(n));
             }
 
-            cluster.Settle();
+            cluster.Settle(safely: false);
             var sources = SourceComponents(cluster);
             var claims = cluster.Claims();
             if (sources == 1)
@@ -216,8 +223,7 @@ public sealed class MembershipCoreTests
         cluster.Cores[2].Ready = true;
         for (var step = 0; step < 30; step++)
         {
-            cluster.Step();
-            Assert.All(cluster.Claims(), c => Assert.InRange(c, 0, 1));
+            cluster.StepSafely();
             Assert.False(cluster.Cores[0].Yielding);
         }
 

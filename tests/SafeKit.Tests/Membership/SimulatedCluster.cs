@@ -19,6 +19,8 @@ internal sealed class SimulatedCluster
     private readonly HeartbeatMessage _incoming;
     private readonly byte[] _wire;
     private readonly uint[] _incarnations;
+    private readonly BucketHandover[] _handovers;
+    private readonly ClusterView[] _applied;
 
     public SimulatedCluster(int nodes, byte[]? weights = null)
     {
@@ -31,6 +33,8 @@ internal sealed class SimulatedCluster
         Up = new bool[nodes];
         Cores = new MembershipCore[nodes];
         _incarnations = new uint[nodes];
+        _handovers = new BucketHandover[nodes];
+        _applied = new ClusterView[nodes];
         for (var i = 0; i < nodes; i++)
         {
             for (var j = 0; j < nodes; j++)
@@ -59,6 +63,8 @@ internal sealed class SimulatedCluster
     {
         _incarnations[node]++;
         Cores[node] = new MembershipCore(Count, node, _incarnations[node], weight, Timeout, Now) { Ready = true };
+        _handovers[node] = new BucketHandover(Buckets, $"n{node}");
+        _applied[node] = ClusterView.None;
         Up[node] = true;
     }
 
@@ -116,19 +122,60 @@ internal sealed class SimulatedCluster
             if (Up[i])
             {
                 Cores[i].Evaluate(Now);
+                Handover(i);
             }
+        }
+    }
+
+    /// <summary>What the dataplane of node i does with the view: the bucket handover (no flows, so pins end at once).</summary>
+    private void Handover(int i)
+    {
+        var peers = Enumerable.Range(0, Count).Where(j => j != i).ToDictionary(
+            j => $"n{j}",
+            j => new PeerHandover(NodeMask.Contains(Cores[i].Alive, j), Cores[i].StateOf(j).ViewEpoch, Cores[i].StateOf(j).Claims, Cores[i].StateOf(j).Pinning));
+        var view = Cores[i].View;
+        if (!view.SameAs(_applied[i]))
+        {
+            _handovers[i].Apply(TableOf(i), view.Epoch, peers);
+            _applied[i] = view;
+        }
+        else
+        {
+            _handovers[i].Update(peers, out _);
+        }
+
+        Cores[i].Pinning = _handovers[i].Pinning;
+        _handovers[i].Unpin();
+    }
+
+    /// <summary>Steps and, after every step, checks that no bucket has two nodes accepting new flows.</summary>
+    public void StepSafely()
+    {
+        Step();
+        var claims = Claims();
+        for (var b = 0; b < claims.Length; b++)
+        {
+            Assert.True(claims[b] <= 1, $"bucket {b} accepted by {claims[b]} nodes at t={Now}");
         }
     }
 
     /// <summary>Runs until every live node's view has not changed for <paramref name="quiet"/> rounds.</summary>
     /// <returns>Rounds it took.</returns>
-    public int Settle(int quiet = 10, int limit = 400)
+    public int Settle(int quiet = 10, int limit = 400, bool safely = true)
     {
         var stable = 0;
         var previous = Snapshot();
         for (var round = 1; round <= limit; round++)
         {
-            Step();
+            if (safely)
+            {
+                StepSafely();
+            }
+            else
+            {
+                Step();
+            }
+
             var current = Snapshot();
             stable = current.SequenceEqual(previous) ? stable + 1 : 0;
             previous = current;
@@ -141,7 +188,7 @@ internal sealed class SimulatedCluster
         throw new InvalidOperationException("the views never settled");
     }
 
-    /// <summary>For every bucket, how many live nodes claim it.</summary>
+    /// <summary>For every bucket, how many live nodes accept new flows in it (after the handover).</summary>
     public int[] Claims()
     {
         var claims = new int[Buckets];
@@ -152,10 +199,10 @@ internal sealed class SimulatedCluster
                 continue;
             }
 
-            var table = TableOf(i);
+            var modes = _handovers[i].Modes;
             for (var b = 0; b < Buckets; b++)
             {
-                if (table.IsLocal(b))
+                if (modes[b] is BucketMode.Owned or BucketMode.Shared)
                 {
                     claims[b]++;
                 }
@@ -174,5 +221,5 @@ internal sealed class SimulatedCluster
     }
 
     private string[] Snapshot() =>
-        Enumerable.Range(0, Count).Select(i => Up[i] ? $"{Cores[i].View.Leader}/{Cores[i].View.Epoch}/{Cores[i].View.Members}" : "down").ToArray();
+        Enumerable.Range(0, Count).Select(i => Up[i] ? $"{Cores[i].View.Leader}/{Cores[i].View.Epoch}/{Cores[i].View.Members}/{string.Join(',', _handovers[i].Modes.Select(m => (int)m))}" : "down").ToArray();
 }

@@ -1,0 +1,245 @@
+namespace SafeKit.Dataplane.Buckets;
+
+/// <summary>
+/// The local node's mode for every bucket across view changes. Views reach the nodes at slightly
+/// different moments; this makes a change of owner safe and connection-preserving:
+/// <list type="bullet">
+/// <item>a node that loses a bucket keeps serving the flows it accepted there (<see cref="BucketMode.Pinned"/>)
+/// and stops accepting new ones;</item>
+/// <item>a node that gains a bucket from a node that is alive takes nothing until that node has
+/// adopted the new view (<see cref="BucketMode.Awaiting"/>): new flows are never accepted by two
+/// nodes. Then it accepts new flows and its own, and leaves the pinned flows alone
+/// (<see cref="BucketMode.Shared"/>), until no node pins any more (<see cref="BucketMode.Owned"/>);</item>
+/// <item>a bucket gained from a dead node is owned at once.</item>
+/// </list>
+/// Pure logic; the dataplane reads <see cref="Modes"/> on the packet path (a new array per change).
+/// </summary>
+public sealed class BucketHandover
+{
+    /// <summary>Holder of a bucket whose previous owner is unknown: every node that claims buckets.</summary>
+    private const string Anyone = "*";
+
+    private readonly string?[] _holder;
+    private readonly uint[] _awaitEpoch;
+    private BucketMode[] _modes;
+
+    public BucketHandover(int bucketCount, string localNode)
+    {
+        LocalNode = localNode;
+        _modes = new BucketMode[bucketCount];
+        _holder = new string?[bucketCount];
+        _awaitEpoch = new uint[bucketCount];
+    }
+
+    public string LocalNode { get; }
+
+    /// <summary>The current mode of every bucket (replaced, never modified, on a change).</summary>
+    public BucketMode[] Modes => _modes;
+
+    /// <summary>True while some bucket is <see cref="BucketMode.Pinned"/>.</summary>
+    public bool Pinning => Array.IndexOf(_modes, BucketMode.Pinned) >= 0;
+
+    /// <summary>Applies a new view's table.</summary>
+    /// <param name="table">Owners in the new view.</param>
+    /// <param name="epoch">Its epoch.</param>
+    /// <param name="peers">What is known of every other node, by name.</param>
+    /// <returns>Buckets taken over from dead nodes (for the takeover replay), or null when none.</returns>
+    public bool[]? Apply(BucketTable table, uint epoch, IReadOnlyDictionary<string, PeerHandover> peers)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(peers);
+        var modes = (BucketMode[])_modes.Clone();
+        bool[]? fromDead = null;
+        for (var b = 0; b < modes.Length; b++)
+        {
+            var owner = table.OwnerOf(b);
+            var newOwner = owner < 0 ? null : table.Nodes[owner].Name;
+            var mine = newOwner == LocalNode;
+            switch (modes[b])
+            {
+                case BucketMode.Owned when mine:
+                    break;
+                case BucketMode.Awaiting when mine:
+                case BucketMode.Shared when mine:
+                    break;
+                case BucketMode.Foreign when mine:
+                case BucketMode.Pinned when mine:
+                {
+                    // Unknown previous holder (no view before, or an empty one): whoever claims
+                    // buckets must have adopted the new view first.
+                    var from = _holder[b] ?? Anyone;
+                    if (from == LocalNode || (from == Anyone && !AnyoneClaims(peers)))
+                    {
+                        modes[b] = BucketMode.Owned;
+                    }
+                    else if (from != Anyone && (!peers.TryGetValue(from, out var peer) || !peer.Alive))
+                    {
+                        modes[b] = BucketMode.Owned;
+                        (fromDead ??= new bool[modes.Length])[b] = true;
+                    }
+                    else
+                    {
+                        modes[b] = BucketMode.Awaiting;
+                        _holder[b] = from;
+                        _awaitEpoch[b] = epoch;
+                    }
+
+                    break;
+                }
+
+                case BucketMode.Owned:
+                case BucketMode.Shared:
+                case BucketMode.Pinned:
+                    modes[b] = BucketMode.Pinned;
+                    _holder[b] = newOwner;
+                    break;
+                default:
+                    modes[b] = BucketMode.Foreign;
+                    _holder[b] = newOwner;
+                    break;
+            }
+
+            if (mine && modes[b] == BucketMode.Owned)
+            {
+                _holder[b] = LocalNode;
+            }
+        }
+
+        _modes = modes;
+        var advanced = Advance(peers);
+        fromDead = Merge(fromDead, advanced);
+        return fromDead;
+    }
+
+    /// <summary>Re-evaluates waiting buckets after news from the other nodes.</summary>
+    /// <returns>True when a mode changed; <paramref name="fromDead"/> lists buckets whose previous owner died meanwhile.</returns>
+    public bool Update(IReadOnlyDictionary<string, PeerHandover> peers, out bool[]? fromDead)
+    {
+        ArgumentNullException.ThrowIfNull(peers);
+        var before = _modes;
+        fromDead = Advance(peers);
+        return !ReferenceEquals(before, _modes);
+    }
+
+    /// <summary>The local node has no live flow left in the buckets it pinned.</summary>
+    public bool Unpin()
+    {
+        if (!Pinning)
+        {
+            return false;
+        }
+
+        var modes = (BucketMode[])_modes.Clone();
+        for (var b = 0; b < modes.Length; b++)
+        {
+            if (modes[b] == BucketMode.Pinned)
+            {
+                modes[b] = BucketMode.Foreign;
+            }
+        }
+
+        _modes = modes;
+        return true;
+    }
+
+    private bool[]? Advance(IReadOnlyDictionary<string, PeerHandover> peers)
+    {
+        var somebodyPins = false;
+        foreach (var (name, peer) in peers)
+        {
+            if (name != LocalNode && peer.Alive && peer.Pinning)
+            {
+                somebodyPins = true;
+            }
+        }
+
+        BucketMode[]? modes = null;
+        bool[]? fromDead = null;
+        for (var b = 0; b < _modes.Length; b++)
+        {
+            var mode = _modes[b];
+            if (mode == BucketMode.Awaiting)
+            {
+                var from = _holder[b]!;
+                PeerHandover peer = default;
+                var released = from == Anyone
+                    ? AllReleased(peers, _awaitEpoch[b])
+                    : !peers.TryGetValue(from, out peer) || !peer.Alive || !peer.Claims || peer.Epoch >= _awaitEpoch[b];
+                if (!released)
+                {
+                    continue;
+                }
+
+                if (from == Anyone)
+                {
+                    peer = new PeerHandover(true, 0, false, false);
+                }
+
+                if (!peer.Alive)
+                {
+                    (fromDead ??= new bool[_modes.Length])[b] = true;
+                }
+
+                modes ??= (BucketMode[])_modes.Clone();
+                modes[b] = somebodyPins && peer.Alive ? BucketMode.Shared : BucketMode.Owned;
+                _holder[b] = LocalNode;
+            }
+            else if (mode == BucketMode.Shared && !somebodyPins)
+            {
+                modes ??= (BucketMode[])_modes.Clone();
+                modes[b] = BucketMode.Owned;
+            }
+        }
+
+        if (modes is not null)
+        {
+            _modes = modes;
+        }
+
+        return fromDead;
+    }
+
+    private bool AnyoneClaims(IReadOnlyDictionary<string, PeerHandover> peers)
+    {
+        foreach (var (name, peer) in peers)
+        {
+            if (name != LocalNode && peer.Alive && peer.Claims)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool AllReleased(IReadOnlyDictionary<string, PeerHandover> peers, uint epoch)
+    {
+        foreach (var (name, peer) in peers)
+        {
+            if (name != LocalNode && peer.Alive && peer.Claims && peer.Epoch < epoch)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool[]? Merge(bool[]? a, bool[]? b)
+    {
+        if (a is null)
+        {
+            return b;
+        }
+
+        if (b is not null)
+        {
+            for (var i = 0; i < a.Length; i++)
+            {
+                a[i] |= b[i];
+            }
+        }
+
+        return a;
+    }
+}
