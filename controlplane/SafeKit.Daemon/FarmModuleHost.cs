@@ -44,6 +44,7 @@ internal sealed class FarmModuleHost : IDisposable
             Capture = module.Capture,
             TunName = module.Tun,
             Workers = module.Workers,
+            LocalNode = self.Name,
         };
         var state = new ModuleStateHistory(time);
         var dataplane = FarmDataplane.Start(options, logger);
@@ -51,20 +52,31 @@ internal sealed class FarmModuleHost : IDisposable
         return new FarmModuleHost(cluster, module, self, dataplane, state);
     }
 
-    /// <summary>Applies a view: the buckets this node owns from now on.</summary>
-    /// <param name="view">The view.</param>
-    /// <param name="dead">Former members now dead (node index → ms since last heard of).</param>
-    public void ApplyView(ClusterView view, IReadOnlyDictionary<int, long> dead)
+    /// <summary>Raised when the dataplane may have started or stopped pinning flows.</summary>
+    public event Action? PinningChanged
+    {
+        add => _dataplane.PinningChanged += value;
+        remove => _dataplane.PinningChanged -= value;
+    }
+
+    /// <summary>Whether the dataplane still serves flows in buckets it gave away.</summary>
+    public bool Pinning => _dataplane.Pinning;
+
+    /// <summary>Applies a view: the buckets this node owns from now on, handed over safely.</summary>
+    public void ApplyView(ClusterView view, IReadOnlyDictionary<int, PeerState> peers)
     {
         var members = NodeMask.Members(view.Members)
             .Select(i => new NodeWeight(_cluster.Nodes[i].Name, Math.Max((byte)1, view.Weights.Length > i ? view.Weights[i] : (byte)1)))
             .ToList();
         var table = members.Count == 0 ? BucketTable.Empty(_module.Buckets) : BucketTable.Compute(members, _module.Buckets, _self.Name);
-        _dataplane.UseTable(table, dead.ToDictionary(d => _cluster.Nodes[d.Key].Name, d => d.Value, StringComparer.Ordinal));
+        _dataplane.ApplyView(table, view.Epoch, Names(peers));
         _state.Set(
             table.LocalIndex >= 0 ? ModuleStates.Up : ModuleStates.Wait,
             table.LocalIndex >= 0 ? $"member of view {view.Epoch} ({members.Count} nodes, {table.LocalCount} buckets)" : $"not a member of view {view.Epoch}");
     }
+
+    /// <summary>News from the other nodes (releases, pins, deaths).</summary>
+    public void UpdatePeers(IReadOnlyDictionary<int, PeerState> peers) => _dataplane.UpdatePeers(Names(peers));
 
     public ModuleStatus Status()
     {
@@ -89,6 +101,10 @@ internal sealed class FarmModuleHost : IDisposable
             ["send_errors"] = c.SendErrors,
             ["worker_allocated_bytes"] = c.WorkerAllocatedBytes,
             ["takeover_replayed"] = c.TakeoverReplayed,
+            ["pinned_buckets"] = snapshot.PinnedBuckets,
+            ["waiting_buckets"] = snapshot.WaitingBuckets,
+            ["flows"] = snapshot.Flows,
+            ["flows_refused"] = snapshot.FlowsRefused,
         };
         var farm = new FarmStatus(
             snapshot.Mode,
@@ -102,6 +118,12 @@ internal sealed class FarmModuleHost : IDisposable
             snapshot.TrackedFragments);
         return new ModuleStatus(_module.Name, "farm", _state.Current, farm, _state.Transitions());
     }
+
+    private Dictionary<string, PeerHandover> Names(IReadOnlyDictionary<int, PeerState> peers) =>
+        peers.ToDictionary(
+            p => _cluster.Nodes[p.Key].Name,
+            p => new PeerHandover(p.Value.Alive, p.Value.Epoch, p.Value.Claims, p.Value.Pinning, p.Value.SilentMilliseconds),
+            StringComparer.Ordinal);
 
     public void Dispose()
     {

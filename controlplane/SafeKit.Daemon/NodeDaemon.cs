@@ -65,7 +65,10 @@ internal sealed class NodeDaemon
             }
 
             membership = new MembershipService(config, self, key, IncarnationStore.Next(stateDirectory, started), _time, _logger);
-            membership.ViewChanged += (view, dead) => farms.ForEach(f => f.ApplyView(view, dead));
+            membership.ViewChanged += (view, peers) => farms.ForEach(f => f.ApplyView(view, peers));
+            membership.PeersChanged += peers => farms.ForEach(f => f.UpdatePeers(peers));
+            var pinning = membership;
+            farms.ForEach(f => f.PinningChanged += () => pinning.Pinning = farms.Any(x => x.Pinning));
             membership.Start();
             readiness = new ReadinessMonitor(
                 config.Farms.Select(f => f.Interface).Distinct(StringComparer.Ordinal).Select(i => (ICheck)new LinkCheck(i)).ToList(),

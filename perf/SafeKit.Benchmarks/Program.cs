@@ -20,9 +20,11 @@ double Mean(string method) => summary.Reports.First(r => r.BenchmarkCase.Descrip
 long Allocated(string method) => summary.Reports.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method).GcStats.GetBytesAllocatedPerOperation(summary.Reports.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method).BenchmarkCase) ?? -1;
 
 var decide = Mean(nameof(DecideBenchmarks.ParseKeyHashDecide));
+var tcp = Mean(nameof(DecideBenchmarks.DecideTcp));
+var udp = Mean(nameof(DecideBenchmarks.DecideUdp));
 var parse = Mean(nameof(DecideBenchmarks.ParseOnly));
 var allocated = Allocated(nameof(DecideBenchmarks.ParseKeyHashDecide));
-var line = string.Create(CultureInfo.InvariantCulture, $"BENCH dataplane-decide ns_per_packet={decide:F1} parse_ns_per_packet={parse:F1} allocated_bytes_per_packet={allocated} target_ns=25");
+var line = string.Create(CultureInfo.InvariantCulture, $"BENCH dataplane-decide ns_per_packet={decide:F1} tcp_ns_per_packet={tcp:F1} udp_ns_per_packet={udp:F1} parse_ns_per_packet={parse:F1} allocated_bytes_per_packet={allocated} target_ns=25");
 Console.WriteLine(line);
 Directory.CreateDirectory(results);
 File.WriteAllText(Path.Combine(results, "dataplane-decide.json"), JsonSerializer.Serialize(new Dictionary<string, object>
@@ -30,6 +32,8 @@ File.WriteAllText(Path.Combine(results, "dataplane-decide.json"), JsonSerializer
     ["name"] = "dataplane-decide",
     ["ns_per_packet"] = Math.Round(decide, 1),
     ["parse_ns_per_packet"] = Math.Round(parse, 1),
+    ["tcp_ns_per_packet"] = Math.Round(tcp, 1),
+    ["udp_ns_per_packet"] = Math.Round(udp, 1),
     ["allocated_bytes_per_packet"] = allocated,
     ["target_ns"] = 25,
     ["machine"] = $"{Environment.ProcessorCount} cpus, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}",

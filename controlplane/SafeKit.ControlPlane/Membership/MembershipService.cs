@@ -30,7 +30,6 @@ public sealed partial class MembershipService : IDisposable
     private readonly Lock _gate = new();
     private readonly AutoResetEvent _wake = new(false);
     private volatile bool _stopping;
-    private ClusterView _previous = ClusterView.None;
 
     public MembershipService(ClusterConfig config, NodeConfig self, byte[] key, uint incarnation, TimeProvider time, ILogger logger)
     {
@@ -53,10 +52,32 @@ public sealed partial class MembershipService : IDisposable
     }
 
     /// <summary>
-    /// Raised on the membership thread whenever this node's view changes, with the members of the
-    /// previous view that are now dead and how long ago (ms) each was last heard of.
+    /// Raised on a membership thread whenever this node's view changes, with what is known of
+    /// every other node (by index).
     /// </summary>
-    public event Action<ClusterView, IReadOnlyDictionary<int, long>>? ViewChanged;
+    public event Action<ClusterView, IReadOnlyDictionary<int, PeerState>>? ViewChanged;
+
+    /// <summary>Raised on a membership thread after news from another node (at most once per heartbeat received).</summary>
+    public event Action<IReadOnlyDictionary<int, PeerState>>? PeersChanged;
+
+    /// <summary>Whether this node still serves flows in buckets it gave away (advertised).</summary>
+    public bool Pinning
+    {
+        set
+        {
+            bool changed;
+            lock (_gate)
+            {
+                changed = _core.Pinning != value;
+                _core.Pinning = value;
+            }
+
+            if (changed)
+            {
+                _wake.Set();
+            }
+        }
+    }
 
     public uint Incarnation { get; }
 
@@ -250,6 +271,7 @@ public sealed partial class MembershipService : IDisposable
                     case ReceiveOutcome.Accepted:
                         Counters.Accepted++;
                         changed = EvaluateLocked(NowMs());
+                        PeersChanged?.Invoke(PeersLocked(NowMs()));
                         break;
                     case ReceiveOutcome.Duplicate:
                         Counters.Duplicates++;
@@ -285,21 +307,30 @@ public sealed partial class MembershipService : IDisposable
         var leader = view.Leader >= 0 ? _config.Nodes[view.Leader].Name : "none";
         var members = string.Join(',', NodeMask.Members(view.Members).Select(i => _config.Nodes[i].Name));
         LogView(_logger, leader, view.Epoch, members);
-        var dead = new Dictionary<int, long>();
-        foreach (var i in NodeMask.Members(_previous.Members & ~view.Members))
+        ViewChanged?.Invoke(view, PeersLocked(now));
+        return true;
+    }
+
+    /// <summary>What is known of every other node. A node silent for more than two intervals counts
+    /// as dead here already: a follower may adopt the leader's new view a moment before its own
+    /// timeout expires, and must then take the dead node's buckets at once.</summary>
+    private Dictionary<int, PeerState> PeersLocked(long now)
+    {
+        var peers = new Dictionary<int, PeerState>();
+        for (var i = 0; i < _config.Nodes.Count; i++)
         {
-            // Gone silent (a follower may adopt the leader's view a moment before its own timeout
-            // expires), as opposed to leaving the view while alive (not ready, drained).
-            var silent = now - _core.LastProgress(i);
-            if (!NodeMask.Contains(_core.Alive, i) || silent > 2 * _config.Heartbeat.IntervalMilliseconds)
+            if (i == _self)
             {
-                dead[i] = silent;
+                continue;
             }
+
+            var state = _core.StateOf(i);
+            var silent = state.IsKnown ? now - _core.LastProgress(i) : long.MaxValue / 2;
+            var alive = NodeMask.Contains(_core.Alive, i) && silent <= 2 * _config.Heartbeat.IntervalMilliseconds;
+            peers[i] = new PeerState(alive, state.ViewEpoch, state.Claims, state.Pinning, silent);
         }
 
-        _previous = view;
-        ViewChanged?.Invoke(view, dead);
-        return true;
+        return peers;
     }
 
     private void Send(byte[] buffer)
@@ -392,3 +423,11 @@ public sealed record MembershipSnapshot(
 /// <param name="Incarnation">Its incarnation as known.</param>
 /// <param name="Ready">It offers to take traffic.</param>
 public sealed record PeerStatus(string Name, bool Alive, long? LastHeardMilliseconds, uint Incarnation, bool Ready);
+
+/// <summary>What this node knows of another node, for the bucket handover.</summary>
+/// <param name="Alive">Heard of recently.</param>
+/// <param name="Epoch">Epoch of the view it follows.</param>
+/// <param name="Claims">Its view counts it as a member.</param>
+/// <param name="Pinning">It still serves flows of buckets it gave away.</param>
+/// <param name="SilentMilliseconds">Since its state last progressed.</param>
+public readonly record struct PeerState(bool Alive, uint Epoch, bool Claims, bool Pinning, long SilentMilliseconds);

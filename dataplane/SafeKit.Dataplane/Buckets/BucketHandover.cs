@@ -121,21 +121,27 @@ public sealed class BucketHandover
         return !ReferenceEquals(before, _modes);
     }
 
-    /// <summary>The local node has no live flow left in the buckets it pinned.</summary>
-    public bool Unpin()
-    {
-        if (!Pinning)
-        {
-            return false;
-        }
+    /// <summary>Stops pinning every bucket (its last flow ended).</summary>
+    public bool Unpin() => Unpin(_ => false);
 
-        var modes = (BucketMode[])_modes.Clone();
-        for (var b = 0; b < modes.Length; b++)
+    /// <summary>Stops pinning the buckets where <paramref name="stillPinned"/> says no live flow of ours remains.</summary>
+    /// <returns>True when a mode changed.</returns>
+    public bool Unpin(Func<int, bool> stillPinned)
+    {
+        ArgumentNullException.ThrowIfNull(stillPinned);
+        BucketMode[]? modes = null;
+        for (var b = 0; b < _modes.Length; b++)
         {
-            if (modes[b] == BucketMode.Pinned)
+            if (_modes[b] == BucketMode.Pinned && !stillPinned(b))
             {
+                modes ??= (BucketMode[])_modes.Clone();
                 modes[b] = BucketMode.Foreign;
             }
+        }
+
+        if (modes is null)
+        {
+            return false;
         }
 
         _modes = modes;

@@ -27,25 +27,30 @@ public sealed class PacketDecider
     private readonly ClusterMac _clusterMac;
     private readonly FlowHasher _hasher;
     private readonly FragmentTracker _fragments;
-    private BucketTable _table;
+    private readonly FlowTable _flows;
+    private ForwardingState _state;
 
-    public PacketDecider(VipSet vips, ClusterMac clusterMac, FlowHasher hasher, BucketTable table, FragmentTracker fragments)
+    public PacketDecider(VipSet vips, ClusterMac clusterMac, FlowHasher hasher, ForwardingState state, FragmentTracker fragments, FlowTable flows)
     {
         _vips = vips;
         _clusterMac = clusterMac;
         _hasher = hasher;
-        _table = table;
+        _state = state;
         _fragments = fragments;
+        _flows = flows;
     }
 
-    /// <summary>The table in force. Replaced whole by <see cref="UseTable"/>.</summary>
-    public BucketTable Table => Volatile.Read(ref _table);
+    /// <summary>The table and bucket modes in force. Replaced whole by <see cref="UseState"/>.</summary>
+    public ForwardingState State => Volatile.Read(ref _state);
 
     /// <summary>Fragment state shared with the worker that releases held fragments.</summary>
     public FragmentTracker Fragments => _fragments;
 
-    /// <summary>Atomically switches to a new bucket table (the next packet sees it).</summary>
-    public void UseTable(BucketTable table) => Volatile.Write(ref _table, table);
+    /// <summary>The flows this decider has seen (its worker's).</summary>
+    public FlowTable Flows => _flows;
+
+    /// <summary>Atomically switches to new buckets and modes (the next packet sees them).</summary>
+    public void UseState(ForwardingState state) => Volatile.Write(ref _state, state);
 
     /// <summary>Decides one frame. <paramref name="packet"/> holds the parse for the caller's delivery.</summary>
     public Verdict Decide(ReadOnlySpan<byte> frame, long nowMilliseconds, out ParsedPacket packet, out int bucket)
@@ -57,7 +62,8 @@ public sealed class PacketDecider
             return status == ParseStatus.Unsupported ? Verdict.NotForUs : Verdict.Malformed;
         }
 
-        var table = Volatile.Read(ref _table);
+        var state = Volatile.Read(ref _state);
+        var table = state.Table;
         switch (packet.Network)
         {
             case NetworkLayer.Arp:
@@ -101,13 +107,13 @@ public sealed class PacketDecider
         }
 
         bucket = table.BucketOf(_hasher.Hash(client, withPort, port));
-        var accept = table.IsLocal(bucket);
+        var verdict = FlowPolicy.Judge(state.Modes[bucket], _flows, frame, packet, bucket, nowMilliseconds);
         if (withPort && packet.IsFragment)
         {
-            _fragments.OnFirstFragment(frame, packet, accept, nowMilliseconds);
+            _fragments.OnFirstFragment(frame, packet, verdict == Verdict.Accept, nowMilliseconds);
         }
 
-        return accept ? Verdict.Accept : Verdict.Reject;
+        return verdict;
     }
 
     private Verdict DecideArp(ReadOnlySpan<byte> frame, in ParsedPacket packet, BucketTable table, out int bucket)

@@ -11,4 +11,17 @@ public sealed record DataplaneSnapshot(
     int OwnedBuckets,
     DataplaneCounters Counters,
     CaptureStatistics CaptureStatistics,
-    int TrackedFragments);
+    int TrackedFragments)
+{
+    /// <summary>Buckets given away whose flows this node still serves.</summary>
+    public int PinnedBuckets { get; init; }
+
+    /// <summary>Buckets waiting for their previous owner to let go.</summary>
+    public int WaitingBuckets { get; init; }
+
+    /// <summary>Flows remembered for pinning.</summary>
+    public int Flows { get; init; }
+
+    /// <summary>Flows not remembered because the table was full.</summary>
+    public long FlowsRefused { get; init; }
+}

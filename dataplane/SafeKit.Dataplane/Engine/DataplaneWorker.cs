@@ -1,6 +1,8 @@
+using SafeKit.Dataplane.Buckets;
 using SafeKit.Dataplane.Capture;
 using SafeKit.Dataplane.Decisions;
 using SafeKit.Dataplane.Delivery;
+using SafeKit.Dataplane.Flows;
 using SafeKit.Dataplane.Fragments;
 using SafeKit.Dataplane.Neighbors;
 using SafeKit.Dataplane.Takeover;
@@ -21,6 +23,9 @@ public sealed class DataplaneWorker : IFrameSink
     private readonly byte[] _released = new byte[FragmentTracker.SlotSize];
     private readonly RecentPackets _recent = new(16384);
     private TakeoverRequest? _takeover;
+    private BucketMode[]? _lastModes;
+    private long _nextSweep;
+    private PinSweep? _lastSweep;
 
     /// <param name="decider">The accept rule (its fragment tracker belongs to this worker).</param>
     /// <param name="delivery">Where accepted datagrams go; null when the kernel fast path accepts them.</param>
@@ -118,6 +123,49 @@ public sealed class DataplaneWorker : IFrameSink
         }
     }
 
+    /// <summary>This worker's last sweep: the modes it looked at and which pinned buckets still had live flows.</summary>
+    public PinSweep? LastSweep => Volatile.Read(ref _lastSweep);
+
+    /// <summary>
+    /// Flow housekeeping, on the worker thread between batches: refreshes our flows in buckets
+    /// that just became pinned, and once a second forgets ended flows and notes which pinned
+    /// buckets still have live ones.
+    /// </summary>
+    public void Maintain(long now, FlowTimeouts timeouts)
+    {
+        var modes = _decider.State.Modes;
+        if (!ReferenceEquals(modes, _lastModes))
+        {
+            bool[]? newlyPinned = null;
+            for (var b = 0; b < modes.Length; b++)
+            {
+                if (modes[b] == BucketMode.Pinned && (_lastModes is null || _lastModes[b] != BucketMode.Pinned))
+                {
+                    (newlyPinned ??= new bool[modes.Length])[b] = true;
+                }
+            }
+
+            if (newlyPinned is not null)
+            {
+                var refresh = new PinRefresh(newlyPinned, _decider.Flows, now);
+                _decider.Flows.Sweep(ref refresh);
+                _nextSweep = 0;
+            }
+
+            _lastModes = modes;
+        }
+
+        if (now < _nextSweep)
+        {
+            return;
+        }
+
+        var sweep = new FlowSweep(modes, now, timeouts.PinIdleMilliseconds, timeouts.IdleMilliseconds);
+        _decider.Flows.Sweep(ref sweep);
+        Volatile.Write(ref _lastSweep, sweep.StillPinned is null ? null : new PinSweep(modes, sweep.StillPinned));
+        _nextSweep = now + 1000;
+    }
+
     /// <summary>Asks the worker thread to replay what dead nodes left unanswered (see <see cref="RecentPackets"/>).</summary>
     public void RequestTakeover(TakeoverRequest request) => Volatile.Write(ref _takeover, request);
 
@@ -163,4 +211,13 @@ public sealed class DataplaneWorker : IFrameSink
             counters.SendErrors++;
         }
     }
+}
+
+/// <summary>The result of a worker's sweep while buckets were pinned.</summary>
+/// <param name="Modes">The modes the sweep looked at.</param>
+/// <param name="StillPinned">Per bucket: a live flow of ours remains.</param>
+public sealed record PinSweep(BucketMode[] Modes, bool[] StillPinned)
+{
+    /// <summary>True unless this sweep saw <paramref name="bucket"/> pinned and found no live flow in it.</summary>
+    public bool Keeps(int bucket) => Modes[bucket] != BucketMode.Pinned || StillPinned[bucket];
 }

@@ -18,8 +18,10 @@ namespace SafeKit.Dataplane.Engine;
 
 /// <summary>
 /// The farm dataplane of one node: preflight, the VIP TUN, the capture workers (or the nftables
-/// fast path), the announcements. It starts owning no bucket; the control plane hands it a table
-/// for every view (<see cref="UseTable"/>). Start it once; dispose it to leave the node as it was.
+/// fast path), the announcements. It starts owning no bucket; the control plane hands it every
+/// view (<see cref="ApplyView"/>) and news of the other nodes (<see cref="UpdatePeers"/>), and the
+/// handover decides, bucket by bucket, what this node accepts (FarmDataplane.Handover.cs).
+/// Start it once; dispose it to leave the node as it was.
 /// </summary>
 public sealed partial class FarmDataplane : IDisposable
 {
@@ -34,24 +36,24 @@ public sealed partial class FarmDataplane : IDisposable
     private readonly TunDevice _tun;
     private readonly NftFastPath? _nft;
     private volatile bool _stopping;
-    private BucketTable _table;
 
-    private FarmDataplane(FarmDataplaneOptions options, ILogger logger, ClusterMac mac, BucketTable table, TunDevice tun, NftFastPath? nft)
+    private FarmDataplane(FarmDataplaneOptions options, ILogger logger, ClusterMac mac, TunDevice tun, NftFastPath? nft)
     {
         _options = options;
         _logger = logger;
         _mac = mac;
         _macText = ClusterMac.Format(mac.IPv4Mac);
-        _table = table;
         _tun = tun;
         _nft = nft;
+        _handover = new BucketHandover(options.BucketCount, options.LocalNode);
+        _state = ForwardingState.Empty(options.BucketCount);
     }
 
     /// <summary>The cluster MACs the VIPs resolve to.</summary>
     public ClusterMac ClusterMac => _mac;
 
     /// <summary>The bucket table in force.</summary>
-    public BucketTable Table => Volatile.Read(ref _table);
+    public BucketTable Table => Volatile.Read(ref _state).Table;
 
     /// <summary>Checks the node, configures it and starts the workers.</summary>
     /// <exception cref="PreflightException">The node is not fit; nothing was changed.</exception>
@@ -67,8 +69,6 @@ public sealed partial class FarmDataplane : IDisposable
 
         var nic = NetworkInterfaceInfo.TryRead(options.Interface)!;
         var mac = ClusterMac.Derive(options.L2Mode, options.Vips, options.ClusterMacOverride);
-        // Nothing is owned until the membership hands over a view (UseTable).
-        var table = BucketTable.Empty(options.BucketCount);
         var tun = TunDevice.Open(options.TunName, vnetHeader: true);
         NftFastPath? nft = null;
         FarmDataplane? dataplane = null;
@@ -79,10 +79,10 @@ public sealed partial class FarmDataplane : IDisposable
             if (options.Mode == DataplaneMode.Kernel)
             {
                 nft = new NftFastPath(options, mac);
-                nft.Apply(table);
+                nft.Apply(ForwardingState.Empty(options.BucketCount));
             }
 
-            dataplane = new FarmDataplane(options, logger, mac, table, tun, nft);
+            dataplane = new FarmDataplane(options, logger, mac, tun, nft);
             dataplane.StartWorkers(nic);
             return dataplane;
         }
@@ -99,48 +99,6 @@ public sealed partial class FarmDataplane : IDisposable
             }
 
             throw;
-        }
-    }
-
-    /// <summary>Switches every worker (and the kernel rules) to a new bucket table.</summary>
-    /// <param name="table">The new table.</param>
-    /// <param name="dead">Nodes that died since the previous table, with how long ago they were last heard of:
-    /// the buckets taken over from them get what they left unanswered replayed.</param>
-    public void UseTable(BucketTable table, IReadOnlyDictionary<string, long>? dead = null)
-    {
-        ArgumentNullException.ThrowIfNull(table);
-        var previous = Interlocked.Exchange(ref _table, table);
-        _nft?.Apply(table);
-        foreach (var worker in _workers)
-        {
-            worker.Decider.UseTable(table);
-        }
-
-        if (dead is not { Count: > 0 } || table.LocalIndex < 0)
-        {
-            return;
-        }
-
-        var gained = new bool[table.Count];
-        var any = false;
-        for (var b = 0; b < table.Count && previous.Count == table.Count; b++)
-        {
-            var owner = previous.OwnerOf(b);
-            if (table.IsLocal(b) && owner >= 0 && dead.ContainsKey(previous.Nodes[owner].Name))
-            {
-                gained[b] = true;
-                any = true;
-            }
-        }
-
-        if (any)
-        {
-            // Everything received since the oldest of them went silent (one interval of margin).
-            var since = Environment.TickCount64 - dead.Values.Max() - 100;
-            foreach (var worker in _workers)
-            {
-                worker.RequestTakeover(new TakeoverRequest(gained, since));
-            }
         }
     }
 
@@ -169,21 +127,36 @@ public sealed partial class FarmDataplane : IDisposable
             counters.Frames += accepted + rejected;
         }
 
-        var table = Table;
+        var modes = Volatile.Read(ref _state).Modes;
+        var flows = 0;
+        long refused = 0;
+        foreach (var worker in _workers)
+        {
+            flows += worker.Decider.Flows.Count;
+            refused += worker.Decider.Flows.Refused;
+        }
+
         return new DataplaneSnapshot(
             _options.Mode == DataplaneMode.Kernel ? "kernel" : "userspace",
             _workers.Count > 0 ? _workers[0].Capture.Name : "none",
             _macText,
-            table.Count,
-            table.LocalCount,
+            modes.Length,
+            modes.Count(m => m is BucketMode.Owned or BucketMode.Shared),
             counters,
             new CaptureStatistics(received, dropped),
-            tracked);
+            tracked)
+        {
+            PinnedBuckets = modes.Count(m => m == BucketMode.Pinned),
+            WaitingBuckets = modes.Count(m => m == BucketMode.Awaiting),
+            Flows = flows,
+            FlowsRefused = refused,
+        };
     }
 
     public void Dispose()
     {
         _stopping = true;
+        _maintenance?.Dispose();
         foreach (var thread in _threads)
         {
             thread.Join(TimeSpan.FromSeconds(2));
@@ -227,8 +200,9 @@ public sealed partial class FarmDataplane : IDisposable
                 new VipSet(o.Vips),
                 _mac,
                 new FlowHasher(o.Affinity, o.HashSeed),
-                Table,
-                fragments);
+                Volatile.Read(ref _state),
+                fragments,
+                new FlowTable(o.FlowTableSize));
             _workers.Add(new DataplaneWorker(decider, delivery, replies, capture));
         }
 
@@ -243,6 +217,7 @@ public sealed partial class FarmDataplane : IDisposable
 
         var table = Table;
         LogStarted(_logger, o.Mode, _workers[0].Capture.Name, workers, _macText, table.LocalCount, table.Count);
+        _maintenance = new Timer(_ => Maintain(), null, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500));
     }
 
     private List<LinkMembership> Memberships()
@@ -298,6 +273,7 @@ public sealed partial class FarmDataplane : IDisposable
             try
             {
                 worker.ServiceTakeover();
+                worker.Maintain(Environment.TickCount64, _options.FlowTimeouts);
                 capture.Dispatch(worker, 20);
                 Volatile.Write(ref counters.WorkerAllocatedBytes, GC.GetAllocatedBytesForCurrentThread() - baseline);
             }

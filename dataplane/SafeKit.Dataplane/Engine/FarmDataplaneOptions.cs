@@ -30,6 +30,14 @@ public sealed record FarmDataplaneOptions
     /// <summary>Cluster-wide jhash seed.</summary>
     public uint HashSeed { get; init; }
 
+    /// <summary>Name of this node in the views.</summary>
+    public required string LocalNode { get; init; }
+
+    /// <summary>Flows remembered per worker for connection pinning.</summary>
+    public int FlowTableSize { get; init; } = 131_072;
+
+    public FlowTimeouts FlowTimeouts { get; init; } = new();
+
     public DataplaneMode Mode { get; init; } = DataplaneMode.Userspace;
 
     public CaptureKind Capture { get; init; } = CaptureKind.Ring;

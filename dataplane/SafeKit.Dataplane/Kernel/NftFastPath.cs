@@ -46,10 +46,13 @@ public sealed class NftFastPath : IDisposable
         return name.ToString();
     }
 
-    /// <summary>Installs or replaces the rules for <paramref name="table"/>.</summary>
-    public void Apply(BucketTable table)
+    /// <summary>
+    /// Installs or replaces the rules for <paramref name="state"/>: the kernel accepts the buckets
+    /// this node owns or shares (it keeps no flow table: no pinning on the kernel path).
+    /// </summary>
+    public void Apply(ForwardingState state)
     {
-        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(state);
         if (_applied)
         {
             // Replacing the table resets its counters: carry them over.
@@ -60,15 +63,15 @@ public sealed class NftFastPath : IDisposable
         var script = new StringBuilder();
         script.Append("table netdev ").Append(TableName).AppendLine();
         script.Append("delete table netdev ").Append(TableName).AppendLine();
-        script.Append(BuildRuleset(table));
+        script.Append(BuildRuleset(state));
         CommandRunner.RunChecked("nft", ["-f", "-"], script.ToString());
         _applied = true;
     }
 
     /// <summary>The ruleset text (exposed for tests and for operators who want to read it).</summary>
-    public string BuildRuleset(BucketTable table)
+    public string BuildRuleset(ForwardingState state)
     {
-        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(state);
         var o = _options;
         var seed = "0x" + o.HashSeed.ToString("x8", CultureInfo.InvariantCulture);
         var mod = o.BucketCount.ToString(CultureInfo.InvariantCulture);
@@ -76,7 +79,7 @@ public sealed class NftFastPath : IDisposable
         text.Append("table netdev ").Append(TableName).AppendLine(" {");
         text.AppendLine("  set owned {");
         text.AppendLine("    type mark; flags interval;");
-        var ranges = table.LocalRanges();
+        var ranges = AcceptedRanges(state.Modes);
         if (ranges.Count > 0)
         {
             text.Append("    elements = { ")
@@ -137,6 +140,27 @@ public sealed class NftFastPath : IDisposable
             _ = CommandRunner.Run("nft", ["delete", "table", "netdev", TableName]);
             _applied = false;
         }
+    }
+
+    private static List<(int First, int Last)> AcceptedRanges(BucketMode[] modes)
+    {
+        var ranges = new List<(int, int)>();
+        var start = -1;
+        for (var i = 0; i <= modes.Length; i++)
+        {
+            var accepted = i < modes.Length && modes[i] is BucketMode.Owned or BucketMode.Shared;
+            if (accepted && start < 0)
+            {
+                start = i;
+            }
+            else if (!accepted && start >= 0)
+            {
+                ranges.Add((start, i - 1));
+                start = -1;
+            }
+        }
+
+        return ranges;
     }
 
     private void AppendFamily(StringBuilder text, string family, List<string> vips, string mod, string seed)

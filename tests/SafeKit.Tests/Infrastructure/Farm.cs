@@ -17,8 +17,9 @@ internal sealed class Farm
             new VipSet([TestFrames.Vip, TestFrames.Vip6]),
             Mac,
             new FlowHasher(affinity, seed),
-            BucketTable.Compute(members, 4096, m.Name),
-            new FragmentTracker(fragments ?? new FragmentTrackerOptions()))).ToList();
+            ForwardingState.Owning(BucketTable.Compute(members, 4096, m.Name)),
+            new FragmentTracker(fragments ?? new FragmentTrackerOptions()),
+            new FlowTable(65_536))).ToList();
     }
 
     public ClusterMac Mac { get; }

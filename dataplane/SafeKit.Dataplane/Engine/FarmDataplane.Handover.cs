@@ -1,0 +1,117 @@
+using SafeKit.Dataplane.Buckets;
+using SafeKit.Dataplane.Takeover;
+
+namespace SafeKit.Dataplane.Engine;
+
+/// <summary>The control side of the dataplane: views, news of the other nodes, pins.</summary>
+public sealed partial class FarmDataplane
+{
+    private readonly BucketHandover _handover;
+    private readonly Lock _control = new();
+    private ForwardingState _state;
+    private Timer? _maintenance;
+    private long _pinningSince;
+
+    /// <summary>True while this node still serves flows in buckets it gave away (advertised to the others).</summary>
+    public bool Pinning
+    {
+        get
+        {
+            lock (_control)
+            {
+                return _handover.Pinning;
+            }
+        }
+    }
+
+    /// <summary>Raised (on a control thread) when <see cref="Pinning"/> may have changed.</summary>
+    public event Action? PinningChanged;
+
+    /// <summary>Applies a new view: its bucket table, its epoch, and what is known of every other node.</summary>
+    public void ApplyView(BucketTable table, uint epoch, IReadOnlyDictionary<string, PeerHandover> peers)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(peers);
+        lock (_control)
+        {
+            var fromDead = _handover.Apply(table, epoch, peers);
+            Publish(table);
+            Replay(fromDead, peers);
+        }
+
+        PinningChanged?.Invoke();
+    }
+
+    /// <summary>News from the other nodes: a node released buckets, stopped pinning, or died.</summary>
+    public void UpdatePeers(IReadOnlyDictionary<string, PeerHandover> peers)
+    {
+        ArgumentNullException.ThrowIfNull(peers);
+        lock (_control)
+        {
+            if (_handover.Update(peers, out var fromDead))
+            {
+                Publish(Volatile.Read(ref _state).Table);
+            }
+
+            Replay(fromDead, peers);
+        }
+    }
+
+    /// <summary>Ends pins whose last flow ended (or that lasted too long).</summary>
+    private void Maintain()
+    {
+        bool changed;
+        lock (_control)
+        {
+            var now = Environment.TickCount64;
+            if (!_handover.Pinning)
+            {
+                _pinningSince = 0;
+                return;
+            }
+
+            _pinningSince = _pinningSince == 0 ? now : _pinningSince;
+            var sweeps = _workers.Select(w => w.LastSweep).ToList();
+            var tooLong = now - _pinningSince > _options.FlowTimeouts.MaxPinMilliseconds;
+            // A bucket pinned after a worker's last sweep is not in that sweep: it stays pinned
+            // until every worker has looked (each sweeps within a second of a change).
+            changed = _handover.Unpin(b => !tooLong && sweeps.Any(s => s is null || s.Keeps(b)));
+            if (changed)
+            {
+                Publish(Volatile.Read(ref _state).Table);
+            }
+        }
+
+        if (changed)
+        {
+            PinningChanged?.Invoke();
+        }
+    }
+
+    private void Publish(BucketTable table)
+    {
+        var state = new ForwardingState(table, _handover.Modes);
+        Volatile.Write(ref _state, state);
+        _nft?.Apply(state);
+        foreach (var worker in _workers)
+        {
+            worker.Decider.UseState(state);
+        }
+    }
+
+    private void Replay(bool[]? fromDead, IReadOnlyDictionary<string, PeerHandover> peers)
+    {
+        if (fromDead is null)
+        {
+            return;
+        }
+
+        // Everything received since the longest-silent dead node went quiet (one interval of margin).
+        var silent = peers.Values.Where(p => !p.Alive).Select(p => p.SilentMilliseconds).DefaultIfEmpty(0).Max();
+        var request = new TakeoverRequest(fromDead, Environment.TickCount64 - silent - 100);
+        foreach (var worker in _workers)
+        {
+            worker.RequestTakeover(request);
+        }
+    }
+}
