@@ -62,6 +62,9 @@ internal sealed class FarmModuleHost : IDisposable
     /// <summary>Whether the dataplane still serves flows in buckets it gave away.</summary>
     public bool Pinning => _dataplane.Pinning;
 
+    /// <summary>Whether the last view applied counts this node as a member.</summary>
+    public bool Member { get; private set; }
+
     /// <summary>Applies a view: the buckets this node owns from now on, handed over safely.</summary>
     public void ApplyView(ClusterView view, IReadOnlyDictionary<int, PeerState> peers)
     {
@@ -70,10 +73,14 @@ internal sealed class FarmModuleHost : IDisposable
             .ToList();
         var table = members.Count == 0 ? BucketTable.Empty(_module.Buckets) : BucketTable.Compute(members, _module.Buckets, _self.Name);
         _dataplane.ApplyView(table, view.Epoch, Names(peers));
+        Member = table.LocalIndex >= 0;
         _state.Set(
             table.LocalIndex >= 0 ? ModuleStates.Up : ModuleStates.Wait,
             table.LocalIndex >= 0 ? $"member of view {view.Epoch} ({members.Count} nodes, {table.LocalCount} buckets)" : $"not a member of view {view.Epoch}");
     }
+
+    /// <summary>The node is stopping: it only finishes the connections it still serves.</summary>
+    public void Draining() => _state.Set(ModuleStates.Wait, "draining: finishing the connections it still serves");
 
     /// <summary>News from the other nodes (releases, pins, deaths).</summary>
     public void UpdatePeers(IReadOnlyDictionary<int, PeerState> peers) => _dataplane.UpdatePeers(Names(peers));

@@ -118,7 +118,7 @@ internal sealed class NodeDaemon
         {
             DaemonLog.Stopping(_logger, self.Name);
             await readiness.DisposeAsync();
-            await LeaveAsync(config, self, membership);
+            await LeaveAsync(config, self, membership, farms, () => WriteStatus(config, self, stateDirectory, started, farms, membership, readiness));
             Stop(farms, membership);
             StatusFile.Write(stateDirectory, new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), [], null));
         }
@@ -127,16 +127,33 @@ internal sealed class NodeDaemon
     }
 
     /// <summary>
-    /// Stops offering to take traffic and waits (a few heartbeat intervals at most) until the view
-    /// no longer counts this node, so the others take its buckets at once instead of after a timeout.
+    /// Drains the node: stops offering to take traffic, waits (a few heartbeat intervals at most)
+    /// until the view no longer counts it — the others take its buckets at once instead of after a
+    /// timeout — then lets the connections it still serves finish, up to the drain timeout.
     /// </summary>
-    private async Task LeaveAsync(ClusterConfig config, NodeConfig self, MembershipService membership)
+    private async Task LeaveAsync(ClusterConfig config, NodeConfig self, MembershipService membership, List<FarmModuleHost> farms, Action writeStatus)
     {
         membership.Ready = false;
-        var deadline = _time.GetUtcNow().AddMilliseconds(3 * config.Heartbeat.IntervalMilliseconds);
-        while (_time.GetUtcNow() < deadline && membership.Snapshot().Members.Contains(self.Name))
+        var left = _time.GetUtcNow().AddMilliseconds(3 * config.Heartbeat.IntervalMilliseconds);
+        // Left once the dataplanes applied a view without this node (then their pins are known).
+        while (_time.GetUtcNow() < left && (membership.Snapshot().Members.Contains(self.Name) || farms.Any(f => f.Member)))
         {
             await Task.Delay(TimeSpan.FromMilliseconds(20), _time);
+        }
+
+        var drainTimeout = config.Farms.Count == 0 ? 0 : config.Farms.Max(f => f.DrainTimeoutMilliseconds);
+        var drained = _time.GetUtcNow().AddMilliseconds(drainTimeout);
+        var nextStatus = _time.GetUtcNow();
+        farms.ForEach(f => f.Draining());
+        while (_time.GetUtcNow() < drained && farms.Any(f => f.Pinning))
+        {
+            if (_time.GetUtcNow() >= nextStatus)
+            {
+                writeStatus();
+                nextStatus = _time.GetUtcNow().AddSeconds(1);
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), _time);
         }
     }
 

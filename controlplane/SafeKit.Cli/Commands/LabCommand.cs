@@ -18,6 +18,7 @@ internal static partial class LabCommand
           safekit lab status [--json] [--prefix P]
           safekit lab exec   [--prefix P] client|br|n1..nN -- COMMAND [ARGS...]
           safekit lab kill   [--prefix P] nX          kill -9 the node's safekitd (a crash)
+          safekit lab stop   [--prefix P] nX          SIGTERM: the node drains, then its safekitd exits
           safekit lab start  [--prefix P] nX          start it again (returns once it serves)
           safekit lab link   [--prefix P] nX down|up  pull or plug the node's cable
           safekit lab partition [--prefix P] [--oneway] nX nY   drop heartbeats between them
@@ -86,6 +87,7 @@ internal static partial class LabCommand
 
             case "kill":
             case "start":
+            case "stop":
             {
                 var a = CliArguments.Parse(rest, ["--prefix"], []);
                 if (a.Positionals.Count != 1)
@@ -93,7 +95,12 @@ internal static partial class LabCommand
                     throw new CliException($"lab {verb} needs one node (n1, n2...)");
                 }
 
-                return verb == "kill" ? runner.Kill(Prefix(a), a.Positionals[0]) : runner.Start(Prefix(a), a.Positionals[0]);
+                return verb switch
+                {
+                    "kill" => runner.Kill(Prefix(a), a.Positionals[0]),
+                    "stop" => runner.Stop(Prefix(a), a.Positionals[0]),
+                    _ => runner.Start(Prefix(a), a.Positionals[0]),
+                };
             }
 
             case "link":
@@ -126,7 +133,7 @@ internal static partial class LabCommand
             }
 
             default:
-                throw new CliException($"unknown lab verb '{verb}' (up, down, status, exec, kill, start, link, partition, heal)");
+                throw new CliException($"unknown lab verb '{verb}' (up, down, status, exec, kill, stop, start, link, partition, heal)");
         }
     }
 

@@ -76,6 +76,8 @@ internal static class LabFiles
 
         text.AppendLine("    default_type text/plain;");
         text.Append("    location / { return 200 \"node ").Append(node).AppendLine("\\n\"; }");
+        // A slow large download (8 MiB at 1 MiB/s): connections that last, for pinning tests.
+        text.Append("    location = /download { alias ").Append(topology.DownloadPath).AppendLine("; limit_rate 1m; default_type application/octet-stream; }");
         text.AppendLine("  }");
         text.AppendLine("}");
         if (stream)

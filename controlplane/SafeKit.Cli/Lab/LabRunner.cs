@@ -67,6 +67,12 @@ internal sealed partial class LabRunner
             Directory.CreateDirectory(topology.StateDirectory);
             File.WriteAllBytes(topology.KeyPath, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
             File.SetUnixFileMode(topology.KeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            using (var download = File.Create(topology.DownloadPath))
+            {
+                download.SetLength(LabTopology.DownloadBytes);
+            }
+
+            File.SetUnixFileMode(topology.DownloadPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
             BuildNetwork(topology, options);
             File.WriteAllText(topology.ConfigPath, LabFiles.ClusterConfig(topology, options));
             StartDaemons(topology, state, daemon);
@@ -156,6 +162,26 @@ internal sealed partial class LabRunner
         }
 
         _out.WriteLine($"safekitd on {topology.NodeName(index)} killed (pid {process.Pid})");
+        return 0;
+    }
+
+    /// <summary>Stops a node's safekitd with SIGTERM: it drains (leaves the view, lets its connections finish) and exits.</summary>
+    public int Stop(string prefix, string name)
+    {
+        if (!TryNode(prefix, name, out var topology, out var state, out var index))
+        {
+            return 2;
+        }
+
+        var process = state.Processes.FirstOrDefault(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
+        if (process is null || !LabProcesses.IsRunning(process))
+        {
+            _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} is not running");
+            return 1;
+        }
+
+        ProcessControl.Signal(process.Pid, ProcessControl.SigTerm);
+        _out.WriteLine($"safekitd on {topology.NodeName(index)} is draining (pid {process.Pid})");
         return 0;
     }
 

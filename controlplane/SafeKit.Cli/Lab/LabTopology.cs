@@ -31,6 +31,11 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
 
     public string KeyPath => Path.Combine(StateDirectory, "cluster.key");
 
+    /// <summary>The file NGINX serves (slowly) at /download.</summary>
+    public string DownloadPath => Path.Combine(StateDirectory, "download.bin");
+
+    public const int DownloadBytes = 8 << 20;
+
     public string ClusterName => $"{Prefix}-lab";
 
     /// <summary>Namespace (and cluster node name) of node <paramref name="index"/> (1-based).</summary>

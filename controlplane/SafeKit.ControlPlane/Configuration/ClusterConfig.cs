@@ -47,4 +47,5 @@ public sealed record FarmModuleConfig(
     DataplaneMode Dataplane,
     CaptureKind Capture,
     string Tun,
-    int Workers);
+    int Workers,
+    int DrainTimeoutMilliseconds = 60_000);

@@ -27,7 +27,7 @@ public static partial class ConfigLoader
     /// <summary>Bucket assignment and heartbeats carry member sets as 32-bit masks.</summary>
     public const int MaxNodes = 32;
     private static readonly string[] ModuleKeys =
-        ["name", "type", "vips", "interface", "l2_mode", "cluster_mac", "affinity", "buckets", "hash_seed", "dataplane", "capture", "tun", "workers"];
+        ["name", "type", "vips", "interface", "l2_mode", "cluster_mac", "affinity", "buckets", "hash_seed", "dataplane", "capture", "tun", "workers", "drain_timeout_ms"];
 
     private static readonly Dictionary<string, L2Mode> L2Modes = new(StringComparer.Ordinal) { ["unicast"] = L2Mode.Unicast, ["multicast"] = L2Mode.Multicast };
     private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };
@@ -316,12 +316,13 @@ public static partial class ConfigLoader
         }
 
         var workers = f.TryGetValue("workers", out var workersNode) ? reader.Integer(workersNode, path + ".workers", 1, 16) : 1;
-        if (name is null || type is null || nic is null || l2 is null || affinity is null || buckets is null || seed is null || dataplane is null || capture is null || tun is null || workers is null || vips.Count == 0)
+        var drain = f.TryGetValue("drain_timeout_ms", out var drainNode) ? reader.Integer(drainNode, path + ".drain_timeout_ms", 0, 3_600_000) : 60_000;
+        if (name is null || type is null || nic is null || l2 is null || affinity is null || buckets is null || seed is null || dataplane is null || capture is null || tun is null || workers is null || drain is null || vips.Count == 0)
         {
             return null;
         }
 
-        return new FarmModuleConfig(name, vips, nic, l2.Value, mac, affinity.Value, (int)buckets, (uint)seed, dataplane.Value, capture.Value, tun, (int)workers);
+        return new FarmModuleConfig(name, vips, nic, l2.Value, mac, affinity.Value, (int)buckets, (uint)seed, dataplane.Value, capture.Value, tun, (int)workers, (int)drain);
     }
 
     private static void ValidateModules(YamlReader reader, IReadOnlyList<YamlNode> nodes, List<FarmModuleConfig> modules)

@@ -158,6 +158,40 @@ public class LabInstance : IDisposable
         return (client, hasPort, port) => nodes[table.OwnerOf(table.BucketOf(hasher.Hash(client, hasPort && farm.Affinity == Affinity.ClientIpPort, port)))].Name;
     }
 
+    /// <summary>The node a view made of <paramref name="members"/> gives the client flow from <paramref name="port"/> (IPv4 client).</summary>
+    public string OwnerIn(IReadOnlyCollection<string> members, ushort port)
+    {
+        var config = ConfigLoader.Load(Path.Combine(StateDirectory, "cluster.yaml"));
+        var farm = config.Farms[0];
+        var nodes = config.Nodes.Where(n => members.Contains(n.Name)).Select(n => new NodeWeight(n.Name, n.Weight)).ToList();
+        var table = BucketTable.Compute(nodes, farm.Buckets, nodes[0].Name);
+        var hash = new FlowHasher(farm.Affinity, farm.HashSeed).Hash(IPAddress.Parse("198.18.0.10").GetAddressBytes(), farm.Affinity == Affinity.ClientIpPort, port);
+        return nodes[table.OwnerOf(table.BucketOf(hash))].Name;
+    }
+
+    /// <summary>
+    /// Client ports from <paramref name="from"/> up whose flow <paramref name="pick"/> accepts,
+    /// <paramref name="count"/> of them. Tests sharing a lab use distinct ranges: a port just used
+    /// is in TIME_WAIT on the client and cannot be bound again.
+    /// </summary>
+    public static List<ushort> Ports(int count, ushort from, Func<ushort, bool> pick)
+    {
+        var ports = new List<ushort>();
+        for (var port = from; ports.Count < count && port < 60000; port++)
+        {
+            if (pick(port))
+            {
+                ports.Add(port);
+            }
+        }
+
+        return ports;
+    }
+
+    /// <summary>A slow 8 MiB download from the client's <paramref name="port"/>; returns "CODE SIZE".</summary>
+    public Task<string> DownloadAsync(ushort port) => Task.Run(() =>
+        Exec("client", "curl", "-s", "-m", "40", "--local-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://198.18.0.100/download").Output.Trim());
+
     /// <summary>
     /// <paramref name="count"/> new HTTP connections from the client to <paramref name="vip"/>:
     /// asserts every one succeeded and was served by the node the lab's bucket table assigns to its

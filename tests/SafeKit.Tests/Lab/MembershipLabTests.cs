@@ -137,6 +137,56 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
         Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 90).Count);
     }
 
+    [Fact]
+    public async Task Rejoin_WhileLongDownloadsAndKeepAliveConnectionsRun_NoneBreaks()
+    {
+        _lab.Require();
+        var n1 = _lab.Prefix + "-n1";
+        var n2 = _lab.Prefix + "-n2";
+        var n3 = _lab.Prefix + "-n3";
+        _lab.Lab("kill", "n2");
+        LabInstance.WaitUntil(() => _lab.Members(1).Count == 2 && _lab.Members(3).Count == 2, "n2 is out", 5);
+        // Downloads that n2 will own once back (served meanwhile by n1 or n3), and others.
+        var moving = LabInstance.Ports(4, 30000, p => _lab.OwnerIn([n1, n2, n3], p) == n2);
+        var staying = LabInstance.Ports(2, 31000, p => _lab.OwnerIn([n1, n2, n3], p) != n2);
+        var downloads = moving.Concat(staying).Select(_lab.DownloadAsync).ToList();
+        var probe = Task.Run(() => _lab.ExecJson("client", Tools.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", "9", "--new", "2", "--keepalive", "4", "--timeout-ms", "3000"));
+        await Task.Delay(2000, TestContext.Current.CancellationToken);
+
+        _lab.Lab("start", "n2");
+        LabInstance.WaitUntil(() => _lab.OwnedBuckets(2) > 0, "n2 owns buckets again", 10);
+        var results = await Task.WhenAll(downloads);
+        var samples = (await probe).GetProperty("samples").EnumerateArray().ToList();
+
+        Assert.All(results, r => Assert.Equal($"200 {8 << 20}", r));
+        Assert.All(samples, s => Assert.True(s[4].GetInt32() == 1, $"a {(s[1].GetInt32() == 1 ? "keep-alive" : "new")} request failed during the rejoin"));
+        Assert.Contains(samples, s => s[5].GetString() == $"node {n2}" && s[2].GetInt64() > 0);
+    }
+
+    [Fact]
+    public async Task Drain_TheStoppedNodeFinishesItsConnectionsTakesNoNewOnesThenExits()
+    {
+        _lab.Require();
+        var n2 = _lab.Prefix + "-n2";
+        var all = new[] { _lab.Prefix + "-n1", n2, _lab.Prefix + "-n3" };
+        var downloads = LabInstance.Ports(3, 32000, p => _lab.OwnerIn(all, p) == n2).Select(_lab.DownloadAsync).ToList();
+        await Task.Delay(1500, TestContext.Current.CancellationToken);
+        var daemon = _lab.NodeStatus(2).GetProperty("pid").GetInt32();
+        var before = _lab.NodeStatus(2).GetProperty("modules")[0].GetProperty("farm").GetProperty("counters").ToString();
+
+        _lab.Lab("stop", "n2");
+        LabInstance.WaitUntil(() => _lab.Members(1).Count == 2, "n2 leaves the view", 5);
+        var served = _lab.HttpFollowingTheTable("198.18.0.100", 60);
+        Assert.DoesNotContain(n2, served.Keys);
+        var status = _lab.NodeStatus(2);
+        Assert.True(status.GetProperty("modules").GetArrayLength() > 0 && status.GetProperty("modules")[0].GetProperty("farm").GetProperty("counters").GetProperty("pinned_buckets").GetInt64() > 0, $"n2 pins nothing; before the stop: {before}");
+        Assert.False(SafeKit.Native.Host.ProcessControl.IsDead(daemon), "n2 stopped before its connections finished");
+
+        var results = await Task.WhenAll(downloads);
+        Assert.All(results, r => Assert.Equal($"200 {8 << 20}", r));
+        LabInstance.WaitUntil(() => SafeKit.Native.Host.ProcessControl.IsDead(daemon), "n2's safekitd exits once drained", 10);
+    }
+
     public void Dispose()
     {
         if (_lab.UpError is not null || Tools.LabUnavailableReason() is not null)
