@@ -45,6 +45,10 @@ internal sealed class BenchLab : IDisposable
         }
     }
 
+    /// <summary>safekit lab status --json of this lab.</summary>
+    public System.Text.Json.JsonElement Status() =>
+        System.Text.Json.JsonDocument.Parse(CommandRunner.Run(Safekit, ["lab", "status", "--json", "--prefix", Prefix]).Output).RootElement;
+
     public CommandResult Exec(string name, params string[] command) =>
         CommandRunner.Run(Safekit, ["lab", "exec", "--prefix", Prefix, name, "--", .. command], timeout: TimeSpan.FromMinutes(5));
 

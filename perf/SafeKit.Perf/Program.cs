@@ -6,6 +6,7 @@ using SafeKit.Perf;
 //   sk-bench http [--results DIR] [--rounds 3] [--seconds 8] [--connections 64]
 //   sk-bench pps  [--results DIR] [--seconds 3]
 //   sk-bench failover [--results DIR] [--kills 20]
+//   sk-bench rejoin [--results DIR] [--cycles 20]
 string Option(string name, string fallback)
 {
     var index = Array.IndexOf(args, "--" + name);
@@ -21,10 +22,13 @@ switch (args.FirstOrDefault())
     case "failover":
         FailoverBenchmark.Run(results, int.Parse(Option("kills", "20")));
         return 0;
+    case "rejoin":
+        RejoinBenchmark.Run(results, int.Parse(Option("cycles", "20")));
+        return 0;
     case "pps":
         PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
         return 0;
     default:
-        Console.Error.WriteLine("usage: sk-bench http|pps|failover [--results DIR] [options]");
+        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin [--results DIR] [options]");
         return 64;
 }

@@ -1,0 +1,71 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace SafeKit.Perf;
+
+/// <summary>
+/// Connections broken by planned membership changes: while clients keep requesting (keep-alive
+/// and new connections) and downloading (2 MiB slowly), a node is drained (SIGTERM: it leaves the
+/// view and finishes its connections) and joins again, node after node. Every failed request or
+/// incomplete download counts as a broken connection. Target: 0.
+/// </summary>
+internal static class RejoinBenchmark
+{
+    public static void Run(string results, int cycles)
+    {
+        using var lab = BenchLab.Up("rejoin", "--dataplane", "userspace");
+        var seconds = (cycles * 9.0) + 10;
+        var probe = Task.Run(() => lab.Exec("client", BenchLab.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", seconds.ToString(CultureInfo.InvariantCulture), "--new", "4", "--keepalive", "6", "--interval-ms", "20", "--timeout-ms", "5000").Output);
+        var downloads = new List<Task<string>>();
+        var started = DateTime.UtcNow;
+        for (var c = 0; c < cycles; c++)
+        {
+            var node = $"n{(c % 3) + 1}";
+            for (var d = 0; d < 3; d++)
+            {
+                downloads.Add(Task.Run(() => lab.Exec("client", "curl", "-s", "-m", "60", "-r", "0-2097151", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://198.18.0.100/download").Output.Trim()));
+            }
+
+            Thread.Sleep(700);
+            lab.Lab("stop", node);
+            WaitUntilStopped(lab, node);
+            lab.Lab("start", node);
+            Thread.Sleep(1500);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cycle {c + 1}/{cycles}: {node} drained and joined ({(DateTime.UtcNow - started).TotalSeconds:F0} s)"));
+        }
+
+        var finished = Task.WhenAll(downloads).Result;
+        var samples = JsonDocument.Parse(probe.Result).RootElement.GetProperty("samples").EnumerateArray().ToList();
+        var failedRequests = samples.Count(s => s[4].GetInt32() == 0);
+        var failedDownloads = finished.Count(r => r != "206 2097152");
+        var stalls = samples.Where(s => s[4].GetInt32() == 1).Select(s => (double)(s[3].GetInt64() - s[2].GetInt64())).Order().ToArray();
+        Results.Report(results, "rejoin",
+        [
+            ("broken_connections", failedRequests + failedDownloads),
+            ("cycles", cycles),
+            ("requests", samples.Count),
+            ("failed_requests", failedRequests),
+            ("downloads", finished.Length),
+            ("failed_downloads", failedDownloads),
+            ("request_p99_ms", stalls[Math.Clamp((int)Math.Ceiling(0.99 * stalls.Length) - 1, 0, stalls.Length - 1)]),
+            ("request_max_ms", stalls[^1]),
+        ], finished.GroupBy(r => r).ToDictionary(g => g.Key, g => g.Count()));
+    }
+
+    private static void WaitUntilStopped(BenchLab lab, string node)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            var status = lab.Status();
+            if (status.GetProperty("processes").EnumerateArray().Any(p => p.GetProperty("role").GetString() == "safekitd" && p.GetProperty("namespace").GetString()!.EndsWith("-" + node, StringComparison.Ordinal) && !p.GetProperty("running").GetBoolean()))
+            {
+                return;
+            }
+
+            Thread.Sleep(200);
+        }
+
+        throw new TimeoutException($"{node} did not finish draining");
+    }
+}
