@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
+using SafeKit.ControlPlane.Checkers;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Modules;
 using SafeKit.ControlPlane.Membership;
 using SafeKit.ControlPlane.Status;
 using SafeKit.Dataplane.Buckets;
@@ -18,14 +20,23 @@ internal sealed class FarmModuleHost : IDisposable
     private readonly NodeConfig _self;
     private readonly FarmDataplane _dataplane;
     private readonly ModuleStateHistory _state;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Lock _stateGate = new();
+    private ModuleSupervisor? _supervisor;
+    private string? _applicationProblem;
+    private string _viewReason = "waiting for a view";
+    private bool _draining;
 
-    private FarmModuleHost(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, FarmDataplane dataplane, ModuleStateHistory state)
+    private FarmModuleHost(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, FarmDataplane dataplane, ModuleStateHistory state, TimeProvider time, ILogger logger)
     {
         _cluster = cluster;
         _module = module;
         _self = self;
         _dataplane = dataplane;
         _state = state;
+        _time = time;
+        _logger = logger;
     }
 
     public static FarmModuleHost Start(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, TimeProvider time, ILogger logger)
@@ -49,8 +60,28 @@ internal sealed class FarmModuleHost : IDisposable
         var state = new ModuleStateHistory(time);
         var dataplane = FarmDataplane.Start(options, logger);
         state.Set(ModuleStates.Wait, "dataplane started, waiting for a view");
-        return new FarmModuleHost(cluster, module, self, dataplane, state);
+        return new FarmModuleHost(cluster, module, self, dataplane, state, time, logger);
     }
+
+    /// <summary>Starts the application (start script) and its checkers; readiness goes to <paramref name="ready"/>.</summary>
+    public async Task StartApplicationAsync(Action<bool> ready)
+    {
+        _supervisor = new ModuleSupervisor(_module, _self.Name, _time, _logger, ready, (_, reason) =>
+        {
+            lock (_stateGate)
+            {
+                _applicationProblem = reason;
+                UpdateState();
+            }
+        });
+        await _supervisor.StartAsync();
+    }
+
+    /// <summary>Stops the checkers and the application (stop script).</summary>
+    public Task StopApplicationAsync() => _supervisor?.StopAsync() ?? Task.CompletedTask;
+
+    /// <summary>Last results of this module's checks.</summary>
+    public IReadOnlyList<CheckStatus> Checks() => _supervisor?.Checks() ?? [];
 
     /// <summary>Raised when the dataplane may have started or stopped pinning flows.</summary>
     public event Action? PinningChanged
@@ -73,14 +104,40 @@ internal sealed class FarmModuleHost : IDisposable
             .ToList();
         var table = members.Count == 0 ? BucketTable.Empty(_module.Buckets) : BucketTable.Compute(members, _module.Buckets, _self.Name);
         _dataplane.ApplyView(table, view.Epoch, Names(peers));
-        Member = table.LocalIndex >= 0;
-        _state.Set(
-            table.LocalIndex >= 0 ? ModuleStates.Up : ModuleStates.Wait,
-            table.LocalIndex >= 0 ? $"member of view {view.Epoch} ({members.Count} nodes, {table.LocalCount} buckets)" : $"not a member of view {view.Epoch}");
+        lock (_stateGate)
+        {
+            Member = table.LocalIndex >= 0;
+            _viewReason = Member ? $"member of view {view.Epoch} ({members.Count} nodes, {table.LocalCount} buckets)" : $"not a member of view {view.Epoch}";
+            UpdateState();
+        }
     }
 
     /// <summary>The node is stopping: it only finishes the connections it still serves.</summary>
-    public void Draining() => _state.Set(ModuleStates.Wait, "draining: finishing the connections it still serves");
+    public void Draining()
+    {
+        lock (_stateGate)
+        {
+            _draining = true;
+            UpdateState();
+        }
+    }
+
+    /// <summary>UP while a member of the view; otherwise WAIT, with the most telling reason.</summary>
+    private void UpdateState()
+    {
+        if (_draining)
+        {
+            _state.Set(ModuleStates.Wait, "draining: finishing the connections it still serves");
+        }
+        else if (Member)
+        {
+            _state.Set(ModuleStates.Up, _viewReason);
+        }
+        else
+        {
+            _state.Set(ModuleStates.Wait, _applicationProblem ?? _viewReason);
+        }
+    }
 
     /// <summary>News from the other nodes (releases, pins, deaths).</summary>
     public void UpdatePeers(IReadOnlyDictionary<int, PeerState> peers) => _dataplane.UpdatePeers(Names(peers));
@@ -123,7 +180,10 @@ internal sealed class FarmModuleHost : IDisposable
             snapshot.CaptureStatistics.Received,
             snapshot.CaptureStatistics.Dropped,
             snapshot.TrackedFragments);
-        return new ModuleStatus(_module.Name, "farm", _state.Current, farm, _state.Transitions());
+        var application = _supervisor is null
+            ? null
+            : new ApplicationStatus(_supervisor.RecentRestarts, _supervisor.GaveUp, _supervisor.LastStart?.Summary, _supervisor.LastStop?.Summary);
+        return new ModuleStatus(_module.Name, "farm", _state.Current, farm, _state.Transitions(), application);
     }
 
     private Dictionary<string, PeerHandover> Names(IReadOnlyDictionary<int, PeerState> peers) =>
@@ -134,6 +194,7 @@ internal sealed class FarmModuleHost : IDisposable
 
     public void Dispose()
     {
+        _supervisor?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
         _dataplane.Dispose();
         _state.Set(ModuleStates.Stop, "safekitd stopping");
     }

@@ -56,7 +56,7 @@ internal sealed class NodeDaemon
         var started = _time.GetUtcNow();
         var farms = new List<FarmModuleHost>();
         MembershipService? membership = null;
-        ReadinessMonitor? readiness = null;
+        var stopping = false;
         try
         {
             foreach (var module in config.Farms)
@@ -70,13 +70,20 @@ internal sealed class NodeDaemon
             var pinning = membership;
             farms.ForEach(f => f.PinningChanged += () => pinning.Pinning = farms.Any(x => x.Pinning));
             membership.Start();
-            readiness = new ReadinessMonitor(
-                config.Farms.Select(f => f.Interface).Distinct(StringComparer.Ordinal).Select(i => (ICheck)new LinkCheck(i)).ToList(),
-                ready => membership.Ready = ready,
-                TimeSpan.FromMilliseconds(config.Heartbeat.IntervalMilliseconds),
-                _time,
-                _logger);
-            await readiness.StartAsync();
+            // The node takes traffic while every module's application is healthy (and it is not stopping).
+            var ready = new bool[farms.Count];
+            for (var i = 0; i < farms.Count; i++)
+            {
+                var index = i;
+                await farms[i].StartApplicationAsync(healthy =>
+                {
+                    lock (ready)
+                    {
+                        ready[index] = healthy;
+                        membership.Ready = !Volatile.Read(ref stopping) && ready.All(r => r);
+                    }
+                });
+            }
         }
         catch (PreflightException e)
         {
@@ -103,7 +110,7 @@ internal sealed class NodeDaemon
         {
             while (!stop.IsCancellationRequested)
             {
-                WriteStatus(config, self, stateDirectory, started, farms, membership, readiness);
+                WriteStatus(config, self, stateDirectory, started, farms, membership);
                 try
                 {
                     await Task.Delay(TimeSpan.FromSeconds(1), _time, stop.Token);
@@ -117,8 +124,8 @@ internal sealed class NodeDaemon
         finally
         {
             DaemonLog.Stopping(_logger, self.Name);
-            await readiness.DisposeAsync();
-            await LeaveAsync(config, self, membership, farms, () => WriteStatus(config, self, stateDirectory, started, farms, membership, readiness));
+            Volatile.Write(ref stopping, true);
+            await LeaveAsync(config, self, membership, farms, () => WriteStatus(config, self, stateDirectory, started, farms, membership));
             Stop(farms, membership);
             StatusFile.Write(stateDirectory, new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), [], null));
         }
@@ -145,6 +152,9 @@ internal sealed class NodeDaemon
         var drained = _time.GetUtcNow().AddMilliseconds(drainTimeout);
         var nextStatus = _time.GetUtcNow();
         farms.ForEach(f => f.Draining());
+        // The application stops gracefully now that no new flow comes: it finishes its requests
+        // and closes idle keep-alive connections, so the pinned flows end.
+        await Task.WhenAll(farms.Select(f => f.StopApplicationAsync()));
         while (_time.GetUtcNow() < drained && farms.Any(f => f.Pinning))
         {
             if (_time.GetUtcNow() >= nextStatus)
@@ -157,9 +167,9 @@ internal sealed class NodeDaemon
         }
     }
 
-    private void WriteStatus(ClusterConfig config, NodeConfig self, string directory, DateTimeOffset started, List<FarmModuleHost> farms, MembershipService membership, ReadinessMonitor readiness)
+    private void WriteStatus(ClusterConfig config, NodeConfig self, string directory, DateTimeOffset started, List<FarmModuleHost> farms, MembershipService membership)
     {
-        var status = new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), farms.Select(f => f.Status()).ToList(), membership.Snapshot(), readiness.Results());
+        var status = new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), farms.Select(f => f.Status()).ToList(), membership.Snapshot(), farms.SelectMany(f => f.Checks()).ToList());
         StatusFile.Write(directory, status);
     }
 

@@ -21,6 +21,7 @@ internal static partial class LabCommand
           safekit lab stop   [--prefix P] nX          SIGTERM: the node drains, then its safekitd exits
           safekit lab start  [--prefix P] nX          start it again (returns once it serves)
           safekit lab link   [--prefix P] nX down|up  pull or plug the node's cable
+          safekit lab app    [--prefix P] nX stop|start|break|fix   act on the node's NGINX
           safekit lab partition [--prefix P] [--oneway] nX nY   drop heartbeats between them
           safekit lab heal   [--prefix P]             remove every heartbeat partition
         """;
@@ -114,6 +115,17 @@ internal static partial class LabCommand
                 return runner.Link(Prefix(a), a.Positionals[0], a.Positionals[1] == "up");
             }
 
+            case "app":
+            {
+                var a = CliArguments.Parse(rest, ["--prefix"], []);
+                if (a.Positionals.Count != 2)
+                {
+                    throw new CliException("usage: safekit lab app nX stop|start|break|fix");
+                }
+
+                return runner.App(Prefix(a), a.Positionals[0], a.Positionals[1]);
+            }
+
             case "partition":
             {
                 var a = CliArguments.Parse(rest, ["--prefix"], ["--oneway"]);
@@ -133,7 +145,7 @@ internal static partial class LabCommand
             }
 
             default:
-                throw new CliException($"unknown lab verb '{verb}' (up, down, status, exec, kill, stop, start, link, partition, heal)");
+                throw new CliException($"unknown lab verb '{verb}' (up, down, status, exec, kill, stop, start, link, app, partition, heal)");
         }
     }
 

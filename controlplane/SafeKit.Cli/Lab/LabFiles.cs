@@ -42,6 +42,23 @@ internal static class LabFiles
         text.Append("    dataplane: ").AppendLine(options.Dataplane == DataplaneMode.Kernel ? "kernel" : "userspace");
         text.Append("    capture: ").AppendLine(options.Capture == CaptureKind.Pcap ? "pcap" : "ring");
         text.Append("    workers: ").AppendLine(options.Workers.ToString(CultureInfo.InvariantCulture));
+        // NGINX is this module's application: safekitd starts it, checks it, restarts it, stops it.
+        var conf = Path.Combine(topology.StateDirectory, "{node}", "nginx.conf");
+        var pid = Path.Combine(topology.StateDirectory, "{node}", "nginx.pid");
+        text.AppendLine("    scripts:");
+        text.Append("      start: \"test -s ").Append(pid).Append(" && kill -0 $(cat ").Append(pid).Append(") 2>/dev/null || /usr/sbin/nginx -c ").Append(conf).AppendLine("\"");
+        text.Append("      stop: \"/usr/sbin/nginx -c ").Append(conf).AppendLine(" -s quit\"");
+        text.AppendLine("      timeout_ms: 10000");
+        text.AppendLine("    checkers:");
+        text.AppendLine("      - tcp: 80");
+        text.AppendLine("        interval_ms: 300");
+        text.AppendLine("        failures: 2");
+        text.Append("      - process: ").AppendLine(pid);
+        text.AppendLine("        interval_ms: 300");
+        text.AppendLine("        failures: 2");
+        text.AppendLine("    restart:");
+        text.AppendLine("      max: 2");
+        text.AppendLine("      window_ms: 60000");
         return text.ToString();
     }
 
@@ -56,7 +73,7 @@ internal static class LabFiles
             text.Append("load_module ").Append(StreamModule).AppendLine(";");
         }
 
-        text.AppendLine("daemon off;");
+        text.AppendLine("daemon on;");
         text.AppendLine("user www-data;");
         text.Append("worker_processes ").Append(options.NginxWorkers.ToString(CultureInfo.InvariantCulture)).AppendLine(";");
         text.Append("pid ").Append(Path.Combine(directory, "nginx.pid")).AppendLine(";");

@@ -75,8 +75,14 @@ internal sealed partial class LabRunner
             File.SetUnixFileMode(topology.DownloadPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
             BuildNetwork(topology, options);
             File.WriteAllText(topology.ConfigPath, LabFiles.ClusterConfig(topology, options));
+            foreach (var i in topology.NodeIndexes)
+            {
+                Directory.CreateDirectory(topology.NodeDirectory(i));
+                File.WriteAllText(Path.Combine(topology.NodeDirectory(i), "nginx.conf"), LabFiles.Nginx(topology, options, i));
+            }
+
+            // safekitd starts NGINX with the module's start script and reports UP once its checkers pass.
             StartDaemons(topology, state, daemon);
-            StartNginx(topology, options, state);
             state.Write(topology.StateDirectory);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException or SafeKit.Native.Interop.NativeException)
@@ -215,6 +221,67 @@ internal sealed partial class LabRunner
         return 0;
     }
 
+    /// <summary>
+    /// Acts on a node's application (NGINX) behind safekitd's back: <c>stop</c> (it dies),
+    /// <c>start</c> (an operator starts it), <c>break</c> (its configuration is broken, so it cannot
+    /// start), <c>fix</c> (the configuration is restored).
+    /// </summary>
+    public int App(string prefix, string name, string action)
+    {
+        if (!TryNode(prefix, name, out var topology, out var state, out var index))
+        {
+            return 2;
+        }
+
+        var directory = topology.NodeDirectory(index);
+        var conf = Path.Combine(directory, "nginx.conf");
+        var good = Path.Combine(directory, "nginx.conf.good");
+        switch (action)
+        {
+            case "stop":
+                if (NginxPid(topology, index) is { } pid)
+                {
+                    ProcessControl.Signal(pid, ProcessControl.SigTerm);
+                    for (var i = 0; i < 250 && !ProcessControl.IsDead(pid); i++)
+                    {
+                        Thread.Sleep(20);
+                    }
+                }
+
+                break;
+            case "start":
+                var started = CommandRunner.Run("ip", ["netns", "exec", topology.NodeName(index), "/usr/sbin/nginx", "-c", conf]);
+                if (!started.Succeeded)
+                {
+                    _error.WriteLine($"safekit lab: nginx on {topology.NodeName(index)} did not start: {started.Error.Trim()}");
+                    return 1;
+                }
+
+                break;
+            case "break":
+                if (!File.Exists(good))
+                {
+                    File.Copy(conf, good);
+                }
+
+                File.WriteAllText(conf, "this is not an nginx configuration;\n");
+                return App(prefix, name, "stop");
+            case "fix":
+                if (File.Exists(good))
+                {
+                    File.Move(good, conf, overwrite: true);
+                }
+
+                break;
+            default:
+                _error.WriteLine("safekit lab app: stop, start, break or fix");
+                return 64;
+        }
+
+        _out.WriteLine($"{topology.NodeName(index)}: application {action}");
+        return 0;
+    }
+
     /// <summary>Takes a node's cable out (or puts it back): its bridge port goes down (up).</summary>
     public int Link(string prefix, string name, bool up)
     {
@@ -346,7 +413,7 @@ internal sealed partial class LabRunner
                 name,
                 LabTopology.NodeV4(i).ToString(),
                 daemonRunning,
-                state.Processes.Any(p => p.Role == "nginx" && p.Namespace == name && LabProcesses.IsRunning(p)),
+                NginxPid(topology, i) is not null,
                 daemonRunning ? module?.State : "STOP",
                 farm?.OwnedBuckets,
                 farm?.Counters,
@@ -456,45 +523,17 @@ internal sealed partial class LabRunner
         }
     }
 
-    private static void StartNginx(LabTopology topology, LabOptions options, LabState state)
-    {
-        foreach (var i in topology.NodeIndexes)
-        {
-            var directory = topology.NodeDirectory(i);
-            var config = Path.Combine(directory, "nginx.conf");
-            File.WriteAllText(config, LabFiles.Nginx(topology, options, i));
-            var log = Path.Combine(directory, "nginx.log");
-            state.Processes.Add(LabProcesses.Start("nginx", topology.NodeName(i), ["/usr/sbin/nginx", "-c", config, "-e", Path.Combine(directory, "nginx-error.log")], log));
-        }
-
-        var deadline = DateTime.UtcNow + StartTimeout;
-        foreach (var process in state.Processes.Where(p => p.Role == "nginx"))
-        {
-            while (!ListensOnHttp(process.Pid))
-            {
-                if (!LabProcesses.IsRunning(process) || DateTime.UtcNow > deadline)
-                {
-                    var errors = Path.Combine(Path.GetDirectoryName(process.Log)!, "nginx-error.log");
-                    throw new InvalidOperationException($"nginx on {process.Namespace} is not listening on port {LabTopology.HttpPort}:{Environment.NewLine}{LabProcesses.Tail(process.Log)}{Environment.NewLine}{LabProcesses.Tail(errors)}");
-                }
-
-                Thread.Sleep(50);
-            }
-        }
-    }
-
-    /// <summary>True when the network namespace of <paramref name="pid"/> has a TCP listener on port 80.</summary>
-    private static bool ListensOnHttp(int pid)
+    /// <summary>The node's NGINX master, from its pid file, if it runs.</summary>
+    private static int? NginxPid(LabTopology topology, int index)
     {
         try
         {
-            // /proc/PID/net/tcp shows the sockets of PID's network namespace: "sl local rem st ...".
-            var port = ":" + LabTopology.HttpPort.ToString("X4", CultureInfo.InvariantCulture) + " ";
-            return File.ReadLines($"/proc/{pid}/net/tcp").Skip(1).Any(l => l.Contains(port, StringComparison.Ordinal) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == "0A");
+            var text = File.ReadAllText(Path.Combine(topology.NodeDirectory(index), "nginx.pid")).Trim();
+            return int.TryParse(text, CultureInfo.InvariantCulture, out var pid) && !ProcessControl.IsDead(pid) ? pid : null;
         }
         catch (IOException)
         {
-            return false;
+            return null;
         }
     }
 

@@ -48,4 +48,7 @@ public sealed record FarmModuleConfig(
     CaptureKind Capture,
     string Tun,
     int Workers,
-    int DrainTimeoutMilliseconds = 60_000);
+    int DrainTimeoutMilliseconds,
+    ScriptsConfig Scripts,
+    IReadOnlyList<CheckerConfig> Checkers,
+    RestartConfig Restart);

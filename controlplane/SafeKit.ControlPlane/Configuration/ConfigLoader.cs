@@ -27,7 +27,12 @@ public static partial class ConfigLoader
     /// <summary>Bucket assignment and heartbeats carry member sets as 32-bit masks.</summary>
     public const int MaxNodes = 32;
     private static readonly string[] ModuleKeys =
-        ["name", "type", "vips", "interface", "l2_mode", "cluster_mac", "affinity", "buckets", "hash_seed", "dataplane", "capture", "tun", "workers", "drain_timeout_ms"];
+        ["name", "type", "vips", "interface", "l2_mode", "cluster_mac", "affinity", "buckets", "hash_seed", "dataplane", "capture", "tun", "workers", "drain_timeout_ms", "scripts", "checkers", "restart"];
+
+    private static readonly string[] ScriptKeys = ["start", "stop", "timeout_ms"];
+    private static readonly string[] CheckerKinds = ["tcp", "http", "process", "command", "link"];
+    private static readonly string[] CheckerKeys = [.. CheckerKinds, "status", "interval_ms", "timeout_ms", "failures"];
+    private static readonly string[] RestartKeys = ["max", "window_ms"];
 
     private static readonly Dictionary<string, L2Mode> L2Modes = new(StringComparer.Ordinal) { ["unicast"] = L2Mode.Unicast, ["multicast"] = L2Mode.Multicast };
     private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };
@@ -317,12 +322,94 @@ public static partial class ConfigLoader
 
         var workers = f.TryGetValue("workers", out var workersNode) ? reader.Integer(workersNode, path + ".workers", 1, 16) : 1;
         var drain = f.TryGetValue("drain_timeout_ms", out var drainNode) ? reader.Integer(drainNode, path + ".drain_timeout_ms", 0, 3_600_000) : 60_000;
-        if (name is null || type is null || nic is null || l2 is null || affinity is null || buckets is null || seed is null || dataplane is null || capture is null || tun is null || workers is null || drain is null || vips.Count == 0)
+        var scripts = f.TryGetValue("scripts", out var scriptsNode) ? ReadScripts(reader, scriptsNode, path + ".scripts") : new ScriptsConfig(null, null);
+        var checkers = new List<CheckerConfig>();
+        if (f.TryGetValue("checkers", out var checkersNode))
+        {
+            var list = reader.Sequence(checkersNode, path + ".checkers");
+            for (var i = 0; i < list.Count; i++)
+            {
+                if (ReadChecker(reader, list[i], $"{path}.checkers[{i}]") is { } checker)
+                {
+                    checkers.Add(checker);
+                }
+            }
+        }
+
+        var restart = f.TryGetValue("restart", out var restartNode) ? ReadRestart(reader, restartNode, path + ".restart") : new RestartConfig();
+        if (name is null || type is null || nic is null || l2 is null || affinity is null || buckets is null || seed is null || dataplane is null || capture is null || tun is null || workers is null || drain is null || scripts is null || restart is null || vips.Count == 0)
         {
             return null;
         }
 
-        return new FarmModuleConfig(name, vips, nic, l2.Value, mac, affinity.Value, (int)buckets, (uint)seed, dataplane.Value, capture.Value, tun, (int)workers, (int)drain);
+        return new FarmModuleConfig(name, vips, nic, l2.Value, mac, affinity.Value, (int)buckets, (uint)seed, dataplane.Value, capture.Value, tun, (int)workers, (int)drain, scripts, checkers, restart);
+    }
+
+    private static ScriptsConfig? ReadScripts(YamlReader reader, YamlNode node, string path)
+    {
+        var f = reader.Mapping(node, path, ScriptKeys);
+        var start = f.TryGetValue("start", out var startNode) ? reader.String(startNode, path + ".start") : null;
+        var stop = f.TryGetValue("stop", out var stopNode) ? reader.String(stopNode, path + ".stop") : null;
+        var timeout = f.TryGetValue("timeout_ms", out var timeoutNode) ? reader.Integer(timeoutNode, path + ".timeout_ms", 100, 3_600_000) : 30_000;
+        return timeout is null ? null : new ScriptsConfig(start, stop, (int)timeout);
+    }
+
+    private static CheckerConfig? ReadChecker(YamlReader reader, YamlNode node, string path)
+    {
+        var f = reader.Mapping(node, path, CheckerKeys);
+        var kinds = CheckerKinds.Where(f.ContainsKey).ToList();
+        if (kinds.Count != 1)
+        {
+            reader.Error(node, path, $"a checker has exactly one of: {string.Join(", ", CheckerKinds)}");
+            return null;
+        }
+
+        var kind = kinds[0];
+        var target = reader.String(f[kind], $"{path}.{kind}");
+        var status = f.TryGetValue("status", out var statusNode) ? reader.Integer(statusNode, path + ".status", 100, 599) : 200;
+        var interval = f.TryGetValue("interval_ms", out var intervalNode) ? reader.Integer(intervalNode, path + ".interval_ms", 10, 3_600_000) : 1000;
+        var timeout = f.TryGetValue("timeout_ms", out var timeoutNode) ? reader.Integer(timeoutNode, path + ".timeout_ms", 10, 3_600_000) : 2000;
+        var failures = f.TryGetValue("failures", out var failuresNode) ? reader.Integer(failuresNode, path + ".failures", 1, 100) : 3;
+        if (target is null || status is null || interval is null || timeout is null || failures is null)
+        {
+            return null;
+        }
+
+        switch (kind)
+        {
+            case "tcp" when !int.TryParse(target, System.Globalization.CultureInfo.InvariantCulture, out var port) ? !IPEndPoint.TryParse(target, out _) : port is < 1 or > 65535:
+                reader.Error(f[kind], $"{path}.tcp", $"'{target}' is neither a port nor address:port");
+                return null;
+            case "http" when !Uri.TryCreate(target, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"):
+                reader.Error(f[kind], $"{path}.http", $"'{target}' is not an http(s) URL");
+                return null;
+            case "process" when !Path.IsPathRooted(target):
+                reader.Error(f[kind], $"{path}.process", $"'{target}' is not an absolute pid file path");
+                return null;
+        }
+
+        if (kind != "http" && statusNode is not null)
+        {
+            reader.Error(statusNode, path + ".status", "only http checkers have a status");
+        }
+
+        var checkerKind = kind switch
+        {
+            "tcp" => CheckerKind.Tcp,
+            "http" => CheckerKind.Http,
+            "process" => CheckerKind.Process,
+            "command" => CheckerKind.Command,
+            _ => CheckerKind.Link,
+        };
+        return new CheckerConfig(checkerKind, target, (int)status, (int)interval, (int)timeout, (int)failures);
+    }
+
+    private static RestartConfig? ReadRestart(YamlReader reader, YamlNode node, string path)
+    {
+        var f = reader.Mapping(node, path, RestartKeys);
+        var max = f.TryGetValue("max", out var maxNode) ? reader.Integer(maxNode, path + ".max", 0, 1000) : 3;
+        var window = f.TryGetValue("window_ms", out var windowNode) ? reader.Integer(windowNode, path + ".window_ms", 1000, 86_400_000) : 300_000;
+        return max is null || window is null ? null : new RestartConfig((int)max, (int)window);
     }
 
     private static void ValidateModules(YamlReader reader, IReadOnlyList<YamlNode> nodes, List<FarmModuleConfig> modules)

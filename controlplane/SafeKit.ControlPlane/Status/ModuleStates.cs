@@ -31,15 +31,20 @@ public sealed class ModuleStateHistory
 
     public string Current { get; private set; } = ModuleStates.Stop;
 
-    /// <summary>Moves to <paramref name="state"/>; records a transition when it differs.</summary>
+    /// <summary>The reason of the current state.</summary>
+    public string Reason { get; private set; } = "not started";
+
+    /// <summary>Moves to <paramref name="state"/>; records a transition when the state or its reason changes.</summary>
     public void Set(string state, string reason)
     {
         lock (_gate)
         {
-            if (state == Current)
+            if (state == Current && reason == Reason)
             {
                 return;
             }
+
+            Reason = reason;
 
             _transitions.AddLast(new StateTransition(_time.GetUtcNow(), Current, state, reason));
             if (_transitions.Count > Kept)

@@ -14,7 +14,14 @@ public sealed record NodeStatus(
     IReadOnlyList<SafeKit.ControlPlane.Checkers.CheckStatus>? Checks = null);
 
 /// <summary>State of one module on the node.</summary>
-public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm, IReadOnlyList<StateTransition>? Transitions = null);
+public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm, IReadOnlyList<StateTransition>? Transitions = null, ApplicationStatus? Application = null);
+
+/// <summary>The application of a module on the node.</summary>
+/// <param name="RecentRestarts">Restarts in the current restart window.</param>
+/// <param name="GaveUp">The restart limit was reached: the node stays out until the checks pass.</param>
+/// <param name="LastStart">Outcome of the last start script.</param>
+/// <param name="LastStop">Outcome of the last stop script.</param>
+public sealed record ApplicationStatus(int RecentRestarts, bool GaveUp, string? LastStart, string? LastStop);
 
 /// <summary>The farm dataplane of one node.</summary>
 public sealed record FarmStatus(

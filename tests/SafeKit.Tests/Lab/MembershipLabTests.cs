@@ -187,6 +187,41 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
         LabInstance.WaitUntil(() => SafeKit.Native.Host.ProcessControl.IsDead(daemon), "n2's safekitd exits once drained", 10);
     }
 
+    [Fact]
+    public void ApplicationDies_ItsScriptsRestartIt_AndTheNodeKeepsServing()
+    {
+        _lab.Require();
+        // n3 here, n2 in the next test: each node counts its own restarts in its window.
+        _lab.Lab("app", "n3", "stop");
+
+        LabInstance.WaitUntil(() => Application(3).GetProperty("recent_restarts").GetInt32() >= 1 && _lab.Members(1).Count == 3 && _lab.Status().GetProperty("nodes")[2].GetProperty("nginx_running").GetBoolean(), "n3's NGINX is restarted", 10);
+        Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 60).Count);
+        Assert.Contains(Transitions(3), t => t.Contains("restarting the application", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ApplicationKeepsFailing_TheNodeLeavesTheFarm_AndReturnsOnceHealthy()
+    {
+        _lab.Require();
+        _lab.Lab("app", "n2", "break");
+
+        LabInstance.WaitUntil(() => Application(2).GetProperty("gave_up").GetBoolean(), "n2 gives up restarting", 15);
+        Assert.DoesNotContain(_lab.Prefix + "-n2", _lab.Members(1));
+        var served = _lab.HttpFollowingTheTable("198.18.0.100", 60);
+        Assert.Equal(2, served.Count);
+        Assert.Contains(Transitions(2), t => t.Contains("left the farm", StringComparison.Ordinal));
+
+        _lab.Lab("app", "n2", "fix");
+        _lab.Lab("app", "n2", "start");
+        LabInstance.WaitUntil(() => _lab.Members(1).Count == 3 && !Application(2).GetProperty("gave_up").GetBoolean(), "n2 is back once healthy", 10);
+        Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 90).Count);
+    }
+
+    private JsonElement Application(int node) => _lab.NodeStatus(node).GetProperty("modules")[0].GetProperty("application");
+
+    private List<string> Transitions(int node) =>
+        _lab.NodeStatus(node).GetProperty("modules")[0].GetProperty("transitions").EnumerateArray().Select(t => t.GetProperty("reason").GetString()!).ToList();
+
     public void Dispose()
     {
         if (_lab.UpError is not null || Tools.LabUnavailableReason() is not null)
@@ -199,6 +234,8 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
         for (var i = 1; i <= 3; i++)
         {
             Tools.Run(Tools.Safekit, "lab", "link", "--prefix", _lab.Prefix, $"n{i}", "up");
+            Tools.Run(Tools.Safekit, "lab", "app", "--prefix", _lab.Prefix, $"n{i}", "fix");
+            Tools.Run(Tools.Safekit, "lab", "app", "--prefix", _lab.Prefix, $"n{i}", "start");
             Tools.Run(Tools.Safekit, "lab", "start", "--prefix", _lab.Prefix, $"n{i}");
         }
 
