@@ -10,4 +10,13 @@ internal static partial class DaemonLog
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "safekitd node {Node} stopping")]
     public static partial void Stopping(ILogger logger, string node);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "configuration reloaded from {File}: {Changes}")]
+    public static partial void Reloaded(ILogger logger, string file, string changes);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "configuration reload refused, the running configuration stays in force: {Problem}")]
+    public static partial void ReloadRefused(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "configuration reload: {Note}")]
+    public static partial void ReloadNote(ILogger logger, string note);
 }

@@ -16,7 +16,7 @@ namespace SafeKit.Daemon;
 internal sealed class FarmModuleHost : IDisposable
 {
     private readonly ClusterConfig _cluster;
-    private readonly FarmModuleConfig _module;
+    private FarmModuleConfig _module;
     private readonly NodeConfig _self;
     private readonly FarmDataplane _dataplane;
     private readonly ModuleStateHistory _state;
@@ -75,6 +75,13 @@ internal sealed class FarmModuleHost : IDisposable
             }
         });
         await _supervisor.StartAsync();
+    }
+
+    /// <summary>Applies a reloaded module configuration (only what <see cref="ReloadPlan"/> lets change at runtime).</summary>
+    public Task ReconfigureAsync(FarmModuleConfig module)
+    {
+        _module = module;
+        return _supervisor?.ReconfigureAsync(module) ?? Task.CompletedTask;
     }
 
     /// <summary>Stops the checkers and the application (stop script).</summary>
@@ -169,6 +176,7 @@ internal sealed class FarmModuleHost : IDisposable
             ["waiting_buckets"] = snapshot.WaitingBuckets,
             ["flows"] = snapshot.Flows,
             ["flows_refused"] = snapshot.FlowsRefused,
+            ["time_wait_cleared"] = snapshot.TimeWaitCleared,
         };
         var farm = new FarmStatus(
             snapshot.Mode,

@@ -103,17 +103,23 @@ internal sealed class NodeDaemon
         }
 
         using var stop = new CancellationTokenSource();
+        using var reloadRequested = new SemaphoreSlim(0);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reloadRequested.Release(); });
+        var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, _time, _logger);
         DaemonLog.Started(_logger, self.Name, config.Name, farms.Count, stateDirectory);
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                WriteStatus(config, self, stateDirectory, started, farms, membership);
+                WriteStatus(reloader, self, stateDirectory, started, farms, membership);
                 try
                 {
-                    await Task.Delay(TimeSpan.FromSeconds(1), _time, stop.Token);
+                    if (await reloadRequested.WaitAsync(TimeSpan.FromSeconds(1), stop.Token))
+                    {
+                        await reloader.ReloadAsync(membership, farms);
+                    }
                 }
                 catch (OperationCanceledException)
                 {
@@ -125,7 +131,8 @@ internal sealed class NodeDaemon
         {
             DaemonLog.Stopping(_logger, self.Name);
             Volatile.Write(ref stopping, true);
-            await LeaveAsync(config, self, membership, farms, () => WriteStatus(config, self, stateDirectory, started, farms, membership));
+            config = reloader.Running;
+            await LeaveAsync(config, self, membership, farms, () => WriteStatus(reloader, self, stateDirectory, started, farms, membership));
             Stop(farms, membership);
             StatusFile.Write(stateDirectory, new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), [], null));
         }
@@ -167,9 +174,9 @@ internal sealed class NodeDaemon
         }
     }
 
-    private void WriteStatus(ClusterConfig config, NodeConfig self, string directory, DateTimeOffset started, List<FarmModuleHost> farms, MembershipService membership)
+    private void WriteStatus(ConfigReloader config, NodeConfig self, string directory, DateTimeOffset started, List<FarmModuleHost> farms, MembershipService membership)
     {
-        var status = new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), farms.Select(f => f.Status()).ToList(), membership.Snapshot(), farms.SelectMany(f => f.Checks()).ToList());
+        var status = new NodeStatus(config.Running.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), farms.Select(f => f.Status()).ToList(), membership.Snapshot(), farms.SelectMany(f => f.Checks()).ToList(), config.Status());
         StatusFile.Write(directory, status);
     }
 

@@ -7,10 +7,12 @@ using System.Text.Json;
 namespace SafeKit.Loadgen;
 
 /// <summary>
-/// <c>probe --host IP [--port 80] --seconds S [--new N] [--keepalive K] [--interval-ms 20] [--timeout-ms 3000]</c>:
+/// <c>probe --host IP [--port 80] --seconds S [--new N] [--keepalive K] [--interval-ms 20] [--timeout-ms 3000] [--local-port P]</c>:
 /// N streams that each send one request per new connection and K streams that keep one
 /// connection open (reconnecting at once after an error), each every interval, for S seconds.
-/// Prints every request (stream, start and end in Unix ms, success, serving node) so a benchmark
+/// The first keep-alive stream connects from local port P when given.
+/// Prints every request (stream, start and end in Unix ms, success, serving node, retried after an idle
+/// close, local port, error) so a benchmark
 /// can measure how long clients stalled around a failure.
 /// </summary>
 internal static class ProbeCommand
@@ -24,6 +26,7 @@ internal static class ProbeCommand
         var timeout = TimeSpan.FromMilliseconds(options.Int("timeout-ms", 3000));
         var fresh = options.Int("new", 4);
         var kept = options.Int("keepalive", 4);
+        var localPort = options.Int("local-port", 0);
         var until = DateTimeOffset.UtcNow.AddSeconds(seconds);
         var streams = new List<Task<List<Sample>>>();
         for (var i = 0; i < fresh; i++)
@@ -35,7 +38,8 @@ internal static class ProbeCommand
         for (var i = 0; i < kept; i++)
         {
             var id = fresh + i;
-            streams.Add(Task.Run(() => KeepAliveAsync(id, host, port, interval, timeout, until)));
+            var bind = i == 0 ? localPort : 0;
+            streams.Add(Task.Run(() => KeepAliveAsync(id, host, port, interval, timeout, until, bind)));
         }
 
         var samples = (await Task.WhenAll(streams)).SelectMany(s => s).ToList();
@@ -44,7 +48,7 @@ internal static class ProbeCommand
         for (var i = 0; i < samples.Count; i++)
         {
             var s = samples[i];
-            output.Append(i == 0 ? "" : ",").Append('[').Append(s.Stream).Append(',').Append(s.Kind).Append(',').Append(s.Start).Append(',').Append(s.End).Append(',').Append(s.Ok ? 1 : 0).Append(',').Append(JsonSerializer.Serialize(s.Node)).Append(']');
+            output.Append(i == 0 ? "" : ",").Append('[').Append(s.Stream).Append(',').Append(s.Kind).Append(',').Append(s.Start).Append(',').Append(s.End).Append(',').Append(s.Ok ? 1 : 0).Append(',').Append(JsonSerializer.Serialize(s.Node)).Append(',').Append(s.Retried ? 1 : 0).Append(',').Append(s.Port).Append(',').Append(JsonSerializer.Serialize(s.Error)).Append(']');
         }
 
         output.Append("]}");
@@ -60,24 +64,27 @@ internal static class ProbeCommand
             var start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             using var socket = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             string? node = null;
+            string? error = null;
             try
             {
                 using var cancel = new CancellationTokenSource(timeout);
                 await socket.ConnectAsync(new IPEndPoint(host, port), cancel.Token);
                 node = await RequestAsync(socket, host, keepAlive: false, cancel.Token);
+                error = node is null ? "status" : null;
             }
-            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
+            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException or ServerClosedException)
             {
+                error = Describe(e, socket.Connected);
             }
 
-            samples.Add(new Sample(id, 0, start, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node is not null, node));
+            samples.Add(new Sample(id, 0, start, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node is not null, node, false, LocalPort(socket), error));
             await Task.Delay(interval);
         }
 
         return samples;
     }
 
-    private static async Task<List<Sample>> KeepAliveAsync(int id, IPAddress host, int port, TimeSpan interval, TimeSpan timeout, DateTimeOffset until)
+    private static async Task<List<Sample>> KeepAliveAsync(int id, IPAddress host, int port, TimeSpan interval, TimeSpan timeout, DateTimeOffset until, int localPort)
     {
         var samples = new List<Sample>();
         Socket? socket = null;
@@ -85,19 +92,41 @@ internal static class ProbeCommand
         {
             var start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             string? node = null;
+            string? error = null;
+            var retried = false;
+            var usedPort = 0;
             try
             {
                 using var cancel = new CancellationTokenSource(timeout);
-                if (socket is null)
+                if (socket is not null && ClosedByServer(socket))
                 {
-                    socket = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                    await socket.ConnectAsync(new IPEndPoint(host, port), cancel.Token);
+                    socket.Dispose();
+                    socket = null;
                 }
 
-                node = await RequestAsync(socket, host, keepAlive: true, cancel.Token);
+                var reused = socket is not null;
+                socket ??= await ConnectAsync(host, port, localPort, cancel.Token);
+                usedPort = LocalPort(socket);
+                try
+                {
+                    node = await RequestAsync(socket, host, keepAlive: true, cancel.Token);
+                }
+                catch (ServerClosedException) when (reused)
+                {
+                    // The server closed the idle connection as the request left (RFC 9112 §9.3.1):
+                    // like every HTTP client, retry the idempotent request once on a new connection.
+                    retried = true;
+                    socket.Dispose();
+                    socket = await ConnectAsync(host, port, localPort, cancel.Token);
+                    usedPort = LocalPort(socket);
+                    node = await RequestAsync(socket, host, keepAlive: true, cancel.Token);
+                }
+
+                error = node is null ? "status" : null;
             }
-            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
+            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException or ServerClosedException)
             {
+                error = Describe(e, socket?.Connected ?? false);
             }
 
             if (node is null)
@@ -106,12 +135,60 @@ internal static class ProbeCommand
                 socket = null;
             }
 
-            samples.Add(new Sample(id, 1, start, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node is not null, node));
+            samples.Add(new Sample(id, 1, start, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), node is not null, node, retried, usedPort, error));
             await Task.Delay(interval);
         }
 
         socket?.Dispose();
         return samples;
+    }
+
+    private static async Task<Socket> ConnectAsync(IPAddress host, int port, int localPort, CancellationToken cancel)
+    {
+        var socket = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (localPort > 0)
+            {
+                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                socket.Bind(new IPEndPoint(host.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, localPort));
+            }
+
+            await socket.ConnectAsync(new IPEndPoint(host, port), cancel);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static int LocalPort(Socket socket) => socket.LocalEndPoint is IPEndPoint local ? local.Port : 0;
+
+    /// <summary>Why a request failed: connect-timeout, timeout, reset, refused, eof or the socket error.</summary>
+    private static string Describe(Exception e, bool connected) => e switch
+    {
+        OperationCanceledException => connected ? "timeout" : "connect-timeout",
+        ServerClosedException => "eof",
+        SocketException { SocketErrorCode: SocketError.ConnectionReset } => "reset",
+        SocketException { SocketErrorCode: SocketError.ConnectionRefused } => "refused",
+        SocketException s => s.SocketErrorCode.ToString(),
+        IOException { InnerException: SocketException { SocketErrorCode: SocketError.ConnectionReset } } => "reset",
+        _ => e.GetType().Name,
+    };
+
+    /// <summary>An idle keep-alive connection the server has closed: readable with nothing to read.</summary>
+    private static bool ClosedByServer(Socket socket)
+    {
+        try
+        {
+            return socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
     }
 
     /// <summary>One GET; returns the body's first line, or null when the answer is not a 200.</summary>
@@ -126,7 +203,7 @@ internal static class ProbeCommand
             var read = await socket.ReceiveAsync(buffer.AsMemory(received), cancel);
             if (read == 0)
             {
-                return null;
+                return received == 0 ? throw new ServerClosedException() : null;
             }
 
             received += read;
@@ -152,5 +229,8 @@ internal static class ProbeCommand
         }
     }
 
-    private sealed record Sample(int Stream, int Kind, long Start, long End, bool Ok, string? Node);
+    private sealed record Sample(int Stream, int Kind, long Start, long End, bool Ok, string? Node, bool Retried, int Port, string? Error);
+
+    /// <summary>The server closed the connection before answering a byte.</summary>
+    private sealed class ServerClosedException : Exception;
 }

@@ -37,30 +37,37 @@ internal static class FailoverBenchmark
         }
 
         var samples = JsonDocument.Parse(probe.Result).RootElement.GetProperty("samples").EnumerateArray()
-            .Select(s => new Sample(s[0].GetInt32(), s[1].GetInt32(), s[2].GetInt64(), s[3].GetInt64(), s[4].GetInt32() == 1))
+            .Select(s => new Sample(s[0].GetInt32(), s[1].GetInt32(), s[2].GetInt64(), s[3].GetInt64(), s[4].GetInt32() == 1, s[5].GetString(), s[7].GetInt32(), s[8].GetString()))
             .ToList();
         var gaps = new List<double>();
         var perKill = new List<object>();
         foreach (var (at, node) in events)
         {
             var gap = 0.0;
-            var stream = -1;
+            Sample? from = null;
+            Sample? to = null;
             foreach (var group in samples.GroupBy(s => s.Stream))
             {
-                var successes = group.Where(s => s.Ok).Select(s => s.End).Order().ToList();
+                var successes = group.Where(s => s.Ok).OrderBy(s => s.End).ToList();
                 for (var i = 1; i < successes.Count; i++)
                 {
                     // Stalls that begin around the kill; the restart 3 s later is the rejoin benchmark's business.
-                    if (successes[i] > at && successes[i - 1] < at + Window && successes[i] - successes[i - 1] > gap)
+                    var stall = successes[i].End - successes[i - 1].End;
+                    if (successes[i].End > at && successes[i - 1].End < at + Window && stall > gap)
                     {
-                        gap = successes[i] - successes[i - 1];
-                        stream = group.Key;
+                        gap = stall;
+                        (from, to) = (successes[i - 1], successes[i]);
                     }
                 }
             }
 
             gaps.Add(gap);
-            perKill.Add(new { at, node, gap_ms = gap, stream, keepalive = stream >= 4 });
+            // What the stalled stream went through: served by, failures (local port, error, duration), then served by.
+            var failures = from is null ? [] : samples
+                .Where(s => s.Stream == from.Stream && !s.Ok && s.Start >= from.End && s.End <= to!.End)
+                .Select(s => $"{s.Port}:{s.Error}:{s.End - s.Start}ms")
+                .ToList();
+            perKill.Add(new { at, node, gap_ms = gap, stream = from?.Stream ?? -1, keepalive = from?.Kind == 1, before = from?.Node, after = to?.Node, failures });
         }
 
         var failed = samples.Count(s => !s.Ok);
@@ -79,5 +86,5 @@ internal static class FailoverBenchmark
     private static double Percentile(double[] sorted, double p) =>
         sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
-    private sealed record Sample(int Stream, int Kind, long Start, long End, bool Ok);
+    private sealed record Sample(int Stream, int Kind, long Start, long End, bool Ok, string? Node, int Port, string? Error);
 }

@@ -20,6 +20,7 @@ internal static partial class LabCommand
           safekit lab kill   [--prefix P] nX          kill -9 the node's safekitd (a crash)
           safekit lab stop   [--prefix P] nX          SIGTERM: the node drains, then its safekitd exits
           safekit lab start  [--prefix P] nX          start it again (returns once it serves)
+          safekit lab reload [--prefix P] nX          the node re-reads the lab's config file (SIGHUP)
           safekit lab link   [--prefix P] nX down|up  pull or plug the node's cable
           safekit lab app    [--prefix P] nX stop|start|break|fix   act on the node's NGINX
           safekit lab partition [--prefix P] [--oneway] nX nY   drop heartbeats between them
@@ -35,7 +36,7 @@ internal static partial class LabCommand
     {
         if (args.Count == 0)
         {
-            throw new CliException("lab needs a verb: up, down, status or exec");
+            throw new CliException("lab needs a verb: up, down, status, exec, kill, stop, start, reload, link, app, partition or heal");
         }
 
         var runner = new LabRunner(Console.Out, Console.Error);
@@ -89,6 +90,7 @@ internal static partial class LabCommand
             case "kill":
             case "start":
             case "stop":
+            case "reload":
             {
                 var a = CliArguments.Parse(rest, ["--prefix"], []);
                 if (a.Positionals.Count != 1)
@@ -100,6 +102,7 @@ internal static partial class LabCommand
                 {
                     "kill" => runner.Kill(Prefix(a), a.Positionals[0]),
                     "stop" => runner.Stop(Prefix(a), a.Positionals[0]),
+                    "reload" => runner.Reload(Prefix(a), a.Positionals[0]),
                     _ => runner.Start(Prefix(a), a.Positionals[0]),
                 };
             }

@@ -47,8 +47,10 @@ internal static class LabFiles
         var pid = Path.Combine(topology.StateDirectory, "{node}", "nginx.pid");
         text.AppendLine("    scripts:");
         text.Append("      start: \"test -s ").Append(pid).Append(" && kill -0 $(cat ").Append(pid).Append(") 2>/dev/null || /usr/sbin/nginx -c ").Append(conf).AppendLine("\"");
-        text.Append("      stop: \"/usr/sbin/nginx -c ").Append(conf).AppendLine(" -s quit\"");
-        text.AppendLine("      timeout_ms: 10000");
+        // A graceful stop finishes the requests in flight; it returns once NGINX has exited, so a
+        // start that follows never mistakes a master still finishing for a running one.
+        text.Append("      stop: \"/usr/sbin/nginx -c ").Append(conf).Append(" -s quit; while test -s ").Append(pid).Append(" && kill -0 $(cat ").Append(pid).AppendLine(") 2>/dev/null; do sleep 0.05; done\"");
+        text.AppendLine("      timeout_ms: 60000");
         text.AppendLine("    checkers:");
         text.AppendLine("      - tcp: 80");
         text.AppendLine("        interval_ms: 300");

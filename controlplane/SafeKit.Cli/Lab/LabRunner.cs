@@ -149,16 +149,9 @@ internal sealed partial class LabRunner
     /// <summary>Kills a node's safekitd with SIGKILL: a crash (no goodbye, no cleanup).</summary>
     public int Kill(string prefix, string name)
     {
-        if (!TryNode(prefix, name, out var topology, out var state, out var index))
+        if (RunningDaemon(prefix, name, out var failure) is not var (topology, _, index, process))
         {
-            return 2;
-        }
-
-        var process = state.Processes.FirstOrDefault(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
-        if (process is null || !LabProcesses.IsRunning(process))
-        {
-            _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} is not running");
-            return 1;
+            return failure;
         }
 
         ProcessControl.Signal(process.Pid, ProcessControl.SigKill);
@@ -174,21 +167,71 @@ internal sealed partial class LabRunner
     /// <summary>Stops a node's safekitd with SIGTERM: it drains (leaves the view, lets its connections finish) and exits.</summary>
     public int Stop(string prefix, string name)
     {
-        if (!TryNode(prefix, name, out var topology, out var state, out var index))
+        if (RunningDaemon(prefix, name, out var failure) is not var (topology, _, index, process))
         {
-            return 2;
-        }
-
-        var process = state.Processes.FirstOrDefault(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
-        if (process is null || !LabProcesses.IsRunning(process))
-        {
-            _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} is not running");
-            return 1;
+            return failure;
         }
 
         ProcessControl.Signal(process.Pid, ProcessControl.SigTerm);
         _out.WriteLine($"safekitd on {topology.NodeName(index)} is draining (pid {process.Pid})");
         return 0;
+    }
+
+    /// <summary>
+    /// Asks a node's safekitd to reload the lab's configuration file (SIGHUP) and prints what it
+    /// did: 0 when applied, 1 when refused (the running configuration stays in force).
+    /// </summary>
+    public int Reload(string prefix, string name)
+    {
+        if (RunningDaemon(prefix, name, out var failure) is not var (topology, _, index, process))
+        {
+            return failure;
+        }
+
+        var before = StatusFile.TryRead(topology.NodeDirectory(index))?.Config?.LastReload?.At;
+        ProcessControl.Signal(process.Pid, ProcessControl.SigHup);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (StatusFile.TryRead(topology.NodeDirectory(index))?.Config?.LastReload is { } outcome && outcome.At != before)
+            {
+                var node = topology.NodeName(index);
+                var lines = outcome.Applied
+                    ? outcome.Changes.Count == 0 ? [$"{node}: configuration reloaded, nothing changed"] : outcome.Changes.Select(c => $"{node}: applied {c}")
+                    : outcome.Problems.Select(p => $"{node}: reload refused: {p}");
+                foreach (var line in lines.Concat(outcome.Notes.Select(n => $"{node}: note: {n}")))
+                {
+                    (outcome.Applied ? _out : _error).WriteLine(line);
+                }
+
+                return outcome.Applied ? 0 : 1;
+            }
+
+            Thread.Sleep(50);
+        }
+
+        _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} did not report the reload within 30 s");
+        return 1;
+    }
+
+    /// <summary>The running safekitd of a lab node, or null (the reason is written; <paramref name="failure"/>: 2 no such node, 1 not running).</summary>
+    private (LabTopology Topology, LabState State, int Index, LabProcess Process)? RunningDaemon(string prefix, string name, out int failure)
+    {
+        failure = 2;
+        if (!TryNode(prefix, name, out var topology, out var state, out var index))
+        {
+            return null;
+        }
+
+        failure = 1;
+        var process = state.Processes.FirstOrDefault(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
+        if (process is null || !LabProcesses.IsRunning(process))
+        {
+            _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} is not running");
+            return null;
+        }
+
+        return (topology, state, index, process);
     }
 
     /// <summary>Starts a node's safekitd again and waits until its module is UP.</summary>

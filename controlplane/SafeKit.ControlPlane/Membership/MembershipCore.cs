@@ -49,7 +49,7 @@ public sealed class MembershipCore
     private readonly (uint Incarnation, uint Sequence)[] _lastDirect;
     private readonly ClusterView?[] _leaderViews;
     private readonly byte[] _weights;
-    private readonly long _timeout;
+    private long _timeout;
     private long _discoveryEnds;
     private bool _ready;
     private ClusterView? _published;
@@ -107,6 +107,13 @@ public sealed class MembershipCore
     {
         get => _states[Self].Weight;
         set => _states[Self].Weight = value;
+    }
+
+    /// <summary>Silence after which a node is dead (reloadable).</summary>
+    public long TimeoutMilliseconds
+    {
+        get => _timeout;
+        set => _timeout = value;
     }
 
     /// <summary>The view this node follows (or publishes); <see cref="ClusterView.None"/> when it has none.</summary>

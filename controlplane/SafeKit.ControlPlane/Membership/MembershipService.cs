@@ -18,6 +18,7 @@ public sealed partial class MembershipService : IDisposable
     private const int RealtimePriority = 20;
 
     private readonly ClusterConfig _config;
+    private volatile HeartbeatConfig _heartbeat;
     private readonly int _self;
     private readonly MembershipCore _core;
     private readonly HeartbeatCodec _codec;
@@ -36,6 +37,7 @@ public sealed partial class MembershipService : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(self);
         _config = config;
+        _heartbeat = config.Heartbeat;
         _time = time;
         _logger = logger;
         _self = config.Nodes.ToList().FindIndex(n => n.Name == self.Name);
@@ -80,6 +82,20 @@ public sealed partial class MembershipService : IDisposable
     }
 
     public uint Incarnation { get; }
+
+    /// <summary>Applies a reloaded weight for this node and heartbeat timings (the port needs a restart).</summary>
+    public void Retune(int weight, HeartbeatConfig heartbeat)
+    {
+        ArgumentNullException.ThrowIfNull(heartbeat);
+        lock (_gate)
+        {
+            _core.Weight = (byte)weight;
+            _core.TimeoutMilliseconds = heartbeat.TimeoutMilliseconds;
+            _heartbeat = heartbeat;
+        }
+
+        _wake.Set();
+    }
 
     public MembershipCounters Counters { get; } = new();
 
@@ -192,12 +208,12 @@ public sealed partial class MembershipService : IDisposable
     private void TickLoop()
     {
         MakeRealtime();
-        var interval = _config.Heartbeat.IntervalMilliseconds;
-        var check = Math.Max(5, interval / 5);
         var nextSend = NowMs();
         var buffer = new byte[_codec.Length];
         while (!_stopping)
         {
+            var interval = _heartbeat.IntervalMilliseconds;
+            var check = Math.Max(5, interval / 5);
             var now = NowMs();
             bool changed;
             lock (_gate)
@@ -326,7 +342,7 @@ public sealed partial class MembershipService : IDisposable
 
             var state = _core.StateOf(i);
             var silent = state.IsKnown ? now - _core.LastProgress(i) : long.MaxValue / 2;
-            var alive = NodeMask.Contains(_core.Alive, i) && silent <= 2 * _config.Heartbeat.IntervalMilliseconds;
+            var alive = NodeMask.Contains(_core.Alive, i) && silent <= 2 * _heartbeat.IntervalMilliseconds;
             peers[i] = new PeerState(alive, state.ViewEpoch, state.Claims, state.Pinning, silent);
         }
 

@@ -14,7 +14,7 @@ namespace SafeKit.ControlPlane.Modules;
 /// </summary>
 public sealed partial class ModuleSupervisor : IAsyncDisposable
 {
-    private readonly FarmModuleConfig _module;
+    private volatile FarmModuleConfig _module;
     private readonly string _node;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -23,7 +23,7 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
     private readonly SemaphoreSlim _restarting = new(1, 1);
     private readonly Queue<DateTimeOffset> _restarts = new();
     private readonly Lock _gate = new();
-    private HealthMonitor? _monitor;
+    private volatile HealthMonitor? _monitor;
     private volatile bool _stopping;
     private volatile bool _gaveUp;
     private ScriptResult? _lastStart;
@@ -70,9 +70,40 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
     public async Task StartAsync()
     {
         await RunScriptAsync("start", _module.Scripts.Start);
-        _monitor = new HealthMonitor(BuildChecks(), _time, _logger);
-        _monitor.Changed += OnHealth;
-        await _monitor.StartAsync();
+        await StartMonitorAsync();
+    }
+
+    /// <summary>
+    /// Applies a reloaded module configuration: scripts and the restart policy from the next use on;
+    /// new checkers replace the old ones without touching the running application (readiness follows
+    /// the new checkers' first results).
+    /// </summary>
+    public async Task ReconfigureAsync(FarmModuleConfig module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var checkersChanged = !module.Checkers.SequenceEqual(_module.Checkers);
+        _module = module;
+        if (checkersChanged && !_stopping && _monitor is not null)
+        {
+            var old = _monitor;
+            await StartMonitorAsync();
+            await old.DisposeAsync();
+        }
+    }
+
+    private async Task StartMonitorAsync()
+    {
+        var monitor = new HealthMonitor(BuildChecks(), _time, _logger);
+        // Only the current monitor decides (an old one may still report while it stops).
+        monitor.Changed += report =>
+        {
+            if (ReferenceEquals(monitor, _monitor))
+            {
+                OnHealth(report);
+            }
+        };
+        _monitor = monitor;
+        await monitor.StartAsync();
     }
 
     /// <summary>Stops the checkers and the application (its stop script: a graceful stop).</summary>

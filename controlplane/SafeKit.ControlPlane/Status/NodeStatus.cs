@@ -11,7 +11,22 @@ public sealed record NodeStatus(
     DateTimeOffset Updated,
     IReadOnlyList<ModuleStatus> Modules,
     SafeKit.ControlPlane.Membership.MembershipSnapshot? Membership = null,
-    IReadOnlyList<SafeKit.ControlPlane.Checkers.CheckStatus>? Checks = null);
+    IReadOnlyList<SafeKit.ControlPlane.Checkers.CheckStatus>? Checks = null,
+    ConfigStatus? Config = null);
+
+/// <summary>The configuration in force on the node.</summary>
+/// <param name="File">The file it was read from.</param>
+/// <param name="Loaded">When it was read (at start or by the last applied reload).</param>
+/// <param name="LastReload">Outcome of the last reload request (SIGHUP), if any.</param>
+public sealed record ConfigStatus(string File, DateTimeOffset Loaded, ReloadOutcome? LastReload);
+
+/// <summary>What a reload request did.</summary>
+/// <param name="At">When it was requested.</param>
+/// <param name="Applied">True when the new file is in force; false when the running configuration was kept.</param>
+/// <param name="Changes">Settings changed ("key: old → new"); when not applied, what would have changed.</param>
+/// <param name="Problems">Why it was not applied: file errors (file:line:column: key: message) or settings that need a restart.</param>
+/// <param name="Notes">Differences that take effect elsewhere (another node's weight).</param>
+public sealed record ReloadOutcome(DateTimeOffset At, bool Applied, IReadOnlyList<string> Changes, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes);
 
 /// <summary>State of one module on the node.</summary>
 public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm, IReadOnlyList<StateTransition>? Transitions = null, ApplicationStatus? Application = null);

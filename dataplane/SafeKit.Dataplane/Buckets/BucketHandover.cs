@@ -12,6 +12,11 @@ namespace SafeKit.Dataplane.Buckets;
 /// (<see cref="BucketMode.Shared"/>), until no node pins any more (<see cref="BucketMode.Owned"/>);</item>
 /// <item>a bucket gained from a dead node is owned at once.</item>
 /// </list>
+/// Every bucket remembers the nodes that owned it before and may still pin flows there (with the
+/// epoch they lost it at). A shared bucket becomes owned once each of them is dead or, having adopted
+/// that epoch, pins nothing: a pinner that dies hands its pinned flows to the bucket's owner at once,
+/// whatever other nodes still pin elsewhere. A node without a previous view presumes the bucket's
+/// previous owner is the one the table gives among the other members.
 /// Pure logic; the dataplane reads <see cref="Modes"/> on the packet path (a new array per change).
 /// </summary>
 public sealed class BucketHandover
@@ -21,7 +26,10 @@ public sealed class BucketHandover
 
     private readonly string?[] _holder;
     private readonly uint[] _awaitEpoch;
+    private readonly string?[] _owner;
+    private readonly List<Pinner>?[] _mayPin;
     private BucketMode[] _modes;
+    private bool _hadView;
 
     public BucketHandover(int bucketCount, string localNode)
     {
@@ -29,6 +37,8 @@ public sealed class BucketHandover
         _modes = new BucketMode[bucketCount];
         _holder = new string?[bucketCount];
         _awaitEpoch = new uint[bucketCount];
+        _owner = new string?[bucketCount];
+        _mayPin = new List<Pinner>?[bucketCount];
     }
 
     public string LocalNode { get; }
@@ -50,11 +60,13 @@ public sealed class BucketHandover
         ArgumentNullException.ThrowIfNull(peers);
         var modes = (BucketMode[])_modes.Clone();
         bool[]? fromDead = null;
+        var withoutMe = _hadView ? null : TableWithoutMe(table);
         for (var b = 0; b < modes.Length; b++)
         {
             var owner = table.OwnerOf(b);
             var newOwner = owner < 0 ? null : table.Nodes[owner].Name;
             var mine = newOwner == LocalNode;
+            RecordOwnerChange(b, newOwner, withoutMe, epoch);
             switch (modes[b])
             {
                 case BucketMode.Owned when mine:
@@ -70,11 +82,13 @@ public sealed class BucketHandover
                     var from = _holder[b] ?? Anyone;
                     if (from == LocalNode || (from == Anyone && !AnyoneClaims(peers)))
                     {
-                        modes[b] = BucketMode.Owned;
+                        PrunePinners(b, peers);
+                        modes[b] = _mayPin[b] is { Count: > 0 } ? BucketMode.Shared : BucketMode.Owned;
                     }
                     else if (from != Anyone && (!peers.TryGetValue(from, out var peer) || !peer.Alive))
                     {
-                        modes[b] = BucketMode.Owned;
+                        PrunePinners(b, peers);
+                        modes[b] = _mayPin[b] is { Count: > 0 } ? BucketMode.Shared : BucketMode.Owned;
                         (fromDead ??= new bool[modes.Length])[b] = true;
                     }
                     else
@@ -99,13 +113,14 @@ public sealed class BucketHandover
                     break;
             }
 
-            if (mine && modes[b] == BucketMode.Owned)
+            if (mine && modes[b] is BucketMode.Owned or BucketMode.Shared)
             {
                 _holder[b] = LocalNode;
             }
         }
 
         _modes = modes;
+        _hadView = true;
         var advanced = Advance(peers);
         fromDead = Merge(fromDead, advanced);
         return fromDead;
@@ -150,15 +165,6 @@ public sealed class BucketHandover
 
     private bool[]? Advance(IReadOnlyDictionary<string, PeerHandover> peers)
     {
-        var somebodyPins = false;
-        foreach (var (name, peer) in peers)
-        {
-            if (name != LocalNode && peer.Alive && peer.Pinning)
-            {
-                somebodyPins = true;
-            }
-        }
-
         BucketMode[]? modes = null;
         bool[]? fromDead = null;
         for (var b = 0; b < _modes.Length; b++)
@@ -176,24 +182,33 @@ public sealed class BucketHandover
                     continue;
                 }
 
-                if (from == Anyone)
+                if (from != Anyone && !peer.Alive)
                 {
-                    peer = new PeerHandover(true, 0, false, false);
+                    (fromDead ??= new bool[_modes.Length])[b] = true;
                 }
 
-                if (!peer.Alive)
+                if (PrunePinners(b, peers))
                 {
                     (fromDead ??= new bool[_modes.Length])[b] = true;
                 }
 
                 modes ??= (BucketMode[])_modes.Clone();
-                modes[b] = somebodyPins && peer.Alive ? BucketMode.Shared : BucketMode.Owned;
+                modes[b] = _mayPin[b] is { Count: > 0 } ? BucketMode.Shared : BucketMode.Owned;
                 _holder[b] = LocalNode;
             }
-            else if (mode == BucketMode.Shared && !somebodyPins)
+            else if (mode == BucketMode.Shared)
             {
-                modes ??= (BucketMode[])_modes.Clone();
-                modes[b] = BucketMode.Owned;
+                if (PrunePinners(b, peers))
+                {
+                    // Its pinned flows are nobody's now: answer them (a reset) instead of leaving them unanswered.
+                    (fromDead ??= new bool[_modes.Length])[b] = true;
+                }
+
+                if (_mayPin[b] is not { Count: > 0 })
+                {
+                    modes ??= (BucketMode[])_modes.Clone();
+                    modes[b] = BucketMode.Owned;
+                }
             }
         }
 
@@ -203,6 +218,62 @@ public sealed class BucketHandover
         }
 
         return fromDead;
+    }
+
+    /// <summary>Remembers that the bucket's previous owner may pin flows there from this epoch on.</summary>
+    private void RecordOwnerChange(int bucket, string? newOwner, BucketTable? withoutMe, uint epoch)
+    {
+        var previous = _owner[bucket];
+        if (previous is null && withoutMe is not null && withoutMe.OwnerOf(bucket) is var presumed and >= 0)
+        {
+            previous = withoutMe.Nodes[presumed].Name;
+        }
+
+        var pinners = _mayPin[bucket];
+        if (previous is not null && previous != newOwner && previous != LocalNode)
+        {
+            pinners ??= _mayPin[bucket] = [];
+            pinners.RemoveAll(p => p.Node == previous);
+            pinners.Add(new Pinner(previous, epoch));
+        }
+
+        pinners?.RemoveAll(p => p.Node == newOwner);
+        _owner[bucket] = newOwner;
+    }
+
+    /// <summary>Forgets the previous owners that pin nothing any more.</summary>
+    /// <returns>True when one of them died (its pinned flows are orphans).</returns>
+    private bool PrunePinners(int bucket, IReadOnlyDictionary<string, PeerHandover> peers)
+    {
+        var pinners = _mayPin[bucket];
+        if (pinners is null)
+        {
+            return false;
+        }
+
+        var died = false;
+        for (var i = pinners.Count - 1; i >= 0; i--)
+        {
+            var pinner = pinners[i];
+            var known = peers.TryGetValue(pinner.Node, out var peer);
+            if (!known || !peer.Alive)
+            {
+                died = true;
+                pinners.RemoveAt(i);
+            }
+            else if (!peer.Pinning && peer.Epoch >= pinner.Since)
+            {
+                pinners.RemoveAt(i);
+            }
+        }
+
+        return died;
+    }
+
+    private BucketTable? TableWithoutMe(BucketTable table)
+    {
+        var others = table.Nodes.Where(n => n.Name != LocalNode).ToList();
+        return others.Count == 0 || others.Count == table.Nodes.Count ? null : BucketTable.Compute(others, table.Count, LocalNode);
     }
 
     private bool AnyoneClaims(IReadOnlyDictionary<string, PeerHandover> peers)
@@ -248,4 +319,7 @@ public sealed class BucketHandover
 
         return a;
     }
+
+    /// <summary>A node that owned a bucket before <paramref name="Since"/> and may still serve flows there.</summary>
+    private readonly record struct Pinner(string Node, uint Since);
 }

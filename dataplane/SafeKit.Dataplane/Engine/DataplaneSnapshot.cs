@@ -22,6 +22,9 @@ public sealed record DataplaneSnapshot(
     /// <summary>Flows remembered for pinning.</summary>
     public int Flows { get; init; }
 
+    /// <summary>TIME_WAIT sockets cleared for connections adopted from dead nodes.</summary>
+    public long TimeWaitCleared { get; init; }
+
     /// <summary>Flows not remembered because the table was full.</summary>
     public long FlowsRefused { get; init; }
 }

@@ -1,5 +1,9 @@
+using Microsoft.Extensions.Logging;
 using SafeKit.Dataplane.Buckets;
+using SafeKit.Dataplane.Flows;
 using SafeKit.Dataplane.Takeover;
+using SafeKit.Native.Interop;
+using SafeKit.Native.Netlink;
 
 namespace SafeKit.Dataplane.Engine;
 
@@ -11,6 +15,7 @@ public sealed partial class FarmDataplane
     private ForwardingState _state;
     private Timer? _maintenance;
     private long _pinningSince;
+    private long _timeWaitCleared;
 
     /// <summary>True while this node still serves flows in buckets it gave away (advertised to the others).</summary>
     public bool Pinning
@@ -106,6 +111,7 @@ public sealed partial class FarmDataplane
             return;
         }
 
+        ClearTimeWait(fromDead);
         // Everything received since the longest-silent dead node went quiet (one interval of margin).
         var silent = peers.Values.Where(p => !p.Alive).Select(p => p.SilentMilliseconds).DefaultIfEmpty(0).Max();
         var request = new TakeoverRequest(fromDead, Environment.TickCount64 - silent - 100);
@@ -114,4 +120,28 @@ public sealed partial class FarmDataplane
             worker.RequestTakeover(request);
         }
     }
+
+    /// <summary>
+    /// The orphaned connections of a dead node must get a reset from this node's stack at once. A
+    /// TIME_WAIT socket left here by an earlier connection on the same 4-tuple would answer with
+    /// bare ACKs instead (the client reused its port), and the client would stall until its timeout.
+    /// </summary>
+    private void ClearTimeWait(bool[] adopted)
+    {
+        var table = Volatile.Read(ref _state).Table;
+        var hasher = new FlowHasher(_options.Affinity, _options.HashSeed);
+        var withPort = hasher.KeyUsesPort(6);
+        try
+        {
+            var cleared = TimeWaitSockets.Destroy(_options.Vips, (address, port) => adopted[table.BucketOf(hasher.Hash(address, withPort, port))]);
+            Interlocked.Add(ref _timeWaitCleared, cleared);
+        }
+        catch (NativeException e)
+        {
+            LogTimeWaitNotCleared(_logger, e.Message);
+        }
+    }
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "TIME_WAIT sockets of adopted connections not cleared ({Reason}): a client that reused a port may wait for its timeout")]
+    private static partial void LogTimeWaitNotCleared(ILogger logger, string reason);
 }

@@ -150,6 +150,7 @@ public sealed partial class FarmDataplane : IDisposable
             WaitingBuckets = modes.Count(m => m == BucketMode.Awaiting),
             Flows = flows,
             FlowsRefused = refused,
+            TimeWaitCleared = Interlocked.Read(ref _timeWaitCleared),
         };
     }
 

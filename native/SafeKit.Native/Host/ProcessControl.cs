@@ -12,6 +12,7 @@ public static class ProcessControl
 {
     public const int SigTerm = 15;
     public const int SigKill = 9;
+    public const int SigHup = 1;
     private const int ESrch = 3;
 
     /// <summary>Start time of <paramref name="pid"/> in clock ticks since boot, or null if it is gone.</summary>

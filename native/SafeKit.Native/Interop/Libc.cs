@@ -25,6 +25,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "sendto", SetLastError = true)]
     internal static partial nint SendTo(int fd, void* buffer, nuint length, int flags, void* address, uint addressLength);
 
+    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
+    internal static partial nint Recv(int fd, void* buffer, nuint length, int flags);
+
     [LibraryImport(Lib, EntryPoint = "sendmsg", SetLastError = true)]
     internal static partial nint SendMsg(int fd, MsgHdr* message, int flags);
 

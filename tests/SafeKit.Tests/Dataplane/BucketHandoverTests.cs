@@ -112,4 +112,61 @@ public sealed class BucketHandoverTests
         a.Update(Peers(("b", new(true, 3, false, false))), out _);
         Assert.All(moved, b => Assert.Equal(BucketMode.Owned, a.Modes[b]));
     }
+
+    [Fact]
+    public void PinnerDies_WhileAnotherStillPins_ItsSharedBucketsAreOwnedAndReplayed()
+    {
+        var c = new BucketHandover(Buckets, "c");
+        c.Apply(Table("c", "a", "b"), 1, Peers(("a", new(true, 1, true, false)), ("b", new(true, 1, true, false))));
+        c.Apply(Table("c", "a", "b", "c"), 2, Peers(("a", new(true, 2, true, true)), ("b", new(true, 2, true, true))));
+        var before = Table("c", "a", "b");
+        var gained = Enumerable.Range(0, Buckets).Where(b => Table("c", "a", "b", "c").IsLocal(b)).ToList();
+        var fromA = gained.Where(b => before.Nodes[before.OwnerOf(b)].Name == "a").ToList();
+        var fromB = gained.Except(fromA).ToList();
+        Assert.NotEmpty(fromA);
+        Assert.NotEmpty(fromB);
+        Assert.All(gained, b => Assert.Equal(BucketMode.Shared, c.Modes[b]));
+
+        // a dies holding pinned flows; b keeps pinning its own.
+        Assert.True(c.Update(Peers(("a", new(false, 2, true, true)), ("b", new(true, 2, true, true))), out var orphaned));
+
+        Assert.NotNull(orphaned);
+        Assert.All(fromA, b => Assert.Equal(BucketMode.Owned, c.Modes[b]));
+        Assert.All(fromA, b => Assert.True(orphaned[b]));
+        Assert.All(fromB, b => Assert.Equal(BucketMode.Shared, c.Modes[b]));
+        Assert.All(fromB, b => Assert.False(orphaned[b]));
+    }
+
+    [Fact]
+    public void FreshNode_PresumesThePreviousOwnersFromTheOtherMembers()
+    {
+        var c = new BucketHandover(Buckets, "c");
+        var peers = Peers(("a", new(true, 2, true, true)), ("b", new(true, 2, true, true)));
+        c.Apply(Table("c", "a", "b", "c"), 2, peers);
+        var before = Table("c", "a", "b");
+        var gained = Enumerable.Range(0, Buckets).Where(b => Table("c", "a", "b", "c").IsLocal(b)).ToList();
+        Assert.All(gained, b => Assert.Equal(BucketMode.Shared, c.Modes[b]));
+
+        // b stops pinning: only what a may pin stays shared.
+        c.Update(Peers(("a", new(true, 2, true, true)), ("b", new(true, 2, true, false))), out _);
+
+        Assert.All(gained, b => Assert.Equal(
+            before.Nodes[before.OwnerOf(b)].Name == "a" ? BucketMode.Shared : BucketMode.Owned, c.Modes[b]));
+    }
+
+    [Fact]
+    public void OlderPinner_SurvivesASecondHandover_AndStillKeepsItsFlows()
+    {
+        // a gives buckets to b (a pins), then b dies: c takes them from the dead b but a still pins there.
+        var c = new BucketHandover(Buckets, "c");
+        c.Apply(Table("c", "a"), 1, Peers(("a", new(true, 1, true, false)), ("b", new(true, 1, false, false))));
+        c.Apply(Table("c", "a", "b"), 2, Peers(("a", new(true, 2, true, true)), ("b", new(true, 2, true, false))));
+        c.Apply(Table("c", "a", "c"), 3, Peers(("a", new(true, 2, true, true)), ("b", new(false, 2, true, false))));
+
+        var viaB = Enumerable.Range(0, Buckets)
+            .Where(b => Table("c", "a", "b").Nodes[Table("c", "a", "b").OwnerOf(b)].Name == "b" && Table("c", "a", "c").IsLocal(b))
+            .ToList();
+        Assert.NotEmpty(viaB);
+        Assert.All(viaB, b => Assert.Equal(BucketMode.Shared, c.Modes[b]));
+    }
 }

@@ -47,6 +47,53 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
     }
 
     [Fact]
+    public async Task Kill_AdopterHoldsTimeWaitForTheSame4Tuple_TheOrphanGetsAResetNotAStall()
+    {
+        _lab.Require();
+        string N(int i) => $"{_lab.Prefix}-n{i}";
+        // A client port whose flow n2 serves, and n1 when n2 is gone.
+        var candidates = LabInstance.Ports(5, 33000, p => _lab.OwnerIn([N(1), N(2), N(3)], p) == N(2) && _lab.OwnerIn([N(1), N(3)], p) == N(1));
+        _lab.Lab("kill", "n2");
+        LabInstance.WaitUntil(() => !_lab.Members(1).Contains(N(2)) && !_lab.Members(3).Contains(N(2)), "the survivors drop n2", 5);
+
+        // n1 serves a request that asks it to close: n1 closes first and keeps a TIME_WAIT socket.
+        ushort port = 0;
+        foreach (var candidate in candidates)
+        {
+            var text = candidate.ToString(CultureInfo.InvariantCulture);
+            var body = _lab.Exec("client", "curl", "-s", "-m", "5", "--local-port", text, "-H", "Connection: close", "http://198.18.0.100/").Output.Trim();
+            Assert.Equal($"node {N(1)}", body);
+            Thread.Sleep(200);
+            if (_lab.Exec("n1", "ss", "-Htan", "state", "time-wait", "dport", "= :" + text).Output.Contains("198.18.0.10:" + text, StringComparison.Ordinal)
+                && !_lab.Exec("client", "ss", "-Htan", "state", "time-wait", "sport", "= :" + text).Output.Contains(text, StringComparison.Ordinal))
+            {
+                port = candidate;
+                break;
+            }
+        }
+
+        Assert.True(port != 0, "no client port left a TIME_WAIT socket on n1 only");
+        _lab.Lab("start", "n2");
+        LabInstance.WaitUntil(() => Enumerable.Range(1, 3).All(i => _lab.Members(i).Count == 3), "n2 rejoins the view");
+
+        // A keep-alive client on the same port, now served by n2; n2 dies under it.
+        var cleared = _lab.NodeStatus(1).GetProperty("modules")[0].GetProperty("farm").GetProperty("counters").GetProperty("time_wait_cleared").GetInt64();
+        var probe = Task.Run(() => _lab.ExecJson("client", Tools.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", "6", "--new", "0", "--keepalive", "1",
+            "--interval-ms", "50", "--timeout-ms", "4000", "--local-port", port.ToString(CultureInfo.InvariantCulture)));
+        Thread.Sleep(1500);
+        _lab.Lab("kill", "n2");
+        var samples = (await probe).GetProperty("samples").EnumerateArray().ToList();
+
+        Assert.Contains(samples, s => s[4].GetInt32() == 1 && s[5].GetString() == $"node {N(2)}");
+        var failures = samples.Where(s => s[4].GetInt32() == 0).Select(s => s[8].GetString()).ToList();
+        // Without clearing, n1's TIME_WAIT socket answers with bare ACKs and the request times out.
+        Assert.DoesNotContain("timeout", failures);
+        Assert.Contains(samples.SkipWhile(s => s[5].GetString() != $"node {N(2)}"), s => s[4].GetInt32() == 1 && s[5].GetString() == $"node {N(1)}");
+        var after = _lab.NodeStatus(1).GetProperty("modules")[0].GetProperty("farm").GetProperty("counters").GetProperty("time_wait_cleared").GetInt64();
+        Assert.True(after > cleared, "n1 cleared no TIME_WAIT socket when it adopted n2's buckets");
+    }
+
+    [Fact]
     public void LinkDown_TheNodeLeavesAndWaits_LinkUp_ItRejoinsWithOneSynAckPerConnection()
     {
         _lab.Require();
@@ -215,6 +262,53 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
         _lab.Lab("app", "n2", "start");
         LabInstance.WaitUntil(() => _lab.Members(1).Count == 3 && !Application(2).GetProperty("gave_up").GetBoolean(), "n2 is back once healthy", 10);
         Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 90).Count);
+    }
+
+    [Fact]
+    public void Reload_AppliesWeightAndCheckersAtRuntime_RefusesRestartOnlyChangesAndBadFiles()
+    {
+        _lab.Require();
+        var path = Path.Combine(_lab.StateDirectory, "cluster.yaml");
+        var original = File.ReadAllText(path);
+        var n2 = $"- name: {_lab.Prefix}-n2\n      address: 198.18.0.12";
+        Assert.Contains(n2, original, StringComparison.Ordinal);
+        try
+        {
+            // n2's weight 3 of 5: about 60% of the buckets, once n2 advertises it.
+            File.WriteAllText(path, original.Replace(n2, n2 + "\n      weight: 3", StringComparison.Ordinal));
+            Assert.Contains("applied cluster.nodes." + _lab.Prefix + "-n2.weight: 1 → 3", _lab.Lab("reload", "n2"), StringComparison.Ordinal);
+            LabInstance.WaitUntil(() => _lab.OwnedBuckets(2) > 2200 && Enumerable.Range(1, 3).Sum(_lab.OwnedBuckets) == 4096, "n2 takes about 3/5 of the buckets", 5);
+            Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 60).Count);
+
+            // A restart-only change is refused as a whole: the weight stays, the VIPs too.
+            File.WriteAllText(path, original.Replace("vips: [198.18.0.100]", "vips: [198.18.0.100, 198.18.0.101]", StringComparison.Ordinal));
+            var refused = Tools.Run(Tools.Safekit, "lab", "reload", "--prefix", _lab.Prefix, "n2");
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains("needs a restart of safekitd: modules.web.vips", refused.Error, StringComparison.Ordinal);
+            Assert.True(_lab.OwnedBuckets(2) > 2200, "a refused reload changed the weight");
+
+            // A broken file is refused with its file, line and key.
+            File.WriteAllText(path, original.Replace("workers: 1", "workers: many", StringComparison.Ordinal));
+            var broken = Tools.Run(Tools.Safekit, "lab", "reload", "--prefix", _lab.Prefix, "n2");
+            Assert.Equal(1, broken.ExitCode);
+            Assert.Matches(@"cluster\.yaml:\d+:\d+: modules\[0\]\.workers", broken.Error);
+
+            // A new checker that fails on n2 only: n2 restarts its application, then leaves the farm.
+            var failing = $"    checkers:\n      - command: \"test {{node}} != {_lab.Prefix}-n2\"\n        interval_ms: 200\n        failures: 1\n";
+            File.WriteAllText(path, original.Replace("    checkers:\n", failing, StringComparison.Ordinal));
+            Assert.Contains("modules.web.checkers: 2 → 3", _lab.Lab("reload", "n2"), StringComparison.Ordinal);
+            LabInstance.WaitUntil(() => !_lab.Members(1).Contains(_lab.Prefix + "-n2"), "n2 leaves the farm", 15);
+            Assert.Equal(2, _lab.HttpFollowingTheTable("198.18.0.100", 60).Count);
+        }
+        finally
+        {
+            File.WriteAllText(path, original);
+        }
+
+        _lab.Lab("reload", "n2");
+        LabInstance.WaitUntil(() => _lab.Members(1).Count == 3 && _lab.OwnedBuckets(2) is > 1100 and < 1700, "n2 is back with weight 1", 15);
+        var config = _lab.NodeStatus(2).GetProperty("config");
+        Assert.True(config.GetProperty("last_reload").GetProperty("applied").GetBoolean());
     }
 
     private JsonElement Application(int node) => _lab.NodeStatus(node).GetProperty("modules")[0].GetProperty("application");

@@ -1,0 +1,88 @@
+using Microsoft.Extensions.Logging;
+using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Membership;
+using SafeKit.ControlPlane.Status;
+
+namespace SafeKit.Daemon;
+
+/// <summary>
+/// Re-reads the configuration file on request (SIGHUP) and applies what may change at runtime: this
+/// node's weight, heartbeat timings, and each farm's scripts, checkers, restart policy and drain
+/// timeout. An invalid file or a change that needs a restart leaves the running configuration in force.
+/// </summary>
+internal sealed class ConfigReloader
+{
+    private readonly string _path;
+    private readonly string _self;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public ConfigReloader(string path, ClusterConfig running, string self, TimeProvider time, ILogger logger)
+    {
+        _path = path;
+        Running = running;
+        _self = self;
+        _time = time;
+        _logger = logger;
+        Loaded = time.GetUtcNow();
+    }
+
+    /// <summary>The configuration in force.</summary>
+    public ClusterConfig Running { get; private set; }
+
+    public DateTimeOffset Loaded { get; private set; }
+
+    public ReloadOutcome? LastReload { get; private set; }
+
+    public ConfigStatus Status() => new(_path, Loaded, LastReload);
+
+    /// <summary>Reads the file again and applies it to the membership and the farms, or refuses.</summary>
+    public async Task<ReloadOutcome> ReloadAsync(MembershipService membership, IReadOnlyList<FarmModuleHost> farms)
+    {
+        ArgumentNullException.ThrowIfNull(membership);
+        ArgumentNullException.ThrowIfNull(farms);
+        var at = _time.GetUtcNow();
+        ClusterConfig next;
+        try
+        {
+            next = ConfigLoader.Load(_path);
+        }
+        catch (ConfigException e)
+        {
+            return Refuse(at, [], e.Errors.Select(error => error.ToString()).ToList(), []);
+        }
+
+        var plan = ReloadPlan.Compare(Running, next, _self);
+        foreach (var note in plan.Notes)
+        {
+            DaemonLog.ReloadNote(_logger, note);
+        }
+
+        if (!plan.Applicable)
+        {
+            return Refuse(at, plan.Changes, plan.RestartRequired.Select(r => $"needs a restart of safekitd: {r}").ToList(), plan.Notes);
+        }
+
+        var self = next.Nodes.First(n => n.Name == _self);
+        membership.Retune(self.Weight, next.Heartbeat);
+        for (var i = 0; i < farms.Count; i++)
+        {
+            await farms[i].ReconfigureAsync(next.Farms[i]);
+        }
+
+        Running = next;
+        Loaded = at;
+        DaemonLog.Reloaded(_logger, _path, plan.Changes.Count == 0 ? "nothing changed" : string.Join("; ", plan.Changes));
+        return LastReload = new ReloadOutcome(at, true, plan.Changes, [], plan.Notes);
+    }
+
+    private ReloadOutcome Refuse(DateTimeOffset at, IReadOnlyList<string> changes, IReadOnlyList<string> problems, IReadOnlyList<string> notes)
+    {
+        foreach (var problem in problems)
+        {
+            DaemonLog.ReloadRefused(_logger, problem);
+        }
+
+        return LastReload = new ReloadOutcome(at, false, changes, problems, notes);
+    }
+}
