@@ -10,12 +10,13 @@ namespace SafeKit.Daemon;
 /// node's weight, heartbeat timings, and each farm's scripts, checkers, restart policy and drain
 /// timeout. An invalid file or a change that needs a restart leaves the running configuration in force.
 /// </summary>
-internal sealed class ConfigReloader
+internal sealed class ConfigReloader : IDisposable
 {
     private readonly string _path;
     private readonly string _self;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly SemaphoreSlim _one = new(1, 1);
 
     public ConfigReloader(string path, ClusterConfig running, string self, TimeProvider time, ILogger logger)
     {
@@ -41,6 +42,20 @@ internal sealed class ConfigReloader
     {
         ArgumentNullException.ThrowIfNull(membership);
         ArgumentNullException.ThrowIfNull(farms);
+        // SIGHUP and the API may ask at the same moment: one reload at a time.
+        await _one.WaitAsync();
+        try
+        {
+            return await ReloadOnceAsync(membership, farms);
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    private async Task<ReloadOutcome> ReloadOnceAsync(MembershipService membership, IReadOnlyList<FarmModuleHost> farms)
+    {
         var at = _time.GetUtcNow();
         ClusterConfig next;
         try
@@ -85,4 +100,6 @@ internal sealed class ConfigReloader
 
         return LastReload = new ReloadOutcome(at, false, changes, problems, notes);
     }
+
+    public void Dispose() => _one.Dispose();
 }

@@ -19,4 +19,7 @@ internal static partial class DaemonLog
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "configuration reload: {Note}")]
     public static partial void ReloadNote(ILogger logger, string note);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "API listening on {Scheme}://{Address}:{Port}")]
+    public static partial void ApiListening(ILogger logger, string scheme, string address, int port);
 }

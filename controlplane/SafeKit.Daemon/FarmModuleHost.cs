@@ -27,6 +27,8 @@ internal sealed class FarmModuleHost : IDisposable
     private string? _applicationProblem;
     private string _viewReason = "waiting for a view";
     private bool _draining;
+    private string? _stoppedReason;
+    private BucketTable? _table;
 
     private FarmModuleHost(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, FarmDataplane dataplane, ModuleStateHistory state, TimeProvider time, ILogger logger)
     {
@@ -66,6 +68,19 @@ internal sealed class FarmModuleHost : IDisposable
     /// <summary>Starts the application (start script) and its checkers; readiness goes to <paramref name="ready"/>.</summary>
     public async Task StartApplicationAsync(Action<bool> ready)
     {
+        if (_supervisor is not null)
+        {
+            await _supervisor.DisposeAsync();
+        }
+
+        lock (_stateGate)
+        {
+            _draining = false;
+            _stoppedReason = null;
+            _applicationProblem = null;
+            UpdateState();
+        }
+
         _supervisor = new ModuleSupervisor(_module, _self.Name, _time, _logger, ready, (_, reason) =>
         {
             lock (_stateGate)
@@ -86,6 +101,62 @@ internal sealed class FarmModuleHost : IDisposable
 
     /// <summary>Stops the checkers and the application (stop script).</summary>
     public Task StopApplicationAsync() => _supervisor?.StopAsync() ?? Task.CompletedTask;
+
+    /// <summary>Restarts the application with its scripts (an administrator's restart: not counted against the restart limit).</summary>
+    public Task RestartApplicationAsync() => _supervisor?.RestartAsync("restart requested by an administrator", counted: false) ?? Task.CompletedTask;
+
+    /// <summary>Whether an administrator stopped the module on this node.</summary>
+    public bool Stopped
+    {
+        get
+        {
+            lock (_stateGate)
+            {
+                return _stoppedReason is not null;
+            }
+        }
+    }
+
+    /// <summary>The module is stopped on this node (STOP) until started again.</summary>
+    public void MarkStopped(string reason)
+    {
+        lock (_stateGate)
+        {
+            _stoppedReason = reason;
+            UpdateState();
+        }
+    }
+
+    public string Name => _module.Name;
+
+    public string NodeName => _self.Name;
+
+    /// <summary>The current state (STOP, WAIT, UP).</summary>
+    public string State => _state.Current;
+
+    /// <summary>Owners of the buckets in the last view applied, as ranges.</summary>
+    public IReadOnlyList<(int First, int Last, string? Owner)> BucketRanges()
+    {
+        var table = _table;
+        var ranges = new List<(int, int, string?)>();
+        if (table is null)
+        {
+            return [(0, _module.Buckets - 1, null)];
+        }
+
+        var start = 0;
+        for (var b = 1; b <= table.Count; b++)
+        {
+            if (b == table.Count || table.OwnerOf(b) != table.OwnerOf(start))
+            {
+                var owner = table.OwnerOf(start);
+                ranges.Add((start, b - 1, owner < 0 ? null : table.Nodes[owner].Name));
+                start = b;
+            }
+        }
+
+        return ranges;
+    }
 
     /// <summary>Last results of this module's checks.</summary>
     public IReadOnlyList<CheckStatus> Checks() => _supervisor?.Checks() ?? [];
@@ -111,6 +182,7 @@ internal sealed class FarmModuleHost : IDisposable
             .ToList();
         var table = members.Count == 0 ? BucketTable.Empty(_module.Buckets) : BucketTable.Compute(members, _module.Buckets, _self.Name);
         _dataplane.ApplyView(table, view.Epoch, Names(peers));
+        _table = table;
         lock (_stateGate)
         {
             Member = table.LocalIndex >= 0;
@@ -132,7 +204,11 @@ internal sealed class FarmModuleHost : IDisposable
     /// <summary>UP while a member of the view; otherwise WAIT, with the most telling reason.</summary>
     private void UpdateState()
     {
-        if (_draining)
+        if (_stoppedReason is not null)
+        {
+            _state.Set(ModuleStates.Stop, _stoppedReason);
+        }
+        else if (_draining)
         {
             _state.Set(ModuleStates.Wait, "draining: finishing the connections it still serves");
         }

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
-using SafeKit.ControlPlane.Checkers;
+using SafeKit.Api;
 using SafeKit.ControlPlane.Configuration;
 using SafeKit.ControlPlane.Membership;
 using SafeKit.ControlPlane.Status;
@@ -56,7 +56,7 @@ internal sealed class NodeDaemon
         var started = _time.GetUtcNow();
         var farms = new List<FarmModuleHost>();
         MembershipService? membership = null;
-        var stopping = false;
+        NodeReadiness readiness;
         try
         {
             foreach (var module in config.Farms)
@@ -71,18 +71,11 @@ internal sealed class NodeDaemon
             farms.ForEach(f => f.PinningChanged += () => pinning.Pinning = farms.Any(x => x.Pinning));
             membership.Start();
             // The node takes traffic while every module's application is healthy (and it is not stopping).
-            var ready = new bool[farms.Count];
+            readiness = new NodeReadiness(membership, farms.Count);
             for (var i = 0; i < farms.Count; i++)
             {
                 var index = i;
-                await farms[i].StartApplicationAsync(healthy =>
-                {
-                    lock (ready)
-                    {
-                        ready[index] = healthy;
-                        membership.Ready = !Volatile.Read(ref stopping) && ready.All(r => r);
-                    }
-                });
+                await farms[i].StartApplicationAsync(healthy => readiness.SetHealthy(index, healthy));
             }
         }
         catch (PreflightException e)
@@ -107,13 +100,27 @@ internal sealed class NodeDaemon
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reloadRequested.Release(); });
-        var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, _time, _logger);
+        using var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, _time, _logger);
+        using var actions = new ModuleActions(farms, readiness, membership, () => reloader.Running, _time);
+        var control = new DaemonControl(self.Name, reloader, farms, membership, actions, started, _time);
+        ApiServer? api;
+        try
+        {
+            api = await StartApiAsync(config, self, stateDirectory, control);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException)
+        {
+            Console.Error.WriteLine($"safekitd: cannot start the API: {e.Message}");
+            Stop(farms, membership);
+            return 3;
+        }
+
         DaemonLog.Started(_logger, self.Name, config.Name, farms.Count, stateDirectory);
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                WriteStatus(reloader, self, stateDirectory, started, farms, membership);
+                StatusFile.Write(stateDirectory, control.Status());
                 try
                 {
                     if (await reloadRequested.WaitAsync(TimeSpan.FromSeconds(1), stop.Token))
@@ -130,9 +137,14 @@ internal sealed class NodeDaemon
         finally
         {
             DaemonLog.Stopping(_logger, self.Name);
-            Volatile.Write(ref stopping, true);
+            readiness.Stopping();
             config = reloader.Running;
-            await LeaveAsync(config, self, membership, farms, () => WriteStatus(reloader, self, stateDirectory, started, farms, membership));
+            await LeaveAsync(config, self, membership, farms, () => StatusFile.Write(stateDirectory, control.Status()));
+            if (api is not null)
+            {
+                await api.DisposeAsync();
+            }
+
             Stop(farms, membership);
             StatusFile.Write(stateDirectory, new NodeStatus(config.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), [], null));
         }
@@ -174,10 +186,21 @@ internal sealed class NodeDaemon
         }
     }
 
-    private void WriteStatus(ConfigReloader config, NodeConfig self, string directory, DateTimeOffset started, List<FarmModuleHost> farms, MembershipService membership)
+    /// <summary>Starts the HTTP API on this node's VIP-network address (null when the config disables it).</summary>
+    private async Task<ApiServer?> StartApiAsync(ClusterConfig config, NodeConfig self, string stateDirectory, DaemonControl control)
     {
-        var status = new NodeStatus(config.Running.Name, self.Name, Environment.ProcessId, started, _time.GetUtcNow(), farms.Select(f => f.Status()).ToList(), membership.Snapshot(), farms.SelectMany(f => f.Checks()).ToList(), config.Status());
-        StatusFile.Write(directory, status);
+        var settings = config.Api;
+        if (!settings.Enabled)
+        {
+            return null;
+        }
+
+        var tokens = TokenStore.Load(settings.TokensFile ?? Path.Combine(stateDirectory, "api-tokens"), createIfMissing: settings.TokensFile is null);
+        var certificate = settings.PlainHttp ? null : ApiCertificate.LoadOrCreate(settings.Certificate, Path.Combine(stateDirectory, "api.pfx"), self.Name, self.Addresses);
+        var server = await ApiServer.StartAsync(new ApiServerOptions([self.Address], settings.Port, certificate, tokens), control);
+        var address = self.Address.ToString();
+        DaemonLog.ApiListening(_logger, settings.PlainHttp ? "http" : "https", address, settings.Port);
+        return server;
     }
 
     private static void Stop(List<FarmModuleHost> farms, MembershipService? membership)

@@ -73,7 +73,21 @@ internal sealed class BenchLab : IDisposable
     public string ClusterMac() =>
         StatusFile.TryRead(Directory.GetDirectories(Path.Combine("/run/safekit-lab", Prefix)).First())!.Modules[0].Farm!.ClusterMac;
 
-    public void Dispose() => CommandRunner.Run(Safekit, ["lab", "down", "--prefix", Prefix]);
+    public void Dispose()
+    {
+        // SKBENCH_LOGS=DIR keeps every node's safekitd log of the run (for a post-mortem).
+        if (Environment.GetEnvironmentVariable("SKBENCH_LOGS") is { Length: > 0 } keep)
+        {
+            foreach (var log in Directory.GetFiles(Path.Combine("/run/safekit-lab", Prefix), "safekitd.log", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(keep, Variant, Path.GetFileName(Path.GetDirectoryName(log)!) + ".log");
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(log, target, overwrite: true);
+            }
+        }
+
+        CommandRunner.Run(Safekit, ["lab", "down", "--prefix", Prefix]);
+    }
 
     public static double ParseWrk(string output)
     {

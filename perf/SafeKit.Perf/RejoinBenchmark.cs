@@ -19,18 +19,23 @@ internal static class RejoinBenchmark
         var probe = Task.Run(() => lab.Exec("client", BenchLab.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", seconds.ToString(CultureInfo.InvariantCulture), "--new", "4", "--keepalive", "6", "--interval-ms", "20", "--timeout-ms", "5000").Output);
         var downloads = new List<Task<string>>();
         var started = DateTime.UtcNow;
+        var events = new List<string>();
+        long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         for (var c = 0; c < cycles; c++)
         {
             var node = $"n{(c % 3) + 1}";
             for (var d = 0; d < 3; d++)
             {
-                downloads.Add(Task.Run(() => lab.Exec("client", "curl", "-s", "-m", "60", "-r", "0-2097151", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://198.18.0.100/download").Output.Trim()));
+                downloads.Add(Task.Run(() => lab.Exec("client", "curl", "-s", "-m", "60", "-r", "0-2097151", "-o", "/dev/null", "-w", "%{http_code} %{size_download} port=%{local_port} exit=%{exitcode} %{errormsg}", "http://198.18.0.100/download").Output.Trim() + $" ended={Now()}"));
             }
 
             Thread.Sleep(700);
+            events.Add($"{Now()} stop {node}");
             lab.Lab("stop", node);
             WaitUntilStopped(lab, node);
+            events.Add($"{Now()} stopped {node}");
             lab.Lab("start", node);
+            events.Add($"{Now()} up {node}");
             Thread.Sleep(1500);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cycle {c + 1}/{cycles}: {node} drained and joined ({(DateTime.UtcNow - started).TotalSeconds:F0} s)"));
         }
@@ -39,7 +44,7 @@ internal static class RejoinBenchmark
         var samples = JsonDocument.Parse(probe.Result).RootElement.GetProperty("samples").EnumerateArray().ToList();
         var failedRequests = samples.Count(s => s[4].GetInt32() == 0);
         var idleCloseRetries = samples.Count(s => s[6].GetInt32() == 1);
-        var failedDownloads = finished.Count(r => r != "206 2097152");
+        var failedDownloads = finished.Count(r => !r.StartsWith("206 2097152 ", StringComparison.Ordinal));
         var stalls = samples.Where(s => s[4].GetInt32() == 1).Select(s => (double)(s[3].GetInt64() - s[2].GetInt64())).Order().ToArray();
         Results.Report(results, "rejoin",
         [
@@ -52,7 +57,13 @@ internal static class RejoinBenchmark
             ("failed_downloads", failedDownloads),
             ("request_p99_ms", stalls[Math.Clamp((int)Math.Ceiling(0.99 * stalls.Length) - 1, 0, stalls.Length - 1)]),
             ("request_max_ms", stalls[^1]),
-        ], finished.GroupBy(r => r).ToDictionary(g => g.Key, g => g.Count()));
+        ], new
+        {
+            failed_downloads = finished.Where(r => !r.StartsWith("206 2097152 ", StringComparison.Ordinal)).ToList(),
+            // Every failed request: stream, kind (0 new, 1 keep-alive), start, end, node, local port, error.
+            failures = samples.Where(s => s[4].GetInt32() == 0).Select(s => $"{s[0]} {s[1]} {s[2]} {s[3]} {s[5]} {s[7]} {s[8]}").ToList(),
+            events,
+        });
     }
 
     private static void WaitUntilStopped(BenchLab lab, string node)

@@ -19,6 +19,8 @@ internal static class LabFiles
         text.AppendLine("cluster:");
         text.Append("  name: ").AppendLine(topology.ClusterName);
         text.Append("  key_file: ").AppendLine(topology.KeyPath);
+        text.AppendLine("  api:");
+        text.Append("    tokens_file: ").AppendLine(topology.TokensPath);
         text.AppendLine("  nodes:");
         foreach (var i in topology.NodeIndexes)
         {

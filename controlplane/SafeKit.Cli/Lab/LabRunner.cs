@@ -67,6 +67,8 @@ internal sealed partial class LabRunner
             Directory.CreateDirectory(topology.StateDirectory);
             File.WriteAllBytes(topology.KeyPath, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
             File.SetUnixFileMode(topology.KeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.WriteAllText(topology.TokensPath, $"# lab API tokens (safekit lab status --json shows them)\nadmin {LabTokens.New()}\nread {LabTokens.New()}\n");
+            File.SetUnixFileMode(topology.TokensPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             using (var download = File.Create(topology.DownloadPath))
             {
                 download.SetLength(LabTopology.DownloadBytes);
@@ -439,7 +441,7 @@ internal sealed partial class LabRunner
     {
         if (state is null)
         {
-            return new LabStatusReport(prefix, false, null, null, null, LabTopology.VipV4.ToString(), null, [], []);
+            return new LabStatusReport(prefix, false, null, null, null, LabTopology.VipV4.ToString(), null, [], [], null);
         }
 
         var topology = new LabTopology(prefix, state.Nodes);
@@ -460,11 +462,12 @@ internal sealed partial class LabRunner
                 daemonRunning ? module?.State : "STOP",
                 farm?.OwnedBuckets,
                 farm?.Counters,
-                farm?.CaptureDropped));
+                farm?.CaptureDropped,
+                LabTopology.ApiUrl(i)));
         }
 
         var processes = state.Processes.Select(p => new LabProcessReport(p.Role, p.Namespace, p.Pid, LabProcesses.IsRunning(p))).ToList();
-        return new LabStatusReport(prefix, true, state.Dataplane, state.L2Mode, state.Affinity, LabTopology.VipV4.ToString(), state.IPv6 ? LabTopology.VipV6.ToString() : null, nodes, processes);
+        return new LabStatusReport(prefix, true, state.Dataplane, state.L2Mode, state.Affinity, LabTopology.VipV4.ToString(), state.IPv6 ? LabTopology.VipV6.ToString() : null, nodes, processes, LabTokens.Read(topology.TokensPath));
     }
 
     private static void BuildNetwork(LabTopology topology, LabOptions options)

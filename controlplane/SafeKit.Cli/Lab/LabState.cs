@@ -41,9 +41,13 @@ internal sealed record LabState(
 }
 
 /// <summary>What <c>safekit lab status --json</c> prints.</summary>
-internal sealed record LabStatusReport(string Prefix, bool Up, string? Dataplane, string? L2Mode, string? Affinity, string Vip, string? Vip6, List<LabNodeReport> Nodes, List<LabProcessReport> Processes);
+internal sealed record LabStatusReport(string Prefix, bool Up, string? Dataplane, string? L2Mode, string? Affinity, string Vip, string? Vip6, List<LabNodeReport> Nodes, List<LabProcessReport> Processes, LabApiTokens? Api);
 
-internal sealed record LabNodeReport(string Name, string Namespace, string Address, bool SafekitdRunning, bool NginxRunning, string? State, int? OwnedBuckets, IReadOnlyDictionary<string, long>? Counters, long? CaptureDropped);
+/// <summary>Node <c>api_url</c>: its HTTPS API (self-signed certificate), reachable from the client namespace.</summary>
+internal sealed record LabNodeReport(string Name, string Namespace, string Address, bool SafekitdRunning, bool NginxRunning, string? State, int? OwnedBuckets, IReadOnlyDictionary<string, long>? Counters, long? CaptureDropped, string? ApiUrl);
+
+/// <summary>Tokens every lab node's API accepts.</summary>
+internal sealed record LabApiTokens(string AdminToken, string ReadToken);
 
 internal sealed record LabProcessReport(string Role, string Namespace, int Pid, bool Running);
 

@@ -31,6 +31,12 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
 
     public string KeyPath => Path.Combine(StateDirectory, "cluster.key");
 
+    /// <summary>The API tokens every lab node accepts (one admin, one read).</summary>
+    public string TokensPath => Path.Combine(StateDirectory, "api-tokens");
+
+    /// <summary>The HTTPS API of node <paramref name="index"/> (reachable from the client namespace).</summary>
+    public static string ApiUrl(int index) => $"https://{NodeV4(index)}:9453";
+
     /// <summary>The file NGINX serves (slowly) at /download.</summary>
     public string DownloadPath => Path.Combine(StateDirectory, "download.bin");
 

@@ -20,7 +20,9 @@ namespace SafeKit.ControlPlane.Configuration;
 public static partial class ConfigLoader
 {
     private static readonly string[] RootKeys = ["cluster", "modules"];
-    private static readonly string[] ClusterKeys = ["name", "nodes", "key_file", "heartbeat"];
+    private static readonly string[] ClusterKeys = ["name", "nodes", "key_file", "heartbeat", "api"];
+    private static readonly string[] ApiKeys = ["enabled", "port", "plain_http", "certificate", "tokens_file"];
+    private static readonly Dictionary<string, bool> Booleans = new(StringComparer.Ordinal) { ["true"] = true, ["false"] = false };
     private static readonly string[] NodeKeys = ["name", "address", "addresses", "weight"];
     private static readonly string[] HeartbeatKeys = ["port", "interval_ms", "timeout_ms"];
 
@@ -98,7 +100,7 @@ public static partial class ConfigLoader
             return (null, reader.Errors);
         }
 
-        return (new ClusterConfig(cluster.Name, cluster.Nodes, modules, file, cluster.KeyFile, cluster.Heartbeat), []);
+        return (new ClusterConfig(cluster.Name, cluster.Nodes, modules, file, cluster.KeyFile, cluster.Heartbeat, cluster.Api), []);
     }
 
     /// <summary>The default jhash seed of a cluster: FNV-1a of its name, the same on every node.</summary>
@@ -120,7 +122,7 @@ public static partial class ConfigLoader
         var heartbeat = new HeartbeatConfig();
         if (node is null)
         {
-            return new ClusterPart(null, nodes, null, heartbeat);
+            return new ClusterPart(null, nodes, null, heartbeat, new ApiConfig());
         }
 
         var entries = reader.Mapping(node, "cluster", ClusterKeys);
@@ -196,7 +198,8 @@ public static partial class ConfigLoader
             heartbeat = ReadHeartbeat(reader, heartbeatNode) ?? heartbeat;
         }
 
-        return new ClusterPart(name, nodes, keyFile, heartbeat);
+        var api = entries.TryGetValue("api", out var apiNode) ? ReadApi(reader, apiNode) ?? new ApiConfig() : new ApiConfig();
+        return new ClusterPart(name, nodes, keyFile, heartbeat, api);
     }
 
     private static List<IPAddress> ReadNodeAddresses(YamlReader reader, Dictionary<string, YamlNode> fields, YamlNode node, string path)
@@ -248,7 +251,36 @@ public static partial class ConfigLoader
         return new HeartbeatConfig((int)port, (int)interval, (int)timeout);
     }
 
-    private sealed record ClusterPart(string? Name, List<NodeConfig> Nodes, string? KeyFile, HeartbeatConfig Heartbeat);
+    private static ApiConfig? ReadApi(YamlReader reader, YamlNode node)
+    {
+        const string Path0 = "cluster.api";
+        var f = reader.Mapping(node, Path0, ApiKeys);
+        var enabled = f.TryGetValue("enabled", out var enabledNode) ? reader.Choice(enabledNode, Path0 + ".enabled", Booleans) : true;
+        var plain = f.TryGetValue("plain_http", out var plainNode) ? reader.Choice(plainNode, Path0 + ".plain_http", Booleans) : false;
+        var port = f.TryGetValue("port", out var portNode) ? reader.Integer(portNode, Path0 + ".port", 1, 65535) : plain == true ? ApiConfig.DefaultHttpPort : ApiConfig.DefaultHttpsPort;
+        var certificate = f.TryGetValue("certificate", out var certificateNode) ? AbsolutePath(reader, certificateNode, Path0 + ".certificate") : null;
+        var tokens = f.TryGetValue("tokens_file", out var tokensNode) ? AbsolutePath(reader, tokensNode, Path0 + ".tokens_file") : null;
+        if (plain == true && certificateNode is not null)
+        {
+            reader.Error(certificateNode, Path0 + ".certificate", "plain_http: true serves no certificate; remove one of them");
+        }
+
+        return enabled is null || plain is null || port is null ? null : new ApiConfig(enabled.Value, (int)port, plain.Value, certificate, tokens);
+    }
+
+    private static string? AbsolutePath(YamlReader reader, YamlNode node, string path)
+    {
+        var value = reader.String(node, path);
+        if (value is not null && !Path.IsPathRooted(value))
+        {
+            reader.Error(node, path, $"'{value}' is not an absolute path");
+            return null;
+        }
+
+        return value;
+    }
+
+    private sealed record ClusterPart(string? Name, List<NodeConfig> Nodes, string? KeyFile, HeartbeatConfig Heartbeat, ApiConfig Api);
 
     private static FarmModuleConfig? ReadModule(YamlReader reader, YamlNode node, string path, string? clusterName)
     {

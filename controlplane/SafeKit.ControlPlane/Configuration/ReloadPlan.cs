@@ -25,6 +25,7 @@ public sealed record ReloadPlan(IReadOnlyList<string> Changes, IReadOnlyList<str
         Differ(restart, "cluster.name", running.Name, next.Name);
         Differ(restart, "cluster.key_file", running.KeyFile, next.KeyFile);
         Differ(restart, "cluster.heartbeat.port", running.Heartbeat.Port, next.Heartbeat.Port);
+        Differ(restart, "cluster.api", running.Api, next.Api);
         Differ(changes, "cluster.heartbeat.interval_ms", running.Heartbeat.IntervalMilliseconds, next.Heartbeat.IntervalMilliseconds);
         Differ(changes, "cluster.heartbeat.timeout_ms", running.Heartbeat.TimeoutMilliseconds, next.Heartbeat.TimeoutMilliseconds);
         CompareNodes(running, next, self, changes, restart, notes);

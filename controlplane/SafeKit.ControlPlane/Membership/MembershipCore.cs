@@ -264,6 +264,10 @@ public sealed class MembershipCore
     {
         ArgumentNullException.ThrowIfNull(message);
         ref var self = ref _states[Self];
+        // The pinning flag is set by the dataplane while it applies a view, after Evaluate chose
+        // that view: a heartbeat that advertises an epoch must say whether this node pins flows
+        // under it, or the nodes taking its buckets would think it pins nothing and take its flows.
+        self.Flags = (byte)((self.Flags & ~NodeState.FlagPinning) | (Pinning ? NodeState.FlagPinning : 0));
         self.Sequence++;
         message.Sender = Self;
         message.Incarnation = self.Incarnation;

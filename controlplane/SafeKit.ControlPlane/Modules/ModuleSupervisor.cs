@@ -153,7 +153,7 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
         _ready(false);
         if (report.ApplicationBroken && !_gaveUp)
         {
-            _ = Task.Run(() => RestartAsync(string.Join(", ", report.Failing)));
+            _ = Task.Run(() => RestartAsync(string.Join(", ", report.Failing), counted: true));
         }
         else
         {
@@ -161,34 +161,25 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
         }
     }
 
-    private async Task RestartAsync(string reason)
+    /// <summary>
+    /// Restarts the application (stop script, then start script). A restart a failing checker asks
+    /// for is <paramref name="counted"/> against the restart limit; an administrator's is not.
+    /// </summary>
+    public async Task RestartAsync(string reason, bool counted)
     {
-        if (!await _restarting.WaitAsync(0))
+        if (!await _restarting.WaitAsync(counted ? TimeSpan.Zero : Timeout.InfiniteTimeSpan))
         {
             return;
         }
 
         try
         {
-            var now = _time.GetUtcNow();
-            lock (_gate)
+            if (counted)
             {
-                while (_restarts.Count > 0 && now - _restarts.Peek() > TimeSpan.FromMilliseconds(_module.Restart.WindowMilliseconds))
-                {
-                    _restarts.Dequeue();
-                }
-
-                if (_restarts.Count >= _module.Restart.Max)
-                {
-                    _gaveUp = true;
-                }
-                else
-                {
-                    _restarts.Enqueue(now);
-                }
+                CountRestart();
             }
 
-            if (_gaveUp)
+            if (counted && _gaveUp)
             {
                 LogGaveUp(_logger, _module.Name, _module.Restart.Max, reason);
                 _state(Status.ModuleStates.Wait, $"left the farm: {_module.Restart.Max} restarts did not fix {reason}; back when the checks pass");
@@ -204,6 +195,28 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
         finally
         {
             _restarting.Release();
+        }
+    }
+
+    /// <summary>Records a restart in the window, or gives up when the window is full.</summary>
+    private void CountRestart()
+    {
+        var now = _time.GetUtcNow();
+        lock (_gate)
+        {
+            while (_restarts.Count > 0 && now - _restarts.Peek() > TimeSpan.FromMilliseconds(_module.Restart.WindowMilliseconds))
+            {
+                _restarts.Dequeue();
+            }
+
+            if (_restarts.Count >= _module.Restart.Max)
+            {
+                _gaveUp = true;
+            }
+            else
+            {
+                _restarts.Enqueue(now);
+            }
         }
     }
 

@@ -95,7 +95,11 @@ public sealed partial class FarmDataplane
 
     private void Publish(BucketTable table)
     {
-        var state = new ForwardingState(table, _handover.Modes);
+        var modes = _handover.Modes;
+        var (owned, shared, awaiting, pinned) = (Count(modes, BucketMode.Owned), Count(modes, BucketMode.Shared), Count(modes, BucketMode.Awaiting), Count(modes, BucketMode.Pinned));
+        LogModes(_logger, owned, shared, awaiting, pinned);
+
+        var state = new ForwardingState(table, modes);
         Volatile.Write(ref _state, state);
         _nft?.Apply(state);
         foreach (var worker in _workers)
@@ -141,6 +145,11 @@ public sealed partial class FarmDataplane
             LogTimeWaitNotCleared(_logger, e.Message);
         }
     }
+
+    private static int Count(BucketMode[] modes, BucketMode mode) => modes.Count(m => m == mode);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "buckets: {Owned} owned, {Shared} shared (previous owners still pin flows), {Awaiting} awaiting release, {Pinned} pinned (given away, flows kept)")]
+    private static partial void LogModes(ILogger logger, int owned, int shared, int awaiting, int pinned);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "TIME_WAIT sockets of adopted connections not cleared ({Reason}): a client that reused a port may wait for its timeout")]
     private static partial void LogTimeWaitNotCleared(ILogger logger, string reason);

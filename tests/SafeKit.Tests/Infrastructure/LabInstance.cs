@@ -363,6 +363,15 @@ public class LabInstance : IDisposable
 }
 
 /// <summary>3 nodes, unicast cluster MAC, client-ip-port affinity, ring capture (the default lab).</summary>
+/// <summary>A lab whose nodes' HTTP APIs the API tests call.</summary>
+public sealed class ApiLab : LabInstance
+{
+    public ApiLab()
+        : base("--no-ipv6")
+    {
+    }
+}
+
 public sealed class DefaultLab : LabInstance
 {
     public DefaultLab()

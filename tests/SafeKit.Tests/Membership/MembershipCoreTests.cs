@@ -262,6 +262,36 @@ public sealed class MembershipCoreTests
     }
 
     [Fact]
+    public void Heartbeat_AfterTheDataplanePinsUnderANewView_SaysItPinsWithThatEpoch()
+    {
+        // A leader that stops being ready publishes a view without itself; its dataplane pins its
+        // flows while applying that view (after Evaluate). The heartbeat announcing the epoch must
+        // carry the pinning flag, or the takers would accept its pinned flows.
+        var a = new MembershipCore(2, 0, 1, 1, 600, 0);
+        var b = new MembershipCore(2, 1, 1, 1, 600, 0);
+        var message = new HeartbeatMessage(2);
+        a.Ready = b.Ready = true;
+        for (var now = 0L; now <= 2000; now += 100)
+        {
+            a.FillHeartbeat(message);
+            b.Receive(message, now);
+            b.FillHeartbeat(message);
+            a.Receive(message, now);
+            a.Evaluate(now);
+            b.Evaluate(now);
+        }
+
+        Assert.Equal(2, NodeMask.Members(a.View.Members).Count());
+        a.Ready = false;
+        Assert.True(a.Evaluate(2100));
+        a.Pinning = true;
+        a.FillHeartbeat(message);
+
+        Assert.Equal(a.View.Epoch, message.ViewEpoch);
+        Assert.True(message.States[0].Pinning);
+    }
+
+    [Fact]
     public void Receive_OldOrRepeatedHeartbeats_AreReplaysOrDuplicates()
     {
         var key = new byte[32];

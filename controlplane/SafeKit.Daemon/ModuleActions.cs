@@ -1,0 +1,123 @@
+using SafeKit.Api;
+using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Membership;
+
+namespace SafeKit.Daemon;
+
+/// <summary>
+/// An administrator's actions on a module of this node, one at a time: <c>stop</c> leaves the farm,
+/// lets the connections finish (drain timeout) and stops the application; <c>forcestop</c> does
+/// the same without waiting; <c>start</c> starts the application and offers to take traffic once
+/// its checks pass; <c>restart</c> runs the stop and start scripts in place; <c>stopstart</c> is
+/// stop then start.
+/// </summary>
+internal sealed class ModuleActions : IDisposable
+{
+    private readonly List<FarmModuleHost> _farms;
+    private readonly NodeReadiness _readiness;
+    private readonly MembershipService _membership;
+    private readonly Func<ClusterConfig> _config;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _one = new(1, 1);
+
+    public ModuleActions(List<FarmModuleHost> farms, NodeReadiness readiness, MembershipService membership, Func<ClusterConfig> config, TimeProvider time)
+    {
+        _farms = farms;
+        _readiness = readiness;
+        _membership = membership;
+        _config = config;
+        _time = time;
+    }
+
+    public async Task<ModuleActionResult> ActAsync(string module, ModuleAction action)
+    {
+        var index = _farms.FindIndex(f => f.Name == module);
+        if (index < 0)
+        {
+            throw new ModuleActionException(404, $"no module '{module}' on this node");
+        }
+
+        if (!await _one.WaitAsync(0))
+        {
+            throw new ModuleActionException(409, "another action is running on this node; try again when it is done");
+        }
+
+        try
+        {
+            var farm = _farms[index];
+            var verb = action.ToString().ToLowerInvariant();
+            switch (action)
+            {
+                case ModuleAction.Stop or ModuleAction.Forcestop:
+                    Require(!farm.Stopped, $"module {module} is already stopped");
+                    await StopAsync(index, drain: action == ModuleAction.Stop);
+                    break;
+                case ModuleAction.Start:
+                    Require(farm.Stopped, $"module {module} is already started (state {farm.State})");
+                    await StartAsync(index);
+                    break;
+                case ModuleAction.Restart:
+                    Require(!farm.Stopped, $"module {module} is stopped: start it");
+                    await farm.RestartApplicationAsync();
+                    break;
+                default:
+                    if (!farm.Stopped)
+                    {
+                        await StopAsync(index, drain: true);
+                    }
+
+                    await StartAsync(index);
+                    break;
+            }
+
+            return new ModuleActionResult(module, verb, farm.State, $"{verb} of {module} done on {farm.NodeName}");
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    private static void Require(bool condition, string message)
+    {
+        if (!condition)
+        {
+            throw new ModuleActionException(409, message);
+        }
+    }
+
+    private async Task StopAsync(int index, bool drain)
+    {
+        var farm = _farms[index];
+        var config = _config();
+        _readiness.SetStopped(index, true);
+        // Out of the view first, so the others take the buckets at once.
+        var left = _time.GetUtcNow().AddMilliseconds(3 * config.Heartbeat.IntervalMilliseconds + config.Heartbeat.TimeoutMilliseconds);
+        while (_time.GetUtcNow() < left && farm.Member)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _time);
+        }
+
+        farm.Draining();
+        await farm.StopApplicationAsync();
+        if (drain)
+        {
+            var drained = _time.GetUtcNow().AddMilliseconds(config.Farms[index].DrainTimeoutMilliseconds);
+            while (_time.GetUtcNow() < drained && farm.Pinning)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), _time);
+            }
+        }
+
+        farm.MarkStopped(drain ? "stopped by an administrator (drained)" : "stopped by an administrator (forcestop)");
+    }
+
+    private async Task StartAsync(int index)
+    {
+        _readiness.SetHealthy(index, false);
+        _readiness.SetStopped(index, false);
+        await _farms[index].StartApplicationAsync(healthy => _readiness.SetHealthy(index, healthy));
+    }
+
+    public void Dispose() => _one.Dispose();
+}
