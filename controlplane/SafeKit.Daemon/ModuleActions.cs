@@ -99,6 +99,7 @@ internal sealed class ModuleActions : IDisposable
         }
 
         farm.Draining();
+        await Task.Delay(NodeDaemon.AcceptSettle, _time);
         await farm.StopApplicationAsync();
         if (drain)
         {

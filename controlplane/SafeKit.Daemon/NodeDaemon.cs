@@ -19,6 +19,9 @@ internal sealed class NodeDaemon
     private readonly ILogger _logger;
     private readonly TimeProvider _time = TimeProvider.System;
 
+    /// <summary>How long a leaving node lets its application accept the last handshakes before stopping it.</summary>
+    internal static readonly TimeSpan AcceptSettle = TimeSpan.FromMilliseconds(250);
+
     public NodeDaemon(DaemonArguments arguments, ILogger logger)
     {
         _arguments = arguments;
@@ -139,7 +142,12 @@ internal sealed class NodeDaemon
             DaemonLog.Stopping(_logger, self.Name);
             readiness.Stopping();
             config = reloader.Running;
-            await LeaveAsync(config, self, membership, farms, () => StatusFile.Write(stateDirectory, control.Status()));
+            // Status keeps being written while the node drains (the stop script may take a while).
+            using var left = new CancellationTokenSource();
+            var statusWriter = WriteStatusUntilAsync(stateDirectory, control, left.Token);
+            await LeaveAsync(config, self, membership, farms);
+            await left.CancelAsync();
+            await statusWriter;
             if (api is not null)
             {
                 await api.DisposeAsync();
@@ -157,7 +165,16 @@ internal sealed class NodeDaemon
     /// until the view no longer counts it — the others take its buckets at once instead of after a
     /// timeout — then lets the connections it still serves finish, up to the drain timeout.
     /// </summary>
-    private async Task LeaveAsync(ClusterConfig config, NodeConfig self, MembershipService membership, List<FarmModuleHost> farms, Action writeStatus)
+    private async Task WriteStatusUntilAsync(string stateDirectory, DaemonControl control, CancellationToken until)
+    {
+        while (!until.IsCancellationRequested)
+        {
+            StatusFile.Write(stateDirectory, control.Status());
+            await Task.Delay(TimeSpan.FromSeconds(1), _time, until).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    private async Task LeaveAsync(ClusterConfig config, NodeConfig self, MembershipService membership, List<FarmModuleHost> farms)
     {
         membership.Ready = false;
         var left = _time.GetUtcNow().AddMilliseconds(3 * config.Heartbeat.IntervalMilliseconds);
@@ -169,19 +186,15 @@ internal sealed class NodeDaemon
 
         var drainTimeout = config.Farms.Count == 0 ? 0 : config.Farms.Max(f => f.DrainTimeoutMilliseconds);
         var drained = _time.GetUtcNow().AddMilliseconds(drainTimeout);
-        var nextStatus = _time.GetUtcNow();
         farms.ForEach(f => f.Draining());
+        // Handshakes completed just before the view changed may still wait in the application's
+        // accept queue: a listener that closes now would reset them. Let them be accepted first.
+        await Task.Delay(AcceptSettle, _time);
         // The application stops gracefully now that no new flow comes: it finishes its requests
         // and closes idle keep-alive connections, so the pinned flows end.
         await Task.WhenAll(farms.Select(f => f.StopApplicationAsync()));
         while (_time.GetUtcNow() < drained && farms.Any(f => f.Pinning))
         {
-            if (_time.GetUtcNow() >= nextStatus)
-            {
-                writeStatus();
-                nextStatus = _time.GetUtcNow().AddSeconds(1);
-            }
-
             await Task.Delay(TimeSpan.FromMilliseconds(100), _time);
         }
     }

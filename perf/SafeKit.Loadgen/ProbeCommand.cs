@@ -170,7 +170,7 @@ internal static class ProbeCommand
     private static string Describe(Exception e, bool connected) => e switch
     {
         OperationCanceledException => connected ? "timeout" : "connect-timeout",
-        ServerClosedException => "eof",
+        ServerClosedException => "closed-before-answer",
         SocketException { SocketErrorCode: SocketError.ConnectionReset } => "reset",
         SocketException { SocketErrorCode: SocketError.ConnectionRefused } => "refused",
         SocketException s => s.SocketErrorCode.ToString(),
@@ -195,36 +195,50 @@ internal static class ProbeCommand
     private static async Task<string?> RequestAsync(Socket socket, IPAddress host, bool keepAlive, CancellationToken cancel)
     {
         var hostHeader = host.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{host}]" : host.ToString();
-        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {hostHeader}\r\nConnection: {(keepAlive ? "keep-alive" : "close")}\r\n\r\n"), cancel);
         var buffer = new byte[4096];
         var received = 0;
-        while (true)
+        try
         {
-            var read = await socket.ReceiveAsync(buffer.AsMemory(received), cancel);
-            if (read == 0)
-            {
-                return received == 0 ? throw new ServerClosedException() : null;
-            }
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {hostHeader}\r\nConnection: {(keepAlive ? "keep-alive" : "close")}\r\n\r\n"), cancel);
+            return await ReceiveAsync();
+        }
+        catch (SocketException e) when (received == 0 && e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown)
+        {
+            // Closed or reset before a byte of the answer: the server closed the connection as
+            // the request arrived (a reset when the request was already in its buffer).
+            throw new ServerClosedException();
+        }
 
-            received += read;
-            var text = Encoding.ASCII.GetString(buffer, 0, received);
-            var split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
-            if (split < 0)
+        async Task<string?> ReceiveAsync()
+        {
+            while (true)
             {
-                continue;
-            }
+                var read = await socket.ReceiveAsync(buffer.AsMemory(received), cancel);
+                if (read == 0)
+                {
+                    return received == 0 ? throw new ServerClosedException() : null;
+                }
 
-            var lengthAt = text.IndexOf("Content-Length:", StringComparison.OrdinalIgnoreCase);
-            if (lengthAt < 0 || !text.StartsWith("HTTP/1.1 200", StringComparison.Ordinal))
-            {
-                return null;
-            }
+                received += read;
+                var text = Encoding.ASCII.GetString(buffer, 0, received);
+                var split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+                if (split < 0)
+                {
+                    continue;
+                }
 
-            var lengthEnd = text.IndexOf("\r\n", lengthAt, StringComparison.Ordinal);
-            var length = int.Parse(text.AsSpan(lengthAt + 15, lengthEnd - lengthAt - 15).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-            if (received - (split + 4) >= length)
-            {
-                return text.Substring(split + 4, length).Trim();
+                var lengthAt = text.IndexOf("Content-Length:", StringComparison.OrdinalIgnoreCase);
+                if (lengthAt < 0 || !text.StartsWith("HTTP/1.1 200", StringComparison.Ordinal))
+                {
+                    return null;
+                }
+
+                var lengthEnd = text.IndexOf("\r\n", lengthAt, StringComparison.Ordinal);
+                var length = int.Parse(text.AsSpan(lengthAt + 15, lengthEnd - lengthAt - 15).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+                if (received - (split + 4) >= length)
+                {
+                    return text.Substring(split + 4, length).Trim();
+                }
             }
         }
     }

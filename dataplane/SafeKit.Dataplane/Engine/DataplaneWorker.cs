@@ -26,6 +26,7 @@ public sealed class DataplaneWorker : IFrameSink
     private BucketMode[]? _lastModes;
     private long _nextSweep;
     private PinSweep? _lastSweep;
+    private KernelConnections? _kernel;
 
     /// <param name="decider">The accept rule (its fragment tracker belongs to this worker).</param>
     /// <param name="delivery">Where accepted datagrams go; null when the kernel fast path accepts them.</param>
@@ -160,11 +161,14 @@ public sealed class DataplaneWorker : IFrameSink
             return;
         }
 
-        var sweep = new FlowSweep(modes, now, timeouts.PinIdleMilliseconds, timeouts.IdleMilliseconds);
+        var sweep = new FlowSweep(modes, now, timeouts.PinIdleMilliseconds, timeouts.IdleMilliseconds, Volatile.Read(ref _kernel));
         _decider.Flows.Sweep(ref sweep);
         Volatile.Write(ref _lastSweep, sweep.StillPinned is null ? null : new PinSweep(modes, sweep.StillPinned));
         _nextSweep = now + 1000;
     }
+
+    /// <summary>The stack's connections, read while pinning: the next sweeps forget pinned flows it no longer has.</summary>
+    public void UseKernelConnections(KernelConnections? connections) => Volatile.Write(ref _kernel, connections);
 
     /// <summary>Asks the worker thread to replay what dead nodes left unanswered (see <see cref="RecentPackets"/>).</summary>
     public void RequestTakeover(TakeoverRequest request) => Volatile.Write(ref _takeover, request);

@@ -66,14 +66,24 @@ public sealed partial class FarmDataplane
     private void Maintain()
     {
         bool changed;
-        lock (_control)
+        // A timer tick must not wait: while a view is being applied (the membership thread holds
+        // the lock), skip this round instead of parking a thread-pool thread on the lock.
+        if (!_control.TryEnter())
+        {
+            return;
+        }
+
+        try
         {
             var now = Environment.TickCount64;
             if (!_handover.Pinning)
             {
                 _pinningSince = 0;
+                _workers.ForEach(w => w.UseKernelConnections(null));
                 return;
             }
+
+            ReadKernelConnections(now);
 
             _pinningSince = _pinningSince == 0 ? now : _pinningSince;
             var sweeps = _workers.Select(w => w.LastSweep).ToList();
@@ -86,12 +96,38 @@ public sealed partial class FarmDataplane
                 Publish(Volatile.Read(ref _state).Table);
             }
         }
+        finally
+        {
+            _control.Exit();
+        }
 
         if (changed)
         {
             PinningChanged?.Invoke();
         }
     }
+
+    /// <summary>Tells the workers which connections the stack still has, so pins of ended ones go.</summary>
+    private void ReadKernelConnections(long now)
+    {
+        var live = new HashSet<FlowKey>();
+        try
+        {
+            TcpSocketTable.ForEachLive(_options.Vips, (local, localPort, peer, peerPort) =>
+                live.Add(new FlowKey(Address(peer), Address(local), peerPort, localPort, 6)));
+        }
+        catch (NativeException e)
+        {
+            LogKernelConnectionsUnread(_logger, e.Message);
+            return;
+        }
+
+        var connections = new KernelConnections(live, now);
+        _workers.ForEach(w => w.UseKernelConnections(connections));
+    }
+
+    private static UInt128 Address(ReadOnlySpan<byte> address) =>
+        address.Length == 16 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(address) : System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address);
 
     private void Publish(BucketTable table)
     {
@@ -101,7 +137,7 @@ public sealed partial class FarmDataplane
 
         var state = new ForwardingState(table, modes);
         Volatile.Write(ref _state, state);
-        _nft?.Apply(state);
+        _nftUpdater?.Post(state);
         foreach (var worker in _workers)
         {
             worker.Decider.UseState(state);
@@ -115,14 +151,18 @@ public sealed partial class FarmDataplane
             return;
         }
 
-        ClearTimeWait(fromDead);
         // Everything received since the longest-silent dead node went quiet (one interval of margin).
         var silent = peers.Values.Where(p => !p.Alive).Select(p => p.SilentMilliseconds).DefaultIfEmpty(0).Max();
         var request = new TakeoverRequest(fromDead, Environment.TickCount64 - silent - 100);
-        foreach (var worker in _workers)
+        // Off the membership thread (it holds the membership lock): the stack is asked over netlink.
+        _ = Task.Run(() =>
         {
-            worker.RequestTakeover(request);
-        }
+            ClearTimeWait(fromDead);
+            foreach (var worker in _workers)
+            {
+                worker.RequestTakeover(request);
+            }
+        });
     }
 
     /// <summary>
@@ -137,7 +177,7 @@ public sealed partial class FarmDataplane
         var withPort = hasher.KeyUsesPort(6);
         try
         {
-            var cleared = TimeWaitSockets.Destroy(_options.Vips, (address, port) => adopted[table.BucketOf(hasher.Hash(address, withPort, port))]);
+            var cleared = TcpSocketTable.DestroyTimeWait(_options.Vips, (address, port) => adopted[table.BucketOf(hasher.Hash(address, withPort, port))]);
             Interlocked.Add(ref _timeWaitCleared, cleared);
         }
         catch (NativeException e)
@@ -150,6 +190,9 @@ public sealed partial class FarmDataplane
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "buckets: {Owned} owned, {Shared} shared (previous owners still pin flows), {Awaiting} awaiting release, {Pinned} pinned (given away, flows kept)")]
     private static partial void LogModes(ILogger logger, int owned, int shared, int awaiting, int pinned);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "the stack's connections could not be read ({Reason}): pinned flows end by their FIN or idle timeout only")]
+    private static partial void LogKernelConnectionsUnread(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "TIME_WAIT sockets of adopted connections not cleared ({Reason}): a client that reused a port may wait for its timeout")]
     private static partial void LogTimeWaitNotCleared(ILogger logger, string reason);

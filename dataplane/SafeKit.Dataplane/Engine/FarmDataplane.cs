@@ -35,6 +35,7 @@ public sealed partial class FarmDataplane : IDisposable
     private readonly List<Thread> _threads = [];
     private readonly TunDevice _tun;
     private readonly NftFastPath? _nft;
+    private readonly NftUpdater? _nftUpdater;
     private volatile bool _stopping;
 
     private FarmDataplane(FarmDataplaneOptions options, ILogger logger, ClusterMac mac, TunDevice tun, NftFastPath? nft)
@@ -45,6 +46,7 @@ public sealed partial class FarmDataplane : IDisposable
         _macText = ClusterMac.Format(mac.IPv4Mac);
         _tun = tun;
         _nft = nft;
+        _nftUpdater = nft is null ? null : new NftUpdater(nft, logger);
         _handover = new BucketHandover(options.BucketCount, options.LocalNode);
         _state = ForwardingState.Empty(options.BucketCount);
     }
@@ -168,6 +170,7 @@ public sealed partial class FarmDataplane : IDisposable
             worker.Capture.Dispose();
         }
 
+        _nftUpdater?.Dispose();
         _nft?.Dispose();
         _tun.Dispose();
     }

@@ -15,13 +15,16 @@ public struct FlowSweep : IFlowVisitor
     private readonly long _now;
     private readonly long _pinIdle;
     private readonly long _idle;
+    private readonly KernelConnections? _kernel;
 
-    public FlowSweep(BucketMode[] modes, long now, long pinIdleMilliseconds, long idleMilliseconds)
+    /// <param name="kernel">The connections the node's stack still has (taken while pinning), or null.</param>
+    public FlowSweep(BucketMode[] modes, long now, long pinIdleMilliseconds, long idleMilliseconds, KernelConnections? kernel = null)
     {
         _modes = modes;
         _now = now;
         _pinIdle = pinIdleMilliseconds;
         _idle = idleMilliseconds;
+        _kernel = kernel;
         // Only allocated while something is pinned: the steady state allocates nothing.
         StillPinned = Array.IndexOf(modes, BucketMode.Pinned) >= 0 ? new bool[modes.Length] : null;
     }
@@ -29,14 +32,23 @@ public struct FlowSweep : IFlowVisitor
     /// <summary>Per bucket: a live flow of ours keeps it pinned (null when nothing is pinned).</summary>
     public bool[]? StillPinned { get; }
 
-    public readonly bool Keep(int slot, byte protocol, int bucket, byte flags, long lastSeen)
+    public readonly bool Keep(int slot, in FlowKey key, int bucket, byte flags, long lastSeen)
     {
+        var protocol = key.Protocol;
         var age = _now - lastSeen;
         var closing = (flags & FlowTable.Closing) != 0;
         // TCP flows are only seen at their SYN and FIN on an owned bucket: they get the long
         // limit; datagram flows are seen at every packet.
         var idle = protocol == Parsing.IpProtocol.Tcp ? _idle : Math.Min(_idle, _pinIdle);
         if ((closing && age > ClosingLinger) || age > idle)
+        {
+            return false;
+        }
+
+        // A pinned connection the stack no longer has is over, even if its end was never seen
+        // (the application reset it, or closed it and the client went quiet).
+        if (_kernel is not null && protocol == Parsing.IpProtocol.Tcp && (flags & FlowTable.Mine) != 0 && bucket < _modes.Length
+            && _modes[bucket] == BucketMode.Pinned && _kernel.Ended(key, lastSeen))
         {
             return false;
         }
@@ -64,7 +76,7 @@ public readonly struct PinRefresh : IFlowVisitor
         _now = now;
     }
 
-    public bool Keep(int slot, byte protocol, int bucket, byte flags, long lastSeen)
+    public bool Keep(int slot, in FlowKey key, int bucket, byte flags, long lastSeen)
     {
         if ((flags & FlowTable.Mine) != 0 && bucket < _newlyPinned.Length && _newlyPinned[bucket])
         {

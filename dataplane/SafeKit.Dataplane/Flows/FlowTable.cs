@@ -124,7 +124,7 @@ public sealed class FlowTable
         while (slot <= _mask)
         {
             ref var entry = ref _entries[slot];
-            if ((entry.Flags & Used) != 0 && !visitor.Keep(slot, entry.Key.Protocol, entry.Bucket, (byte)(entry.Flags & ~Used), entry.LastSeen))
+            if ((entry.Flags & Used) != 0 && !visitor.Keep(slot, entry.Key, entry.Bucket, (byte)(entry.Flags & ~Used), entry.LastSeen))
             {
                 RemoveAt(slot);
                 // The backward shift may have moved another entry into this slot: look again.
@@ -187,5 +187,5 @@ public sealed class FlowTable
 /// <summary>Decides, during a sweep, whether a flow stays.</summary>
 public interface IFlowVisitor
 {
-    bool Keep(int slot, byte protocol, int bucket, byte flags, long lastSeen);
+    bool Keep(int slot, in FlowKey key, int bucket, byte flags, long lastSeen);
 }

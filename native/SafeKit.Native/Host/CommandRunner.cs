@@ -34,8 +34,10 @@ public static class CommandRunner
         }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {file}");
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
+        // Dedicated reader threads, not thread-pool tasks: callers may run while the pool is busy
+        // (timers, blocked continuations), and a command must never wait for a pool thread.
+        var output = Reader(process.StandardOutput);
+        var error = Reader(process.StandardError);
         if (input is not null)
         {
             process.StandardInput.Write(input);
@@ -46,10 +48,36 @@ public static class CommandRunner
         {
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
-            return new CommandResult(-1, output.Result, $"{file} timed out; {error.Result}");
+            return new CommandResult(-1, output.Text(), $"{file} timed out; {error.Text()}");
         }
 
-        return new CommandResult(process.ExitCode, output.Result, error.Result);
+        return new CommandResult(process.ExitCode, output.Text(), error.Text());
+    }
+
+    private static StreamText Reader(StreamReader stream)
+    {
+        var text = new StreamText(stream);
+        text.Start();
+        return text;
+    }
+
+    /// <summary>Reads a whole stream on its own thread.</summary>
+    private sealed class StreamText(StreamReader stream)
+    {
+        private string _text = string.Empty;
+        private Thread? _reader;
+
+        public void Start()
+        {
+            _reader = new Thread(() => _text = stream.ReadToEnd()) { IsBackground = true, Name = "command-output" };
+            _reader.Start();
+        }
+
+        public string Text()
+        {
+            _reader?.Join();
+            return _text;
+        }
     }
 
     /// <summary>Runs a command and throws with its standard error when it fails.</summary>

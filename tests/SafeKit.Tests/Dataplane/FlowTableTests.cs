@@ -119,6 +119,40 @@ public sealed class FlowTableTests
         Assert.Equal(1, table.Count);
     }
 
+    [Fact]
+    public void Sweep_WithTheStacksConnections_ForgetsPinnedFlowsTheStackNoLongerHas()
+    {
+        var table = new FlowTable(100);
+        var frames = new[] { Tcp(Client, 41000, Vip, 80), Tcp(Client, 41001, Vip, 80), Tcp(Client, 41002, Vip, 80) };
+        Judge(BucketMode.Owned, table, frames[0], bucket: 3, now: 0);
+        Judge(BucketMode.Owned, table, frames[1], bucket: 3, now: 0);
+        Judge(BucketMode.Owned, table, frames[2], bucket: 3, now: 4_500);
+        var keys = frames.Select(f =>
+        {
+            Assert.Equal(ParseStatus.Ok, PacketParser.Parse(f, out var packet));
+            return FlowKey.FromClient(f, packet);
+        }).ToList();
+        var modes = new BucketMode[8];
+        modes[3] = BucketMode.Pinned;
+
+        // The stack still has the first connection; the second ended unseen; the third was
+        // accepted too recently to be in the stack's list for sure.
+        var kernel = new KernelConnections([keys[0]], takenAt: 5_000);
+        var sweep = new FlowSweep(modes, now: 5_000, pinIdleMilliseconds: 100_000, idleMilliseconds: 100_000, kernel);
+        table.Sweep(ref sweep);
+
+        Assert.True(table.Find(keys[0]) >= 0);
+        Assert.True(table.Find(keys[1]) < 0);
+        Assert.True(table.Find(keys[2]) >= 0);
+        Assert.True(sweep.StillPinned![3]);
+
+        // Not pinned: the stack's list is not consulted (owned flows are not tracked per packet).
+        modes[3] = BucketMode.Owned;
+        var owned = new FlowSweep(modes, now: 9_000, pinIdleMilliseconds: 100_000, idleMilliseconds: 100_000, new KernelConnections([], takenAt: 9_000));
+        table.Sweep(ref owned);
+        Assert.Equal(2, table.Count);
+    }
+
     private static byte[] Data(ushort port)
     {
         var frame = Tcp(Client, port, Vip, 80, payload: 10);
@@ -134,6 +168,6 @@ public sealed class FlowTableTests
 
     private readonly struct OlderThan(long limit) : IFlowVisitor
     {
-        public bool Keep(int slot, byte protocol, int bucket, byte flags, long lastSeen) => lastSeen >= limit;
+        public bool Keep(int slot, in FlowKey key, int bucket, byte flags, long lastSeen) => lastSeen >= limit;
     }
 }
