@@ -49,8 +49,11 @@ internal sealed class BenchLab : IDisposable
     public System.Text.Json.JsonElement Status() =>
         System.Text.Json.JsonDocument.Parse(CommandRunner.Run(Safekit, ["lab", "status", "--json", "--prefix", Prefix]).Output).RootElement;
 
-    public CommandResult Exec(string name, params string[] command) =>
-        CommandRunner.Run(Safekit, ["lab", "exec", "--prefix", Prefix, name, "--", .. command], timeout: TimeSpan.FromMinutes(5));
+    public CommandResult Exec(string name, params string[] command) => Exec(TimeSpan.FromMinutes(5), name, command);
+
+    /// <summary>A command in a lab namespace that may run up to <paramref name="timeout"/>.</summary>
+    public CommandResult Exec(TimeSpan timeout, string name, params string[] command) =>
+        CommandRunner.Run(Safekit, ["lab", "exec", "--prefix", Prefix, name, "--", .. command], timeout: timeout);
 
     /// <summary>Counters of every node, from status written after this call.</summary>
     public IReadOnlyList<(IReadOnlyDictionary<string, long> Counters, long Dropped)> Counters()

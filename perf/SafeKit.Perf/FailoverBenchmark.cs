@@ -20,7 +20,7 @@ internal static class FailoverBenchmark
         using var lab = BenchLab.Up("failover", "--dataplane", "userspace");
         var cycle = Settle + Outage + 2500 + Settle;
         var seconds = ((kills * cycle) + 4000) / 1000.0;
-        var probe = Task.Run(() => lab.Exec("client", BenchLab.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", seconds.ToString(CultureInfo.InvariantCulture), "--new", "4", "--keepalive", "4", "--interval-ms", "20", "--timeout-ms", "3000").Output);
+        var probe = Task.Run(() => lab.Exec(TimeSpan.FromSeconds(seconds + 120), "client", BenchLab.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", seconds.ToString(CultureInfo.InvariantCulture), "--new", "4", "--keepalive", "4", "--interval-ms", "20", "--timeout-ms", "3000").Output);
         var events = new List<(long At, string Node)>();
         Thread.Sleep(Settle);
         for (var k = 0; k < kills; k++)

@@ -18,7 +18,7 @@ internal static class RejoinBenchmark
     {
         using var lab = BenchLab.Up("rejoin", "--dataplane", "userspace");
         var seconds = (cycles * 9.0) + 10;
-        var probe = Task.Run(() => lab.Exec("client", BenchLab.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", seconds.ToString(CultureInfo.InvariantCulture), "--new", "4", "--keepalive", "6", "--interval-ms", "20", "--timeout-ms", "5000").Output);
+        var probe = Task.Run(() => lab.Exec(TimeSpan.FromSeconds(seconds + 120), "client", BenchLab.Loadgen, "probe", "--host", "198.18.0.100", "--seconds", seconds.ToString(CultureInfo.InvariantCulture), "--new", "4", "--keepalive", "6", "--interval-ms", "20", "--timeout-ms", "5000").Output);
         var downloads = new List<Task<string>>();
         var started = DateTime.UtcNow;
         var events = new List<string>();
