@@ -102,6 +102,38 @@ internal sealed class FarmModuleHost : IDisposable
     /// <summary>Stops the checkers and the application (stop script).</summary>
     public Task StopApplicationAsync() => _supervisor?.StopAsync() ?? Task.CompletedTask;
 
+    /// <summary>How long a leaving node lets its application accept the last handshakes before stopping it.</summary>
+    internal static readonly TimeSpan AcceptSettle = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Takes the module out of service once the node no longer offers to take traffic: waits
+    /// (bounded) until a view without this node is applied, stops the application gracefully and,
+    /// when <paramref name="waitForPins"/>, lets the pinned flows finish up to the drain timeout.
+    /// </summary>
+    public async Task DrainAsync(HeartbeatConfig heartbeat, bool waitForPins)
+    {
+        ArgumentNullException.ThrowIfNull(heartbeat);
+        // Out of the view first, so the others take the buckets at once (then the pins are known).
+        var left = _time.GetUtcNow().AddMilliseconds(3 * heartbeat.IntervalMilliseconds + heartbeat.TimeoutMilliseconds);
+        while (_time.GetUtcNow() < left && Member)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _time);
+        }
+
+        var drained = _time.GetUtcNow().AddMilliseconds(_module.DrainTimeoutMilliseconds);
+        Draining();
+        // Handshakes completed just before the view changed may still wait in the application's
+        // accept queue: a listener that closes now would reset them. Let them be accepted first.
+        await Task.Delay(AcceptSettle, _time);
+        // The application stops gracefully now that no new flow comes: it finishes its requests
+        // and closes idle keep-alive connections, so the pinned flows end.
+        await StopApplicationAsync();
+        while (waitForPins && _time.GetUtcNow() < drained && Pinning)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), _time);
+        }
+    }
+
     /// <summary>Restarts the application with its scripts (an administrator's restart: not counted against the restart limit).</summary>
     public Task RestartApplicationAsync() => _supervisor?.RestartAsync("restart requested by an administrator", counted: false) ?? Task.CompletedTask;
 

@@ -1,6 +1,5 @@
 using SafeKit.Api;
 using SafeKit.ControlPlane.Configuration;
-using SafeKit.ControlPlane.Membership;
 
 namespace SafeKit.Daemon;
 
@@ -15,18 +14,14 @@ internal sealed class ModuleActions : IDisposable
 {
     private readonly List<FarmModuleHost> _farms;
     private readonly NodeReadiness _readiness;
-    private readonly MembershipService _membership;
     private readonly Func<ClusterConfig> _config;
-    private readonly TimeProvider _time;
     private readonly SemaphoreSlim _one = new(1, 1);
 
-    public ModuleActions(List<FarmModuleHost> farms, NodeReadiness readiness, MembershipService membership, Func<ClusterConfig> config, TimeProvider time)
+    public ModuleActions(List<FarmModuleHost> farms, NodeReadiness readiness, Func<ClusterConfig> config)
     {
         _farms = farms;
         _readiness = readiness;
-        _membership = membership;
         _config = config;
-        _time = time;
     }
 
     public async Task<ModuleActionResult> ActAsync(string module, ModuleAction action)
@@ -89,27 +84,8 @@ internal sealed class ModuleActions : IDisposable
     private async Task StopAsync(int index, bool drain)
     {
         var farm = _farms[index];
-        var config = _config();
         _readiness.SetStopped(index, true);
-        // Out of the view first, so the others take the buckets at once.
-        var left = _time.GetUtcNow().AddMilliseconds(3 * config.Heartbeat.IntervalMilliseconds + config.Heartbeat.TimeoutMilliseconds);
-        while (_time.GetUtcNow() < left && farm.Member)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(20), _time);
-        }
-
-        farm.Draining();
-        await Task.Delay(NodeDaemon.AcceptSettle, _time);
-        await farm.StopApplicationAsync();
-        if (drain)
-        {
-            var drained = _time.GetUtcNow().AddMilliseconds(config.Farms[index].DrainTimeoutMilliseconds);
-            while (_time.GetUtcNow() < drained && farm.Pinning)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(100), _time);
-            }
-        }
-
+        await farm.DrainAsync(_config().Heartbeat, waitForPins: drain);
         farm.MarkStopped(drain ? "stopped by an administrator (drained)" : "stopped by an administrator (forcestop)");
     }
 

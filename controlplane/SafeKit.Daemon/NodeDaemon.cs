@@ -19,9 +19,6 @@ internal sealed class NodeDaemon
     private readonly ILogger _logger;
     private readonly TimeProvider _time = TimeProvider.System;
 
-    /// <summary>How long a leaving node lets its application accept the last handshakes before stopping it.</summary>
-    internal static readonly TimeSpan AcceptSettle = TimeSpan.FromMilliseconds(250);
-
     public NodeDaemon(DaemonArguments arguments, ILogger logger)
     {
         _arguments = arguments;
@@ -104,7 +101,7 @@ internal sealed class NodeDaemon
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reloadRequested.Release(); });
         using var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, _time, _logger);
-        using var actions = new ModuleActions(farms, readiness, membership, () => reloader.Running, _time);
+        using var actions = new ModuleActions(farms, readiness, () => reloader.Running);
         var control = new DaemonControl(self.Name, reloader, farms, membership, actions, started, _time);
         ApiServer? api;
         try
@@ -145,7 +142,7 @@ internal sealed class NodeDaemon
             // Status keeps being written while the node drains (the stop script may take a while).
             using var left = new CancellationTokenSource();
             var statusWriter = WriteStatusUntilAsync(stateDirectory, control, left.Token);
-            await LeaveAsync(config, self, membership, farms);
+            await LeaveAsync(config, membership, farms);
             await left.CancelAsync();
             await statusWriter;
             if (api is not null)
@@ -160,11 +157,6 @@ internal sealed class NodeDaemon
         return 0;
     }
 
-    /// <summary>
-    /// Drains the node: stops offering to take traffic, waits (a few heartbeat intervals at most)
-    /// until the view no longer counts it — the others take its buckets at once instead of after a
-    /// timeout — then lets the connections it still serves finish, up to the drain timeout.
-    /// </summary>
     private async Task WriteStatusUntilAsync(string stateDirectory, DaemonControl control, CancellationToken until)
     {
         while (!until.IsCancellationRequested)
@@ -174,29 +166,15 @@ internal sealed class NodeDaemon
         }
     }
 
-    private async Task LeaveAsync(ClusterConfig config, NodeConfig self, MembershipService membership, List<FarmModuleHost> farms)
+    /// <summary>
+    /// Drains the node: stops offering to take traffic, waits (a few heartbeat intervals at most)
+    /// until the view no longer counts it — the others take its buckets at once instead of after a
+    /// timeout — then lets the connections it still serves finish, up to the drain timeout.
+    /// </summary>
+    private static async Task LeaveAsync(ClusterConfig config, MembershipService membership, List<FarmModuleHost> farms)
     {
         membership.Ready = false;
-        var left = _time.GetUtcNow().AddMilliseconds(3 * config.Heartbeat.IntervalMilliseconds);
-        // Left once the dataplanes applied a view without this node (then their pins are known).
-        while (_time.GetUtcNow() < left && (membership.Snapshot().Members.Contains(self.Name) || farms.Any(f => f.Member)))
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(20), _time);
-        }
-
-        var drainTimeout = config.Farms.Count == 0 ? 0 : config.Farms.Max(f => f.DrainTimeoutMilliseconds);
-        var drained = _time.GetUtcNow().AddMilliseconds(drainTimeout);
-        farms.ForEach(f => f.Draining());
-        // Handshakes completed just before the view changed may still wait in the application's
-        // accept queue: a listener that closes now would reset them. Let them be accepted first.
-        await Task.Delay(AcceptSettle, _time);
-        // The application stops gracefully now that no new flow comes: it finishes its requests
-        // and closes idle keep-alive connections, so the pinned flows end.
-        await Task.WhenAll(farms.Select(f => f.StopApplicationAsync()));
-        while (_time.GetUtcNow() < drained && farms.Any(f => f.Pinning))
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(100), _time);
-        }
+        await Task.WhenAll(farms.Select(f => f.DrainAsync(config.Heartbeat, waitForPins: true)));
     }
 
     /// <summary>Starts the HTTP API on this node's VIP-network address (null when the config disables it).</summary>

@@ -114,7 +114,7 @@ public sealed partial class FarmDataplane
         try
         {
             TcpSocketTable.ForEachLive(_options.Vips, (local, localPort, peer, peerPort) =>
-                live.Add(new FlowKey(Address(peer), Address(local), peerPort, localPort, 6)));
+                live.Add(FlowKey.Tcp(peer, peerPort, local, localPort)));
         }
         catch (NativeException e)
         {
@@ -125,9 +125,6 @@ public sealed partial class FarmDataplane
         var connections = new KernelConnections(live, now);
         _workers.ForEach(w => w.UseKernelConnections(connections));
     }
-
-    private static UInt128 Address(ReadOnlySpan<byte> address) =>
-        address.Length == 16 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(address) : System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address);
 
     private void Publish(BucketTable table)
     {

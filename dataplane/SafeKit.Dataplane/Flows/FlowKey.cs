@@ -24,6 +24,10 @@ public readonly record struct FlowKey(UInt128 Client, UInt128 Vip, ushort Client
         quoted.HasPorts ? quoted.SourcePort : (ushort)0,
         quoted.Protocol);
 
+    /// <summary>A TCP flow given by its addresses (4 or 16 bytes each) and ports, as the stack reports its sockets.</summary>
+    public static FlowKey Tcp(ReadOnlySpan<byte> client, ushort clientPort, ReadOnlySpan<byte> vip, ushort vipPort) =>
+        new(Address(client), Address(vip), clientPort, vipPort, IpProtocol.Tcp);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Mix()
     {
