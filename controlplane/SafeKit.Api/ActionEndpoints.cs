@@ -33,7 +33,7 @@ internal static class ActionEndpoints
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
     }
 
-    private static async Task<IResult> ActAsync(string name, ActionRequest? request, INodeControl node)
+    internal static async Task<IResult> ActAsync(string name, ActionRequest? request, INodeControl node)
     {
         if (request?.Action is not { } text)
         {
@@ -60,7 +60,7 @@ internal static class ActionEndpoints
         }
     }
 
-    private static async Task<IResult> ReloadAsync(INodeControl node)
+    internal static async Task<IResult> ReloadAsync(INodeControl node)
     {
         var outcome = await node.ReloadAsync();
         return outcome.Applied

@@ -37,6 +37,27 @@ public static class ApiCertificate
         }
     }
 
+    /// <summary>Writes the certificate (no key) as PEM, for operators and clients to trust it.</summary>
+    public static void ExportPublic(X509Certificate2 certificate, string path)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        File.WriteAllText(path, certificate.ExportCertificatePem() + "\n");
+    }
+
+    /// <summary>Reads a PEM (or DER) certificate: the authority that signed the nodes' certificates.</summary>
+    /// <exception cref="InvalidOperationException">The file is not a certificate.</exception>
+    public static X509Certificate2 LoadAuthority(string path)
+    {
+        try
+        {
+            return X509CertificateLoader.LoadCertificateFromFile(path);
+        }
+        catch (CryptographicException e)
+        {
+            throw new InvalidOperationException($"{path}: not a certificate ({e.Message})", e);
+        }
+    }
+
     private static X509Certificate2 CreateSelfSigned(string node, IReadOnlyList<IPAddress> addresses)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -44,6 +65,8 @@ public static class ApiCertificate
         var names = new SubjectAlternativeNameBuilder();
         names.AddDnsName(node);
         names.AddDnsName("localhost");
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddIpAddress(IPAddress.IPv6Loopback);
         foreach (var address in addresses)
         {
             names.AddIpAddress(address);

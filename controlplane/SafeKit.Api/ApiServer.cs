@@ -16,7 +16,11 @@ namespace SafeKit.Api;
 /// <param name="Port">TCP port.</param>
 /// <param name="Certificate">TLS certificate; null serves plain HTTP.</param>
 /// <param name="Tokens">The node's API tokens.</param>
-public sealed record ApiServerOptions(IReadOnlyList<IPAddress> Addresses, int Port, X509Certificate2? Certificate, TokenStore Tokens)
+/// <param name="Self">This node's API as the other nodes reach it.</param>
+/// <param name="Peers">The other nodes' APIs (for the cluster resources).</param>
+/// <param name="ClusterKey">The cluster key, which authenticates nodes to each other (null: no peer requests).</param>
+/// <param name="Authority">The CA that signed the nodes' certificates (null: peers' self-signed certificates are accepted).</param>
+public sealed record ApiServerOptions(IReadOnlyList<IPAddress> Addresses, int Port, X509Certificate2? Certificate, TokenStore Tokens, ApiPeer Self, IReadOnlyList<ApiPeer> Peers, byte[]? ClusterKey, X509Certificate2? Authority = null)
 {
     /// <summary>Largest request body accepted (a configuration file to validate fits easily).</summary>
     public const long MaxRequestBodyBytes = 1024 * 1024;
@@ -76,6 +80,13 @@ public sealed class ApiServer : IAsyncDisposable
         builder.Services.AddSingleton(node);
         builder.Services.AddSingleton(options.Tokens);
         builder.Services.AddSingleton<ApiMetrics>();
+        var signature = options.ClusterKey is { } key ? new PeerSignature(key, options.Self.Name, TimeProvider.System) : null;
+        if (signature is not null)
+        {
+            builder.Services.AddSingleton(signature);
+        }
+
+        builder.Services.AddSingleton(new PeerClient(options.Self, options.Peers, signature, options.Authority));
 
         var app = builder.Build();
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = Problems.StatusOf });
@@ -84,6 +95,9 @@ public sealed class ApiServer : IAsyncDisposable
         app.UseMiddleware<BearerTokenMiddleware>();
         NodeEndpoints.Map(app);
         ActionEndpoints.Map(app);
+        EventEndpoints.Map(app);
+        ClusterEndpoints.Map(app);
+        ConsoleEndpoints.Map(app);
         app.MapGet("/metrics", (INodeControl control, ApiMetrics metrics) => Results.Text(MetricsWriter.Write(control.Status(), metrics), "text/plain; version=0.0.4; charset=utf-8"))
             .WithSummary("Prometheus metrics of this node").ExcludeFromDescription();
         app.MapOpenApi("/openapi/{documentName}.json");

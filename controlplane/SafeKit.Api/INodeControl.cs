@@ -1,4 +1,5 @@
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Events;
 using SafeKit.ControlPlane.Status;
 
 namespace SafeKit.Api;
@@ -11,6 +12,9 @@ public interface INodeControl
 
     /// <summary>This node's name.</summary>
     string NodeName { get; }
+
+    /// <summary>The node's recent events (its timeline).</summary>
+    EventJournal Events { get; }
 
     /// <summary>Everything the node reports (the same document as status.json).</summary>
     NodeStatus Status();

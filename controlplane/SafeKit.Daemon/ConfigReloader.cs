@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Events;
 using SafeKit.ControlPlane.Membership;
 using SafeKit.ControlPlane.Status;
 
@@ -17,9 +18,11 @@ internal sealed class ConfigReloader : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _one = new(1, 1);
+    private readonly EventJournal _journal;
 
-    public ConfigReloader(string path, ClusterConfig running, string self, TimeProvider time, ILogger logger)
+    public ConfigReloader(string path, ClusterConfig running, string self, EventJournal journal, TimeProvider time, ILogger logger)
     {
+        _journal = journal;
         _path = path;
         Running = running;
         _self = self;
@@ -46,7 +49,15 @@ internal sealed class ConfigReloader : IDisposable
         await _one.WaitAsync();
         try
         {
-            return await ReloadOnceAsync(membership, farms);
+            var outcome = await ReloadOnceAsync(membership, farms);
+            _journal.Record(
+                EventKinds.Config,
+                null,
+                outcome.Applied ? EventSeverities.Info : EventSeverities.Warning,
+                outcome.Applied
+                    ? $"configuration reloaded: {(outcome.Changes.Count == 0 ? "nothing changed" : string.Join("; ", outcome.Changes))}"
+                    : $"configuration reload refused: {string.Join("; ", outcome.Problems)}");
+            return outcome;
         }
         finally
         {

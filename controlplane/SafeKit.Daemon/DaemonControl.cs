@@ -1,5 +1,6 @@
 using SafeKit.Api;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Events;
 using SafeKit.ControlPlane.Membership;
 using SafeKit.ControlPlane.Status;
 
@@ -15,8 +16,9 @@ internal sealed class DaemonControl : INodeControl
     private readonly DateTimeOffset _started;
     private readonly TimeProvider _time;
 
-    public DaemonControl(string node, ConfigReloader reloader, List<FarmModuleHost> farms, MembershipService membership, ModuleActions actions, DateTimeOffset started, TimeProvider time)
+    public DaemonControl(string node, ConfigReloader reloader, List<FarmModuleHost> farms, MembershipService membership, ModuleActions actions, EventJournal journal, DateTimeOffset started, TimeProvider time)
     {
+        Events = journal;
         NodeName = node;
         _reloader = reloader;
         _farms = farms;
@@ -29,6 +31,8 @@ internal sealed class DaemonControl : INodeControl
     public ClusterConfig Configuration => _reloader.Running;
 
     public string NodeName { get; }
+
+    public EventJournal Events { get; }
 
     public NodeStatus Status() => new(
         _reloader.Running.Name,

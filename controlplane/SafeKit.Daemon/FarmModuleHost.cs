@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using SafeKit.ControlPlane.Checkers;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Events;
 using SafeKit.ControlPlane.Modules;
 using SafeKit.ControlPlane.Membership;
 using SafeKit.ControlPlane.Status;
@@ -20,6 +21,7 @@ internal sealed class FarmModuleHost : IDisposable
     private readonly NodeConfig _self;
     private readonly FarmDataplane _dataplane;
     private readonly ModuleStateHistory _state;
+    private readonly EventJournal _journal;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _stateGate = new();
@@ -30,8 +32,9 @@ internal sealed class FarmModuleHost : IDisposable
     private string? _stoppedReason;
     private BucketTable? _table;
 
-    private FarmModuleHost(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, FarmDataplane dataplane, ModuleStateHistory state, TimeProvider time, ILogger logger)
+    private FarmModuleHost(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, FarmDataplane dataplane, ModuleStateHistory state, EventJournal journal, TimeProvider time, ILogger logger)
     {
+        _journal = journal;
         _cluster = cluster;
         _module = module;
         _self = self;
@@ -41,7 +44,7 @@ internal sealed class FarmModuleHost : IDisposable
         _logger = logger;
     }
 
-    public static FarmModuleHost Start(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, TimeProvider time, ILogger logger)
+    public static FarmModuleHost Start(ClusterConfig cluster, FarmModuleConfig module, NodeConfig self, EventJournal journal, TimeProvider time, ILogger logger)
     {
         var options = new FarmDataplaneOptions
         {
@@ -60,9 +63,14 @@ internal sealed class FarmModuleHost : IDisposable
             LocalNode = self.Name,
         };
         var state = new ModuleStateHistory(time);
+        state.Changed += t => journal.Record(
+            EventKinds.State,
+            module.Name,
+            t.To == ModuleStates.Up ? EventSeverities.Info : t.From == ModuleStates.Up ? EventSeverities.Warning : EventSeverities.Info,
+            t.From == t.To ? $"{t.To}: {t.Reason}" : $"{t.From} → {t.To}: {t.Reason}");
         var dataplane = FarmDataplane.Start(options, logger);
         state.Set(ModuleStates.Wait, "dataplane started, waiting for a view");
-        return new FarmModuleHost(cluster, module, self, dataplane, state, time, logger);
+        return new FarmModuleHost(cluster, module, self, dataplane, state, journal, time, logger);
     }
 
     /// <summary>Starts the application (start script) and its checkers; readiness goes to <paramref name="ready"/>.</summary>
@@ -89,6 +97,11 @@ internal sealed class FarmModuleHost : IDisposable
                 UpdateState();
             }
         });
+        _supervisor.CheckChanged += check => _journal.Record(
+            EventKinds.Check,
+            _module.Name,
+            check.Healthy ? EventSeverities.Info : EventSeverities.Warning,
+            check.Healthy ? $"check {check.Name} healthy again" : $"check {check.Name} failing: {check.Detail}");
         await _supervisor.StartAsync();
     }
 

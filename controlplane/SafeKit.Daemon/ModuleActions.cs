@@ -1,5 +1,6 @@
 using SafeKit.Api;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Events;
 
 namespace SafeKit.Daemon;
 
@@ -17,8 +18,11 @@ internal sealed class ModuleActions : IDisposable
     private readonly Func<ClusterConfig> _config;
     private readonly SemaphoreSlim _one = new(1, 1);
 
-    public ModuleActions(List<FarmModuleHost> farms, NodeReadiness readiness, Func<ClusterConfig> config)
+    private readonly EventJournal _journal;
+
+    public ModuleActions(List<FarmModuleHost> farms, NodeReadiness readiness, Func<ClusterConfig> config, EventJournal journal)
     {
+        _journal = journal;
         _farms = farms;
         _readiness = readiness;
         _config = config;
@@ -41,6 +45,7 @@ internal sealed class ModuleActions : IDisposable
         {
             var farm = _farms[index];
             var verb = action.ToString().ToLowerInvariant();
+            _journal.Record(EventKinds.Action, module, EventSeverities.Info, $"{verb} requested by an administrator");
             switch (action)
             {
                 case ModuleAction.Stop or ModuleAction.Forcestop:
@@ -65,6 +70,7 @@ internal sealed class ModuleActions : IDisposable
                     break;
             }
 
+            _journal.Record(EventKinds.Action, module, EventSeverities.Info, $"{verb} done (state {farm.State})");
             return new ModuleActionResult(module, verb, farm.State, $"{verb} of {module} done on {farm.NodeName}");
         }
         finally

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using SafeKit.Api;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Events;
 using SafeKit.ControlPlane.Membership;
 using SafeKit.ControlPlane.Status;
 using SafeKit.Dataplane.Preflight;
@@ -55,18 +56,20 @@ internal sealed class NodeDaemon
         var stateDirectory = _arguments.StateDirectory.Length > 0 ? _arguments.StateDirectory : Path.Combine("/run/safekit", self.Name);
         var started = _time.GetUtcNow();
         var farms = new List<FarmModuleHost>();
+        var journal = new EventJournal(self.Name, _time);
         MembershipService? membership = null;
         NodeReadiness readiness;
         try
         {
             foreach (var module in config.Farms)
             {
-                farms.Add(FarmModuleHost.Start(config, module, self, _time, _logger));
+                farms.Add(FarmModuleHost.Start(config, module, self, journal, _time, _logger));
             }
 
             membership = new MembershipService(config, self, key, IncarnationStore.Next(stateDirectory, started), _time, _logger);
             membership.ViewChanged += (view, peers) => farms.ForEach(f => f.ApplyView(view, peers));
             membership.PeersChanged += peers => farms.ForEach(f => f.UpdatePeers(peers));
+            MembershipEventFeed.Attach(membership, journal);
             var pinning = membership;
             farms.ForEach(f => f.PinningChanged += () => pinning.Pinning = farms.Any(x => x.Pinning));
             membership.Start();
@@ -100,13 +103,13 @@ internal sealed class NodeDaemon
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reloadRequested.Release(); });
-        using var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, _time, _logger);
-        using var actions = new ModuleActions(farms, readiness, () => reloader.Running);
-        var control = new DaemonControl(self.Name, reloader, farms, membership, actions, started, _time);
+        using var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, journal, _time, _logger);
+        using var actions = new ModuleActions(farms, readiness, () => reloader.Running, journal);
+        var control = new DaemonControl(self.Name, reloader, farms, membership, actions, journal, started, _time);
         ApiServer? api;
         try
         {
-            api = await StartApiAsync(config, self, stateDirectory, control);
+            api = await StartApiAsync(config, self, config.KeyFile is null ? null : key, stateDirectory, control);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException)
         {
@@ -116,6 +119,7 @@ internal sealed class NodeDaemon
         }
 
         DaemonLog.Started(_logger, self.Name, config.Name, farms.Count, stateDirectory);
+        journal.Record(EventKinds.Daemon, null, EventSeverities.Info, $"safekitd started (pid {Environment.ProcessId}, incarnation {membership.Incarnation})");
         try
         {
             while (!stop.IsCancellationRequested)
@@ -137,6 +141,7 @@ internal sealed class NodeDaemon
         finally
         {
             DaemonLog.Stopping(_logger, self.Name);
+            journal.Record(EventKinds.Daemon, null, EventSeverities.Warning, "safekitd stopping: draining this node");
             readiness.Stopping();
             config = reloader.Running;
             // Status keeps being written while the node drains (the stop script may take a while).
@@ -178,7 +183,7 @@ internal sealed class NodeDaemon
     }
 
     /// <summary>Starts the HTTP API on this node's VIP-network address (null when the config disables it).</summary>
-    private async Task<ApiServer?> StartApiAsync(ClusterConfig config, NodeConfig self, string stateDirectory, DaemonControl control)
+    private async Task<ApiServer?> StartApiAsync(ClusterConfig config, NodeConfig self, byte[]? key, string stateDirectory, DaemonControl control)
     {
         var settings = config.Api;
         if (!settings.Enabled)
@@ -187,8 +192,19 @@ internal sealed class NodeDaemon
         }
 
         var tokens = TokenStore.Load(settings.TokensFile ?? Path.Combine(stateDirectory, "api-tokens"), createIfMissing: settings.TokensFile is null);
-        var certificate = settings.PlainHttp ? null : ApiCertificate.LoadOrCreate(settings.Certificate, Path.Combine(stateDirectory, "api.pfx"), self.Name, self.Addresses);
-        var server = await ApiServer.StartAsync(new ApiServerOptions([self.Address], settings.Port, certificate, tokens), control);
+        var certificate = settings.PlainHttp ? null : ApiCertificate.LoadOrCreate(settings.Certificate?.Replace("{node}", self.Name, StringComparison.Ordinal), Path.Combine(stateDirectory, "api.pfx"), self.Name, self.Addresses);
+        if (certificate is not null)
+        {
+            ApiCertificate.ExportPublic(certificate, Path.Combine(stateDirectory, "api.pem"));
+        }
+
+        var scheme = settings.PlainHttp ? "http" : "https";
+        ApiPeer Peer(NodeConfig node) => new(node.Name, new Uri($"{scheme}://{(node.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{node.Address}]" : node.Address.ToString())}:{settings.Port}/"));
+        var authority = settings.CaFile is { } ca ? ApiCertificate.LoadAuthority(ca) : null;
+        // Loopback too: `safekit` on the node itself talks to its own daemon there by default.
+        var loopback = self.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? System.Net.IPAddress.IPv6Loopback : System.Net.IPAddress.Loopback;
+        var options = new ApiServerOptions([self.Address, loopback], settings.Port, certificate, tokens, Peer(self), config.Nodes.Where(n => n.Name != self.Name).Select(Peer).ToList(), key, authority);
+        var server = await ApiServer.StartAsync(options, control);
         var address = self.Address.ToString();
         DaemonLog.ApiListening(_logger, settings.PlainHttp ? "http" : "https", address, settings.Port);
         return server;

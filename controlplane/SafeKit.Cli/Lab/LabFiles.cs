@@ -21,6 +21,8 @@ internal static class LabFiles
         text.Append("  key_file: ").AppendLine(topology.KeyPath);
         text.AppendLine("  api:");
         text.Append("    tokens_file: ").AppendLine(topology.TokensPath);
+        text.Append("    certificate: ").AppendLine(Path.Combine(topology.StateDirectory, "{node}", "api.pfx"));
+        text.Append("    ca_file: ").AppendLine(topology.CaPath);
         text.AppendLine("  nodes:");
         foreach (var i in topology.NodeIndexes)
         {

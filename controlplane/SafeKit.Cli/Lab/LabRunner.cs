@@ -69,6 +69,7 @@ internal sealed partial class LabRunner
             File.SetUnixFileMode(topology.KeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             File.WriteAllText(topology.TokensPath, $"# lab API tokens (safekit lab status --json shows them)\nadmin {LabTokens.New()}\nread {LabTokens.New()}\n");
             File.SetUnixFileMode(topology.TokensPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            LabCertificates.Create(topology);
             using (var download = File.Create(topology.DownloadPath))
             {
                 download.SetLength(LabTopology.DownloadBytes);
@@ -427,6 +428,13 @@ internal sealed partial class LabRunner
             start.ArgumentList.Add(argument);
         }
 
+        // `safekit` run in a lab namespace talks to the lab's API at once: the node's own (or, from
+        // the client, the first node's), with the lab's admin token and its certificate authority.
+        var node = topology.NodeIndexes.FirstOrDefault(i => topology.NodeName(i) == ns, topology.NodeIndexes.First());
+        start.Environment["SAFEKIT_NODE"] = LabTopology.ApiUrl(node);
+        start.Environment["SAFEKIT_TOKEN_FILE"] = topology.TokensPath;
+        start.Environment["SAFEKIT_CA"] = topology.CaPath;
+
         using var process = Process.Start(start)!;
         process.WaitForExit();
         return process.ExitCode;
@@ -467,7 +475,7 @@ internal sealed partial class LabRunner
         }
 
         var processes = state.Processes.Select(p => new LabProcessReport(p.Role, p.Namespace, p.Pid, LabProcesses.IsRunning(p))).ToList();
-        return new LabStatusReport(prefix, true, state.Dataplane, state.L2Mode, state.Affinity, LabTopology.VipV4.ToString(), state.IPv6 ? LabTopology.VipV6.ToString() : null, nodes, processes, LabTokens.Read(topology.TokensPath));
+        return new LabStatusReport(prefix, true, state.Dataplane, state.L2Mode, state.Affinity, LabTopology.VipV4.ToString(), state.IPv6 ? LabTopology.VipV6.ToString() : null, nodes, processes, LabTokens.Read(topology.TokensPath, topology.CaPath));
     }
 
     private static void BuildNetwork(LabTopology topology, LabOptions options)

@@ -47,7 +47,7 @@ internal sealed record LabStatusReport(string Prefix, bool Up, string? Dataplane
 internal sealed record LabNodeReport(string Name, string Namespace, string Address, bool SafekitdRunning, bool NginxRunning, string? State, int? OwnedBuckets, IReadOnlyDictionary<string, long>? Counters, long? CaptureDropped, string? ApiUrl);
 
 /// <summary>Tokens every lab node's API accepts.</summary>
-internal sealed record LabApiTokens(string AdminToken, string ReadToken);
+internal sealed record LabApiTokens(string AdminToken, string ReadToken, string CaFile);
 
 internal sealed record LabProcessReport(string Role, string Namespace, int Pid, bool Running);
 

@@ -7,7 +7,7 @@ internal static class LabTokens
 {
     public static string New() => Convert.ToHexString(RandomNumberGenerator.GetBytes(20)).ToLowerInvariant();
 
-    public static LabApiTokens? Read(string path)
+    public static LabApiTokens? Read(string path, string caPath)
     {
         if (!File.Exists(path))
         {
@@ -19,6 +19,6 @@ internal static class LabTokens
             .Select(l => l.Split(' ', 2, StringSplitOptions.TrimEntries))
             .Where(p => p.Length == 2)
             .ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
-        return pairs.TryGetValue("admin", out var admin) && pairs.TryGetValue("read", out var read) ? new LabApiTokens(admin, read) : null;
+        return pairs.TryGetValue("admin", out var admin) && pairs.TryGetValue("read", out var read) ? new LabApiTokens(admin, read, caPath) : null;
     }
 }

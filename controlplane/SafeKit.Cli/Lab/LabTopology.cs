@@ -34,6 +34,9 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
     /// <summary>The API tokens every lab node accepts (one admin, one read).</summary>
     public string TokensPath => Path.Combine(StateDirectory, "api-tokens");
 
+    /// <summary>The lab's certificate authority (PEM): it signed every node's API certificate.</summary>
+    public string CaPath => Path.Combine(StateDirectory, "api-ca.pem");
+
     /// <summary>The HTTPS API of node <paramref name="index"/> (reachable from the client namespace).</summary>
     public static string ApiUrl(int index) => $"https://{NodeV4(index)}:9453";
 

@@ -6,4 +6,5 @@ namespace SafeKit.ControlPlane.Checkers;
 /// <param name="Detail">What the last run saw.</param>
 /// <param name="At">When it last ran.</param>
 /// <param name="ConsecutiveFailures">Failed runs in a row.</param>
-public sealed record CheckStatus(string Name, bool Healthy, string Detail, DateTimeOffset At, int ConsecutiveFailures = 0);
+/// <param name="Failures">Failed runs since the checker started.</param>
+public sealed record CheckStatus(string Name, bool Healthy, string Detail, DateTimeOffset At, int ConsecutiveFailures = 0, long Failures = 0);

@@ -28,6 +28,9 @@ public sealed partial class HealthMonitor : IAsyncDisposable
     /// <summary>Raised (on a check's task) when the health picture changes.</summary>
     public event Action<HealthReport>? Changed;
 
+    /// <summary>Raised (on a check's task) when one check turns failing or healthy again.</summary>
+    public event Action<CheckStatus>? CheckChanged;
+
     /// <summary>The current picture.</summary>
     public HealthReport Report()
     {
@@ -114,22 +117,27 @@ public sealed partial class HealthMonitor : IAsyncDisposable
             result = new CheckResult(false, e.Message);
         }
 
+        bool changed;
+        CheckStatus now;
         lock (_gate)
         {
             var before = _states[index];
             var failures = result.Healthy ? 0 : (before?.ConsecutiveFailures ?? 0) + 1;
             var healthy = result.Healthy || (before is { Healthy: true } && failures < spec.Failures);
-            _states[index] = new CheckStatus(spec.Check.Name, healthy, result.Detail, _time.GetUtcNow(), failures);
+            now = new CheckStatus(spec.Check.Name, healthy, result.Detail, _time.GetUtcNow(), failures, (before?.Failures ?? 0) + (result.Healthy ? 0 : 1));
+            _states[index] = now;
             // A change of health, or an application check reaching its failure threshold (again,
             // after a restart that did not help): both call for a decision.
-            var changed = before is null || before.Healthy != healthy || (spec.Restarts && failures == spec.Failures);
-            if (changed && before is not null)
+            changed = before is null || before.Healthy != healthy || (spec.Restarts && failures == spec.Failures);
+            if (before is null || before.Healthy == healthy)
             {
-                LogChange(_logger, spec.Check.Name, healthy ? "healthy" : "failing", result.Detail);
+                return changed;
             }
-
-            return changed;
         }
+
+        LogChange(_logger, spec.Check.Name, now.Healthy ? "healthy" : "failing", result.Detail);
+        CheckChanged?.Invoke(now);
+        return changed;
     }
 
     private void Publish()

@@ -16,13 +16,14 @@ namespace SafeKit.ControlPlane.Configuration;
 /// <param name="Api">The HTTP control API of every node.</param>
 public sealed record ClusterConfig(string Name, IReadOnlyList<NodeConfig> Nodes, IReadOnlyList<FarmModuleConfig> Farms, string SourceFile, string? KeyFile, HeartbeatConfig Heartbeat, ApiConfig Api);
 
-/// <summary>The HTTP control API (and, later, the console) each node serves on its VIP-network address.</summary>
+/// <summary>The HTTP control API and web console each node serves on its address (and on loopback).</summary>
 /// <param name="Enabled">Whether safekitd serves it.</param>
 /// <param name="Port">TCP port (default 9453 for HTTPS, 9010 for plain HTTP: SafeKit's console ports).</param>
 /// <param name="PlainHttp">Serve plain HTTP instead of HTTPS (only when the config says so).</param>
-/// <param name="Certificate">PKCS#12 file (certificate and key); null: a self-signed one generated on first start.</param>
+/// <param name="Certificate">PKCS#12 file (certificate and key), <c>{node}</c> replaced by the node's name; null: a self-signed one generated on first start.</param>
 /// <param name="TokensFile">API tokens, one "ROLE TOKEN" per line (roles: admin, read); null: generated on first start.</param>
-public sealed record ApiConfig(bool Enabled = true, int Port = ApiConfig.DefaultHttpsPort, bool PlainHttp = false, string? Certificate = null, string? TokensFile = null)
+/// <param name="CaFile">PEM certificate of the authority that signed the nodes' certificates: nodes then verify each other's (and the CLI may use it).</param>
+public sealed record ApiConfig(bool Enabled = true, int Port = ApiConfig.DefaultHttpsPort, bool PlainHttp = false, string? Certificate = null, string? TokensFile = null, string? CaFile = null)
 {
     public const int DefaultHttpsPort = 9453;
     public const int DefaultHttpPort = 9010;

@@ -21,7 +21,7 @@ public static partial class ConfigLoader
 {
     private static readonly string[] RootKeys = ["cluster", "modules"];
     private static readonly string[] ClusterKeys = ["name", "nodes", "key_file", "heartbeat", "api"];
-    private static readonly string[] ApiKeys = ["enabled", "port", "plain_http", "certificate", "tokens_file"];
+    private static readonly string[] ApiKeys = ["enabled", "port", "plain_http", "certificate", "tokens_file", "ca_file"];
     private static readonly Dictionary<string, bool> Booleans = new(StringComparer.Ordinal) { ["true"] = true, ["false"] = false };
     private static readonly string[] NodeKeys = ["name", "address", "addresses", "weight"];
     private static readonly string[] HeartbeatKeys = ["port", "interval_ms", "timeout_ms"];
@@ -260,12 +260,13 @@ public static partial class ConfigLoader
         var port = f.TryGetValue("port", out var portNode) ? reader.Integer(portNode, Path0 + ".port", 1, 65535) : plain == true ? ApiConfig.DefaultHttpPort : ApiConfig.DefaultHttpsPort;
         var certificate = f.TryGetValue("certificate", out var certificateNode) ? AbsolutePath(reader, certificateNode, Path0 + ".certificate") : null;
         var tokens = f.TryGetValue("tokens_file", out var tokensNode) ? AbsolutePath(reader, tokensNode, Path0 + ".tokens_file") : null;
+        var ca = f.TryGetValue("ca_file", out var caNode) ? AbsolutePath(reader, caNode, Path0 + ".ca_file") : null;
         if (plain == true && certificateNode is not null)
         {
             reader.Error(certificateNode, Path0 + ".certificate", "plain_http: true serves no certificate; remove one of them");
         }
 
-        return enabled is null || plain is null || port is null ? null : new ApiConfig(enabled.Value, (int)port, plain.Value, certificate, tokens);
+        return enabled is null || plain is null || port is null ? null : new ApiConfig(enabled.Value, (int)port, plain.Value, certificate, tokens, ca);
     }
 
     private static string? AbsolutePath(YamlReader reader, YamlNode node, string path)

@@ -25,6 +25,9 @@ public sealed class MembershipCounters
 
     public long ViewChanges { get; set; }
 
+    /// <summary>Members lost because they died (their buckets taken over), as seen from this node.</summary>
+    public long Failovers { get; set; }
+
     public IReadOnlyDictionary<string, long> ToDictionary() => new Dictionary<string, long>(StringComparer.Ordinal)
     {
         ["heartbeats_sent"] = Sent,
@@ -38,5 +41,6 @@ public sealed class MembershipCounters
         ["heartbeats_wrong_source"] = WrongSource,
         ["heartbeats_identity_conflict"] = IdentityConflicts,
         ["view_changes"] = ViewChanges,
+        ["failovers"] = Failovers,
     };
 }

@@ -28,9 +28,12 @@ public sealed partial class MembershipService : IDisposable
     private readonly List<Socket> _sockets = [];
     private readonly List<Thread> _threads = [];
     private readonly IPEndPoint[][] _peers;
+    private readonly HeartbeatLinks _links;
     private readonly Lock _gate = new();
     private readonly AutoResetEvent _wake = new(false);
     private volatile bool _stopping;
+    private uint _reportedAlive;
+    private uint _reportedMembers;
 
     public MembershipService(ClusterConfig config, NodeConfig self, byte[] key, uint incarnation, TimeProvider time, ILogger logger)
     {
@@ -46,6 +49,7 @@ public sealed partial class MembershipService : IDisposable
         _outgoing = new HeartbeatMessage(count);
         _core = new MembershipCore(count, _self, incarnation, (byte)self.Weight, config.Heartbeat.TimeoutMilliseconds, NowMs());
         Incarnation = incarnation;
+        _links = new HeartbeatLinks(self.Addresses, count);
         _peers = new IPEndPoint[self.Addresses.Count][];
         for (var network = 0; network < self.Addresses.Count; network++)
         {
@@ -58,6 +62,12 @@ public sealed partial class MembershipService : IDisposable
     /// every other node (by index).
     /// </summary>
     public event Action<ClusterView, IReadOnlyDictionary<int, PeerState>>? ViewChanged;
+
+    /// <summary>Raised on a membership thread when a peer dies (false) or comes back (true), as seen from here.</summary>
+    public event Action<string, bool>? PeerLivenessChanged;
+
+    /// <summary>Raised on a membership thread with every new view: who joined, left or died.</summary>
+    public event Action<MembershipChange>? MembersChanged;
 
     /// <summary>Raised on a membership thread after news from another node (at most once per heartbeat received).</summary>
     public event Action<IReadOnlyDictionary<int, PeerState>>? PeersChanged;
@@ -145,7 +155,8 @@ public sealed partial class MembershipService : IDisposable
         for (var network = 0; network < _sockets.Count; network++)
         {
             var socket = _sockets[network];
-            _threads.Add(new Thread(() => ReceiveLoop(socket)) { IsBackground = true, Name = $"sk-hb-rx{network}" });
+            var index = network;
+            _threads.Add(new Thread(() => ReceiveLoop(socket, index)) { IsBackground = true, Name = $"sk-hb-rx{network}" });
         }
 
         _threads.Add(new Thread(TickLoop) { IsBackground = true, Name = "sk-hb-tick" });
@@ -171,7 +182,8 @@ public sealed partial class MembershipService : IDisposable
                     NodeMask.Contains(_core.Alive, i),
                     i == _self ? 0 : heard == 0 ? null : now - heard,
                     state.Incarnation,
-                    state.Ready || (i == _self && _core.Ready)));
+                    state.Ready || (i == _self && _core.Ready),
+                    i == _self ? [] : _links.Of(i, now)));
             }
 
             var view = _core.View;
@@ -242,7 +254,7 @@ public sealed partial class MembershipService : IDisposable
         }
     }
 
-    private void ReceiveLoop(Socket socket)
+    private void ReceiveLoop(Socket socket, int network)
     {
         MakeRealtime();
         var buffer = new byte[2048];
@@ -282,6 +294,8 @@ public sealed partial class MembershipService : IDisposable
                     continue;
                 }
 
+                _links.Received(network, incoming.Sender, incoming.Incarnation, incoming.Sequence, NowMs());
+
                 switch (_core.Receive(incoming, NowMs()))
                 {
                     case ReceiveOutcome.Accepted:
@@ -313,19 +327,53 @@ public sealed partial class MembershipService : IDisposable
 
     private bool EvaluateLocked(long now)
     {
-        if (!_core.Evaluate(now))
+        var changed = _core.Evaluate(now);
+        ReportLivenessLocked();
+        if (!changed)
         {
             return false;
         }
 
         Counters.ViewChanges++;
         var view = _core.View;
+        ReportMembersLocked(view);
         var leader = view.Leader >= 0 ? _config.Nodes[view.Leader].Name : "none";
         var members = string.Join(',', NodeMask.Members(view.Members).Select(i => _config.Nodes[i].Name));
         LogView(_logger, leader, view.Epoch, members);
         ViewChanged?.Invoke(view, PeersLocked(now));
         return true;
     }
+
+    /// <summary>Tells <see cref="PeerLivenessChanged"/> which peers died or came back since the last evaluation.</summary>
+    private void ReportLivenessLocked()
+    {
+        var alive = _core.Alive;
+        var flipped = (alive ^ _reportedAlive) & ~NodeMask.Of(_self);
+        _reportedAlive = alive;
+        foreach (var i in NodeMask.Members(flipped))
+        {
+            PeerLivenessChanged?.Invoke(_config.Nodes[i].Name, NodeMask.Contains(alive, i));
+        }
+    }
+
+    /// <summary>Counts failovers (a member lost because it died, not because it left) and raises <see cref="MembersChanged"/>.</summary>
+    private void ReportMembersLocked(ClusterView view)
+    {
+        var previous = _reportedMembers;
+        _reportedMembers = view.Members;
+        var lost = previous & ~view.Members;
+        var died = lost & ~_core.Alive;
+        Counters.Failovers += NodeMask.Count(died);
+        MembersChanged?.Invoke(new MembershipChange(
+            view.Epoch,
+            view.Leader >= 0 ? _config.Nodes[view.Leader].Name : null,
+            Names(view.Members),
+            Names(view.Members & ~previous),
+            Names(lost & ~died),
+            Names(died)));
+    }
+
+    private List<string> Names(uint mask) => NodeMask.Members(mask).Select(i => _config.Nodes[i].Name).ToList();
 
     /// <summary>What is known of every other node. A node silent for more than two intervals counts
     /// as dead here already: a follower may adopt the leader's new view a moment before its own
@@ -432,13 +480,23 @@ public sealed record MembershipSnapshot(
     IReadOnlyList<PeerStatus> Peers,
     IReadOnlyDictionary<string, long> Counters);
 
+/// <summary>A new view compared with the one before it.</summary>
+/// <param name="Epoch">The new view's epoch.</param>
+/// <param name="Leader">Its leader.</param>
+/// <param name="Members">Its members.</param>
+/// <param name="Joined">Members that were not in the view before.</param>
+/// <param name="Left">Former members still alive (they drained or stopped offering).</param>
+/// <param name="Died">Former members lost because they stopped answering: a failover.</param>
+public sealed record MembershipChange(uint Epoch, string? Leader, IReadOnlyList<string> Members, IReadOnlyList<string> Joined, IReadOnlyList<string> Left, IReadOnlyList<string> Died);
+
 /// <summary>One node as seen from here.</summary>
 /// <param name="Name">Node name.</param>
 /// <param name="Alive">Considered alive.</param>
 /// <param name="LastHeardMilliseconds">Since its state last progressed (null: never heard).</param>
 /// <param name="Incarnation">Its incarnation as known.</param>
 /// <param name="Ready">It offers to take traffic.</param>
-public sealed record PeerStatus(string Name, bool Alive, long? LastHeardMilliseconds, uint Incarnation, bool Ready);
+/// <param name="Links">Heartbeats received and lost from it on each network (empty for this node).</param>
+public sealed record PeerStatus(string Name, bool Alive, long? LastHeardMilliseconds, uint Incarnation, bool Ready, IReadOnlyList<LinkStatus> Links);
 
 /// <summary>What this node knows of another node, for the bucket handover.</summary>
 /// <param name="Alive">Heard of recently.</param>

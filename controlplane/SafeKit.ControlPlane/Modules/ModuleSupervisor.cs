@@ -45,6 +45,9 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
         _state = state;
     }
 
+    /// <summary>Raised when one of the module's checks turns failing or healthy again.</summary>
+    public event Action<SafeKit.ControlPlane.Checkers.CheckStatus>? CheckChanged;
+
     /// <summary>Restarts done in the current window.</summary>
     public int RecentRestarts
     {
@@ -100,6 +103,13 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
             if (ReferenceEquals(monitor, _monitor))
             {
                 OnHealth(report);
+            }
+        };
+        monitor.CheckChanged += check =>
+        {
+            if (ReferenceEquals(monitor, _monitor) && !_stopping)
+            {
+                CheckChanged?.Invoke(check);
             }
         };
         _monitor = monitor;

@@ -34,9 +34,13 @@ public sealed class ModuleStateHistory
     /// <summary>The reason of the current state.</summary>
     public string Reason { get; private set; } = "not started";
 
+    /// <summary>Raised after a transition is recorded (on the thread that set the state).</summary>
+    public event Action<StateTransition>? Changed;
+
     /// <summary>Moves to <paramref name="state"/>; records a transition when the state or its reason changes.</summary>
     public void Set(string state, string reason)
     {
+        StateTransition transition;
         lock (_gate)
         {
             if (state == Current && reason == Reason)
@@ -45,8 +49,8 @@ public sealed class ModuleStateHistory
             }
 
             Reason = reason;
-
-            _transitions.AddLast(new StateTransition(_time.GetUtcNow(), Current, state, reason));
+            transition = new StateTransition(_time.GetUtcNow(), Current, state, reason);
+            _transitions.AddLast(transition);
             if (_transitions.Count > Kept)
             {
                 _transitions.RemoveFirst();
@@ -54,6 +58,8 @@ public sealed class ModuleStateHistory
 
             Current = state;
         }
+
+        Changed?.Invoke(transition);
     }
 
     public IReadOnlyList<StateTransition> Transitions()
