@@ -48,12 +48,19 @@ public sealed class ApiServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(node);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = "Production", ApplicationName = "safekitd", Args = [] });
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
+        if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is { Length: > 0 })
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-            o.UseUtcTimestamp = true;
-        });
+            builder.Logging.AddSystemdConsole();
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        }
         // Request lines and headers (with their tokens) never reach the log.
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.WebHost.UseKestrelHttpsConfiguration();

@@ -26,7 +26,7 @@ internal static class ClusterEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/v1/cluster").WithTags("cluster");
-        api.MapGet("/", ClusterAsync)
+        api.MapGet("", ClusterAsync)
             .WithSummary("Every node of the cluster: liveness and membership as this node sees them, and each reachable node's own status")
             .Produces<ClusterStatus>();
         api.MapGet("/events", EventsAsync)

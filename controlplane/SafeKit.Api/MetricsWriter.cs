@@ -42,6 +42,9 @@ public static class MetricsWriter
             Counter(text, metric, help, modules.Select(m => ($"{{{node},{Label("module", m.Name)}}}", m.Farm!.Counters.GetValueOrDefault(counter))));
         }
 
+        var vips = modules.SelectMany(m => (m.Farm!.Vips ?? []).Select(v => (Labels: $"{{{node},{Label("module", m.Name)},{Label("vip", v.Address)}}}", v))).ToList();
+        Counter(text, "safekit_farm_vip_packets_accepted_total", "Packets to the VIP this node accepted (userspace dataplane).", vips.Select(v => (v.Labels, v.v.Accepted)));
+        Counter(text, "safekit_farm_vip_packets_rejected_total", "Packets to the VIP left to another node (userspace dataplane).", vips.Select(v => (v.Labels, v.v.Rejected)));
         Counter(text, "safekit_farm_capture_dropped_total", "Frames the kernel dropped before capture.", modules.Select(m => ($"{{{node},{Label("module", m.Name)}}}", m.Farm!.CaptureDropped)));
         Gauge(text, "safekit_application_recent_restarts", "Application restarts in the current restart window.",
             status.Modules.Where(m => m.Application is not null).Select(m => ($"{{{node},{Label("module", m.Name)}}}", (long)m.Application!.RecentRestarts)));
@@ -53,16 +56,26 @@ public static class MetricsWriter
             Gauge(text, "safekit_peer_up", "1 while the peer is alive as seen from this node.", membership.Peers.Select(p => ($"{{{node},{Label("peer", p.Name)}}}", p.Alive ? 1L : 0L)));
             Gauge(text, "safekit_peer_last_heard_milliseconds", "Since the peer's state last progressed.",
                 membership.Peers.Where(p => p.LastHeardMilliseconds is not null).Select(p => ($"{{{node},{Label("peer", p.Name)}}}", p.LastHeardMilliseconds!.Value)));
+            var links = membership.Peers.SelectMany(p => p.Links.Select(l => (Labels: $"{{{node},{Label("peer", p.Name)},{Label("network", l.Network)}}}", l))).ToList();
+            Counter(text, "safekit_heartbeats_received_total", "Heartbeats received from the peer on the network.", links.Select(l => (l.Labels, l.l.Received)));
+            Counter(text, "safekit_heartbeats_lost_total", "Heartbeats of the peer missing on the network (gaps in its sequence).", links.Select(l => (l.Labels, l.l.Lost)));
             foreach (var (name, value) in membership.Counters.OrderBy(c => c.Key, StringComparer.Ordinal))
             {
-                var metric = name == "view_changes" ? "safekit_view_changes_total" : $"safekit_{Sanitize(name)}_total";
-                Counter(text, metric, $"Membership counter {name}.", [($"{{{node}}}", value)]);
+                var metric = name switch
+                {
+                    "view_changes" => "safekit_view_changes_total",
+                    "failovers" => "safekit_failovers_total",
+                    _ => $"safekit_{Sanitize(name)}_total",
+                };
+                var help = name == "failovers" ? "Members lost because they died (their buckets taken over), as seen from this node." : $"Membership counter {name}.";
+                Counter(text, metric, help, [($"{{{node}}}", value)]);
             }
         }
 
         var checks = status.Checks ?? [];
         Gauge(text, "safekit_check_healthy", "1 while the checker is healthy.", checks.Select(c => ($"{{{node},{Label("check", c.Name)}}}", c.Healthy ? 1L : 0L)));
         Gauge(text, "safekit_check_consecutive_failures", "Consecutive failed runs of the checker.", checks.Select(c => ($"{{{node},{Label("check", c.Name)}}}", (long)c.ConsecutiveFailures)));
+        Counter(text, "safekit_check_failures_total", "Failed runs of the checker.", checks.Select(c => ($"{{{node},{Label("check", c.Name)}}}", c.Failures)));
         Counter(text, "safekit_api_requests_total", "API requests answered, by status code.",
             api.ByStatus().Select(s => ($"{{{node},{Label("code", s.Key.ToString(CultureInfo.InvariantCulture))}}}", s.Value)));
         return text.ToString();

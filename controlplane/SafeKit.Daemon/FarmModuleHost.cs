@@ -308,7 +308,11 @@ internal sealed class FarmModuleHost : IDisposable
             counters,
             snapshot.CaptureStatistics.Received,
             snapshot.CaptureStatistics.Dropped,
-            snapshot.TrackedFragments);
+            snapshot.TrackedFragments,
+            _module.Vips.Select((vip, i) => new VipCounters(
+                vip.ToString(),
+                i < c.AcceptedByVip.Length ? c.AcceptedByVip[i] : 0,
+                i < c.RejectedByVip.Length ? c.RejectedByVip[i] : 0)).ToList());
         var application = _supervisor is null
             ? null
             : new ApplicationStatus(_supervisor.RecentRestarts, _supervisor.GaveUp, _supervisor.LastStart?.Summary, _supervisor.LastStop?.Summary);

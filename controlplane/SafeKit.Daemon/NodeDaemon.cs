@@ -118,18 +118,24 @@ internal sealed class NodeDaemon
             return 3;
         }
 
+        using var service = new ServiceManager(_time);
         DaemonLog.Started(_logger, self.Name, config.Name, farms.Count, stateDirectory);
+        service.Ready(Summary(control.Status()));
         journal.Record(EventKinds.Daemon, null, EventSeverities.Info, $"safekitd started (pid {Environment.ProcessId}, incarnation {membership.Incarnation})");
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                StatusFile.Write(stateDirectory, control.Status());
+                var status = control.Status();
+                StatusFile.Write(stateDirectory, status);
+                service.Tick(Summary(status));
                 try
                 {
-                    if (await reloadRequested.WaitAsync(TimeSpan.FromSeconds(1), stop.Token))
+                    if (await reloadRequested.WaitAsync(service.LoopInterval, stop.Token))
                     {
+                        service.Reloading();
                         await reloader.ReloadAsync(membership, farms);
+                        service.Reloaded();
                     }
                 }
                 catch (OperationCanceledException)
@@ -141,12 +147,13 @@ internal sealed class NodeDaemon
         finally
         {
             DaemonLog.Stopping(_logger, self.Name);
+            service.Stopping();
             journal.Record(EventKinds.Daemon, null, EventSeverities.Warning, "safekitd stopping: draining this node");
             readiness.Stopping();
             config = reloader.Running;
             // Status keeps being written while the node drains (the stop script may take a while).
             using var left = new CancellationTokenSource();
-            var statusWriter = WriteStatusUntilAsync(stateDirectory, control, left.Token);
+            var statusWriter = WriteStatusUntilAsync(stateDirectory, control, service, left.Token);
             await LeaveAsync(config, membership, farms);
             await left.CancelAsync();
             await statusWriter;
@@ -162,13 +169,22 @@ internal sealed class NodeDaemon
         return 0;
     }
 
-    private async Task WriteStatusUntilAsync(string stateDirectory, DaemonControl control, CancellationToken until)
+    private async Task WriteStatusUntilAsync(string stateDirectory, DaemonControl control, ServiceManager service, CancellationToken until)
     {
         while (!until.IsCancellationRequested)
         {
             StatusFile.Write(stateDirectory, control.Status());
-            await Task.Delay(TimeSpan.FromSeconds(1), _time, until).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            // The drain may last longer than the watchdog interval: it is progress, not a hang.
+            service.Tick("draining: finishing the connections this node serves");
+            await Task.Delay(service.LoopInterval, _time, until).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+    }
+
+    /// <summary>The one-line status systemd shows.</summary>
+    private static string Summary(NodeStatus status)
+    {
+        var modules = string.Join(", ", status.Modules.Select(m => m.Farm is { } farm ? $"{m.Name} {m.State} ({farm.OwnedBuckets}/{farm.Buckets} buckets)" : $"{m.Name} {m.State}"));
+        return status.Membership is { } membership ? $"{modules}; view {membership.Epoch}, {membership.Members.Count} members" : modules;
     }
 
     /// <summary>

@@ -10,10 +10,23 @@ if (arguments is null)
     return 64;
 }
 
-using var loggerFactory = LoggerFactory.Create(builder => builder.AddSimpleConsole(o =>
+// Under systemd (stderr connected to the journal), lines carry their syslog priority (<6>, <4>…)
+// and no timestamp of their own; elsewhere one line per event with a UTC timestamp.
+var journald = Environment.GetEnvironmentVariable("JOURNAL_STREAM") is { Length: > 0 };
+using var loggerFactory = LoggerFactory.Create(builder =>
 {
-    o.SingleLine = true;
-    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-    o.UseUtcTimestamp = true;
-}));
+    if (journald)
+    {
+        builder.AddSystemdConsole();
+    }
+    else
+    {
+        builder.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+    }
+});
 return await new NodeDaemon(arguments, loggerFactory.CreateLogger("safekitd")).RunAsync();

@@ -48,7 +48,11 @@ public sealed record FarmStatus(
     IReadOnlyDictionary<string, long> Counters,
     long CaptureReceived,
     long CaptureDropped,
-    int TrackedFragments);
+    int TrackedFragments,
+    IReadOnlyList<VipCounters>? Vips = null);
+
+/// <summary>Packets to one VIP this node accepted or left to another node (userspace decisions).</summary>
+public sealed record VipCounters(string Address, long Accepted, long Rejected);
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(NodeStatus))]

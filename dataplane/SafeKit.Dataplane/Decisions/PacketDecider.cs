@@ -49,6 +49,9 @@ public sealed class PacketDecider
     /// <summary>The flows this decider has seen (its worker's).</summary>
     public FlowTable Flows => _flows;
 
+    /// <summary>The farm's virtual addresses.</summary>
+    public VipSet Vips => _vips;
+
     /// <summary>Atomically switches to new buckets and modes (the next packet sees them).</summary>
     public void UseState(ForwardingState state) => Volatile.Write(ref _state, state);
 

@@ -10,6 +10,8 @@ public sealed class VipSet
 {
     private readonly uint[] _v4;
     private readonly UInt128[] _v6;
+    private readonly int[] _v4Index;
+    private readonly int[] _v6Index;
 
     public VipSet(IEnumerable<IPAddress> addresses)
     {
@@ -20,6 +22,8 @@ public sealed class VipSet
             .Select(a => BinaryPrimitives.ReadUInt32BigEndian(a.GetAddressBytes())).ToArray();
         _v6 = all.Where(a => a.AddressFamily == AddressFamily.InterNetworkV6)
             .Select(a => BinaryPrimitives.ReadUInt128BigEndian(a.GetAddressBytes())).ToArray();
+        _v4Index = Enumerable.Range(0, all.Length).Where(i => all[i].AddressFamily == AddressFamily.InterNetwork).ToArray();
+        _v6Index = Enumerable.Range(0, all.Length).Where(i => all[i].AddressFamily == AddressFamily.InterNetworkV6).ToArray();
     }
 
     public IReadOnlyList<IPAddress> Addresses { get; }
@@ -30,34 +34,38 @@ public sealed class VipSet
 
     /// <summary>True when the 4- or 16-byte address is one of the VIPs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Contains(ReadOnlySpan<byte> address)
+    public bool Contains(ReadOnlySpan<byte> address) => IndexOf(address) >= 0;
+
+    /// <summary>Position of the 4- or 16-byte address in <see cref="Addresses"/>, or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int IndexOf(ReadOnlySpan<byte> address)
     {
         if (address.Length == 4)
         {
             var value = BinaryPrimitives.ReadUInt32BigEndian(address);
-            foreach (var vip in _v4)
+            for (var i = 0; i < _v4.Length; i++)
             {
-                if (vip == value)
+                if (_v4[i] == value)
                 {
-                    return true;
+                    return _v4Index[i];
                 }
             }
 
-            return false;
+            return -1;
         }
 
         if (address.Length == 16)
         {
             var value = BinaryPrimitives.ReadUInt128BigEndian(address);
-            foreach (var vip in _v6)
+            for (var i = 0; i < _v6.Length; i++)
             {
-                if (vip == value)
+                if (_v6[i] == value)
                 {
-                    return true;
+                    return _v6Index[i];
                 }
             }
         }
 
-        return false;
+        return -1;
     }
 }

@@ -26,6 +26,12 @@ public sealed class DataplaneCounters
     /// <summary>Packets replayed to the local stack when taking over a dead node's buckets.</summary>
     public long TakeoverReplayed;
 
+    /// <summary>Packets accepted per VIP (index as in the farm's VIP list; userspace decisions only).</summary>
+    public long[] AcceptedByVip = [];
+
+    /// <summary>Packets left to another node per VIP.</summary>
+    public long[] RejectedByVip = [];
+
     /// <summary>Managed bytes the worker thread has allocated since it started (the hot path allocates none).</summary>
     public long WorkerAllocatedBytes;
 
@@ -50,5 +56,18 @@ public sealed class DataplaneCounters
         SendErrors += Volatile.Read(ref other.SendErrors);
         TakeoverReplayed += Volatile.Read(ref other.TakeoverReplayed);
         WorkerAllocatedBytes += Volatile.Read(ref other.WorkerAllocatedBytes);
+        AcceptedByVip = Sum(AcceptedByVip, other.AcceptedByVip);
+        RejectedByVip = Sum(RejectedByVip, other.RejectedByVip);
+    }
+
+    private static long[] Sum(long[] into, long[] from)
+    {
+        var sum = into.Length >= from.Length ? into : [.. into, .. new long[from.Length - into.Length]];
+        for (var i = 0; i < from.Length; i++)
+        {
+            sum[i] += Volatile.Read(ref from[i]);
+        }
+
+        return sum;
     }
 }

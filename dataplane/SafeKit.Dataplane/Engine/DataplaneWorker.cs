@@ -38,6 +38,8 @@ public sealed class DataplaneWorker : IFrameSink
         _delivery = delivery;
         _replies = replies;
         _capture = capture;
+        Counters.AcceptedByVip = new long[decider.Vips.Addresses.Count];
+        Counters.RejectedByVip = new long[decider.Vips.Addresses.Count];
     }
 
     public DataplaneCounters Counters { get; } = new();
@@ -77,6 +79,7 @@ public sealed class DataplaneWorker : IFrameSink
                 {
                     counters.Accepted++;
                     counters.AcceptedBytes += packet.L3Length;
+                    CountVip(counters.AcceptedByVip, frame.Slice(packet.DestinationOffset, packet.AddressLength));
                 }
                 else
                 {
@@ -92,6 +95,7 @@ public sealed class DataplaneWorker : IFrameSink
                 }
 
                 counters.Rejected++;
+                CountVip(counters.RejectedByVip, frame.Slice(packet.DestinationOffset, packet.AddressLength));
                 if (_delivery is not null)
                 {
                     _recent.Record(frame, packet, bucket, now);
@@ -188,6 +192,15 @@ public sealed class DataplaneWorker : IFrameSink
     private void Replay(TakeoverRequest request, TunDelivery delivery) =>
         Counters.TakeoverReplayed += _recent.Replay(request, datagram => delivery.DeliverDatagram(datagram.Span));
 
+    private void CountVip(long[] byVip, ReadOnlySpan<byte> destination)
+    {
+        var vip = _decider.Vips.IndexOf(destination);
+        if (vip >= 0)
+        {
+            byVip[vip]++;
+        }
+    }
+
     private void DeliverReleasedFragments(DataplaneCounters counters)
     {
         while (_decider.Fragments.TryTakeReleased(_released, out var length))
@@ -196,6 +209,16 @@ public sealed class DataplaneWorker : IFrameSink
             {
                 counters.Accepted++;
                 counters.AcceptedBytes += length;
+                // An IPv4 datagram names its destination at byte 16, an IPv6 one at byte 24.
+                var datagram = _released.AsSpan(0, length);
+                if (length >= 40 && datagram[0] >> 4 == 6)
+                {
+                    CountVip(counters.AcceptedByVip, datagram.Slice(24, 16));
+                }
+                else if (length >= 20)
+                {
+                    CountVip(counters.AcceptedByVip, datagram.Slice(16, 4));
+                }
             }
             else
             {

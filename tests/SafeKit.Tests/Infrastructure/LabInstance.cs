@@ -372,6 +372,22 @@ public sealed class ApiLab : LabInstance
     }
 }
 
+public sealed class ManagementLab : LabInstance
+{
+    public ManagementLab()
+        : base("--no-ipv6")
+    {
+    }
+}
+
+public sealed class ConsoleLab : LabInstance
+{
+    public ConsoleLab()
+        : base("--no-ipv6")
+    {
+    }
+}
+
 public sealed class DefaultLab : LabInstance
 {
     public DefaultLab()

@@ -176,6 +176,12 @@ public sealed class ApiLabTests : IClassFixture<ApiLab>
         var (_, read, _) = Access(1);
 
         Assert.Equal(200, Call("GET", "/api/v1/node", read).Status);
+        // Traffic to the VIP, so the per-VIP counters have something to count.
+        for (var i = 0; i < 10; i++)
+        {
+            _lab.Exec("client", "curl", "-s", "-m", "5", "http://198.18.0.100/");
+        }
+
         var metrics = Call("GET", "/metrics", read);
         Assert.Equal(200, metrics.Status);
         var file = Path.Combine(_lab.StateDirectory, "metrics.txt");
@@ -186,7 +192,7 @@ public sealed class ApiLabTests : IClassFixture<ApiLab>
             from prometheus_client.parser import text_string_to_metric_families
             for family in text_string_to_metric_families(open(sys.argv[1]).read()):
                 for sample in family.samples:
-                    print(family.type, sample.name, sample.labels.get("module", ""), sample.value)
+                    print(family.type, sample.name, sample.labels.get("module", ""), sample.value, sample.labels.get("vip", ""), sample.labels.get("peer", ""), sample.labels.get("network", ""))
             """, file);
         Assert.True(parsed.Succeeded, parsed.Error);
         var lines = parsed.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -194,12 +200,29 @@ public sealed class ApiLabTests : IClassFixture<ApiLab>
         Assert.Contains(lines, l => l.StartsWith("counter safekit_farm_packets_accepted_total web ", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("gauge safekit_peer_up ", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("counter safekit_api_requests_total ", StringComparison.Ordinal));
+        double Value(string line) => double.Parse(line.Split(' ')[3], CultureInfo.InvariantCulture);
+        var vip = lines.Where(l => l.StartsWith("counter safekit_farm_vip_packets_", StringComparison.Ordinal) && l.Split(' ')[4] == "198.18.0.100").ToList();
+        Assert.Equal(2, vip.Count);
+        Assert.True(vip.Sum(Value) > 0, string.Join('\n', vip));
+        var received = lines.Where(l => l.StartsWith("counter safekit_heartbeats_received_total ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, received.Count);
+        Assert.All(received, l => Assert.True(Value(l) > 0 && l.Split(' ')[5].Length > 0 && l.Split(' ')[6] == "198.18.0.11", l));
+        Assert.Equal(2, lines.Count(l => l.StartsWith("counter safekit_heartbeats_lost_total ", StringComparison.Ordinal)));
+        Assert.Contains(lines, l => l.StartsWith("counter safekit_failovers_total ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("counter safekit_check_failures_total ", StringComparison.Ordinal));
 
         var openApi = JsonDocument.Parse(Call("GET", "/openapi/v1.json", read).Body).RootElement;
         var paths = openApi.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToList();
         Assert.Contains("/api/v1/node", paths);
         Assert.Contains("/api/v1/modules/{name}/actions", paths);
         Assert.Contains("/api/v1/config/reload", paths);
+        Assert.Contains("/api/v1/cluster", paths);
+        Assert.Contains("/api/v1/cluster/events", paths);
+        Assert.Contains("/api/v1/cluster/nodes/{node}/modules/{name}/actions", paths);
+        Assert.Contains("/api/v1/cluster/nodes/{node}/config/reload", paths);
+        Assert.Contains("/api/v1/events", paths);
+        Assert.Contains("/api/v1/events/stream", paths);
+        Assert.DoesNotContain(paths, p => p.StartsWith("/console", StringComparison.Ordinal));
         Assert.True(openApi.GetProperty("components").GetProperty("securitySchemes").TryGetProperty("bearer", out _));
     }
 }

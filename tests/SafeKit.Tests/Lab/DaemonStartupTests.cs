@@ -102,6 +102,90 @@ public sealed class DaemonStartupTests
         Assert.DoesNotContain("sk-web", ns.ExecChecked("ip", "-o", "link"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Safekitd_UnderSystemd_NotifiesReady_PetsTheWatchdog_SaysStopping_AndLogsWithPriorities()
+    {
+        Tools.RequireLab();
+        using var ns = Node();
+        var file = WriteConfig(ns, "eth0");
+        var directory = Path.GetDirectoryName(file)!;
+        // The service manager's side of sd_notify: a datagram socket named by NOTIFY_SOCKET.
+        var socketPath = Path.Combine(directory, "notify.sock");
+        using var manager = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+        manager.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath));
+        manager.ReceiveTimeout = 1000;
+        var start = new System.Diagnostics.ProcessStartInfo("ip", ["netns", "exec", ns.Name, Tools.Safekitd, "--config", file, "--node", "a", "--state-dir", directory])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        start.Environment["NOTIFY_SOCKET"] = socketPath;
+        start.Environment["WATCHDOG_USEC"] = "1000000";
+        start.Environment["JOURNAL_STREAM"] = "8:12345";
+        using var daemon = System.Diagnostics.Process.Start(start)!;
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.Enqueue(e.Data); };
+        daemon.OutputDataReceived += (_, e) => { if (e.Data is not null) log.Enqueue(e.Data); };
+        daemon.BeginErrorReadLine();
+        daemon.BeginOutputReadLine();
+
+        var messages = new List<string>();
+        string? Next(TimeSpan within)
+        {
+            var deadline = DateTime.UtcNow + within;
+            var buffer = new byte[4096];
+            while (DateTime.UtcNow < deadline)
+            {
+                try
+                {
+                    var length = manager.Receive(buffer);
+                    var message = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
+                    messages.Add(message);
+                    return message;
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                }
+            }
+
+            return null;
+        }
+
+        string? ready = null;
+        while (ready is null && Next(TimeSpan.FromSeconds(30)) is { } message)
+        {
+            ready = message.Contains("READY=1", StringComparison.Ordinal) ? message : null;
+        }
+
+        Assert.True(ready is not null, $"no READY=1 within 30 s; got: {string.Join(" | ", messages)}");
+        Assert.Contains("STATUS=web ", ready, StringComparison.Ordinal);
+        Assert.Contains($"MAINPID=", ready, StringComparison.Ordinal);
+        // A 1 s watchdog: pinged at least every half second, so three pings within 3 s.
+        var pings = 0;
+        var until = DateTime.UtcNow.AddSeconds(3);
+        while (DateTime.UtcNow < until && Next(until - DateTime.UtcNow) is { } message)
+        {
+            pings += message.Split('\n').Count(l => l == "WATCHDOG=1");
+        }
+
+        Assert.True(pings >= 3, $"{pings} watchdog pings in 3 s; got: {string.Join(" | ", messages)}");
+
+        SafeKit.Native.Host.ProcessControl.Signal(daemon.Id, SafeKit.Native.Host.ProcessControl.SigTerm);
+        var stopping = false;
+        while (!stopping && Next(TimeSpan.FromSeconds(10)) is { } message)
+        {
+            stopping = message.Contains("STOPPING=1", StringComparison.Ordinal);
+        }
+
+        Assert.True(stopping, $"no STOPPING=1; got: {string.Join(" | ", messages)}");
+        Assert.True(daemon.WaitForExit(30_000));
+        daemon.WaitForExit();
+        Assert.Equal(0, daemon.ExitCode);
+        // journald reads the priority from the line's "<N>" prefix; no timestamp of our own.
+        Assert.Contains(log, l => l.StartsWith("<6>", StringComparison.Ordinal) && l.Contains("safekitd", StringComparison.Ordinal));
+        Assert.DoesNotContain(log, l => l.StartsWith("20", StringComparison.Ordinal));
+    }
+
     private static TestNamespace Node()
     {
         var ns = new TestNamespace(Tools.RunTag() + "-node");
