@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
 using SafeKit.ControlPlane.Events;
 
 namespace SafeKit.Api;
@@ -29,10 +30,13 @@ internal static class EventEndpoints
             .WithSummary("Recent events of this node (state transitions, views, failovers, checks, actions, reloads), oldest first")
             .Produces<EventPage>()
             .ProducesProblem(StatusCodes.Status400BadRequest);
-        api.MapGet("/events/stream", (INodeControl node, HttpContext context, long? after) =>
+        api.MapGet("/events/stream", (INodeControl node, HttpContext context, IHostApplicationLifetime lifetime, long? after) =>
             {
                 var from = after ?? (long.TryParse(context.Request.Headers["Last-Event-ID"], NumberStyles.None, CultureInfo.InvariantCulture, out var last) ? last : node.Events.Last);
-                return TypedResults.ServerSentEvents(StreamAsync(node.Events, from, context.RequestAborted));
+                // Streams end when the client goes or the API stops (a stopping node must not wait for its consoles).
+                var until = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+                context.Response.RegisterForDispose(until);
+                return TypedResults.ServerSentEvents(StreamAsync(node.Events, from, until.Token));
             })
             .WithSummary("Live events of this node as server-sent events (event: event, id: sequence; event: ping every 10 s). Resumes after Last-Event-ID or ?after=.");
     }

@@ -156,8 +156,15 @@ public sealed class ManagementLabTests : IClassFixture<ManagementLab>
         Assert.Contains($"{broken}:", errors.Error, StringComparison.Ordinal);
         Assert.Contains("modules[0].vipz: unknown key", errors.Error, StringComparison.Ordinal);
 
+        // `events --follow` prints the reloads as they happen.
+        var followed = Path.Combine(_lab.StateDirectory, "follow.txt");
+        using var follow = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sh",
+            ["-c", $"{Tools.Safekit} lab exec --prefix {_lab.Prefix} client -- timeout 8 {Tools.Safekit} events --follow --limit 1 > {followed} 2>&1"]))!;
+        Thread.Sleep(2500);
         var reload = Cli("client", "config", "reload", "--all");
         Assert.True(reload.ExitCode == 0, reload.Error);
+        Assert.True(follow.WaitForExit(20_000));
+        Assert.Contains($"{N(1)}  info     config: configuration reloaded: nothing changed", File.ReadAllText(followed), StringComparison.Ordinal);
         for (var i = 1; i <= 3; i++)
         {
             Assert.Contains($"{N(i)}: reloaded (nothing changed)", reload.Output, StringComparison.Ordinal);
