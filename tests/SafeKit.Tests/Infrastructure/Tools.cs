@@ -37,6 +37,16 @@ internal static class Tools
         Assert.SkipWhen(reason is not null, reason ?? string.Empty);
     }
 
+    /// <summary>Skips when this machine cannot mount FUSE file systems (root, /dev/fuse, libfuse3).</summary>
+    public static void RequireFuse()
+    {
+        string? reason = !SafeKit.Native.Host.Privileges.IsRoot ? "FUSE mounts need root"
+            : !File.Exists("/dev/fuse") ? "/dev/fuse is missing"
+            : !File.Exists("/usr/lib/x86_64-linux-gnu/libfuse3.so.3") ? "libfuse3 is not installed (./setup installs it)"
+            : null;
+        Assert.SkipWhen(reason is not null, reason ?? string.Empty);
+    }
+
     /// <summary>A short random tag for names of namespaces and labs this run creates.</summary>
     public static string RunTag() => "t" + Guid.NewGuid().ToString("N")[..7];
 

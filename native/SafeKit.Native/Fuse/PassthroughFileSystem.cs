@@ -1,0 +1,674 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using SafeKit.Native.Files;
+
+namespace SafeKit.Native.Fuse;
+
+// A reply that cannot be sent means the request was interrupted or the mount aborted: the kernel
+// no longer waits for it, so there is nothing to do (open and create close their descriptor).
+#pragma warning disable CA1806
+
+/// <summary>
+/// A FUSE file system that forwards every operation to a real directory (the data directory),
+/// after libfuse's passthrough_ll: one O_PATH descriptor per node, I/O through descriptors reopened
+/// via /proc/self/fd. What it adds: files and directories belong to the calling process's user
+/// and group with exactly the mode asked for (the daemon runs as root), renames with flags,
+/// O_DIRECT stripped for the real file (libfuse's buffers are not aligned) but honoured towards
+/// the kernel's cache. Every reply is a positive errno or data; nothing throws into native code.
+/// </summary>
+public sealed unsafe partial class PassthroughFileSystem : IDisposable
+{
+    /// <summary>How long the kernel may cache names and attributes (every change passes through here).</summary>
+    private const double CacheSeconds = 1.0;
+
+    private readonly InodeTable _inodes;
+    private readonly ConcurrentDictionary<ulong, DirectoryHandle> _directories = new();
+    private long _nextDirectory;
+
+    private PassthroughFileSystem(InodeTable inodes, string dataDirectory)
+    {
+        _inodes = inodes;
+        DataDirectory = dataDirectory;
+    }
+
+    /// <summary>The real directory behind the mount.</summary>
+    public string DataDirectory { get; }
+
+    /// <summary>Nodes the kernel currently holds (for tests and status).</summary>
+    public int NodeCount => _inodes.Count;
+
+    /// <summary>Opens the data directory (before mounting: the mount may hide it).</summary>
+    /// <exception cref="Interop.NativeException">It cannot be opened.</exception>
+    public static PassthroughFileSystem Open(string dataDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(dataDirectory);
+        var path = Utf8(dataDirectory);
+        int fd;
+        fixed (byte* p = path)
+        {
+            fd = Posix.OpenAt(Posix.AtFdCwd, p, Posix.OPath | Posix.ODirectory | Posix.OCloexec, 0);
+        }
+
+        if (fd < 0)
+        {
+            throw Interop.NativeException.FromLastError($"open {dataDirectory}");
+        }
+
+        Stat stat;
+        if (Posix.FStat(fd, &stat) < 0)
+        {
+            var errno = Posix.Errno;
+            Posix.Close(fd);
+            throw new Interop.NativeException($"stat {dataDirectory}", errno);
+        }
+
+        return new PassthroughFileSystem(new InodeTable(fd, stat.Dev, stat.Ino), dataDirectory);
+    }
+
+    public void Dispose()
+    {
+        foreach (var handle in _directories.Values)
+        {
+            Posix.CloseDir(handle.Stream);
+        }
+
+        _directories.Clear();
+        _inodes.Dispose();
+    }
+
+    internal static byte[] Utf8(string text) => System.Text.Encoding.UTF8.GetBytes(text + "\0");
+
+    /// <summary>"/proc/self/fd/N" as a NUL-terminated string in <paramref name="buffer"/> (≥ 32 bytes).</summary>
+    private static byte* ProcPath(int fd, byte* buffer)
+    {
+        ReadOnlySpan<byte> prefix = "/proc/self/fd/"u8;
+        var span = new Span<byte>(buffer, 32);
+        prefix.CopyTo(span);
+        System.Buffers.Text.Utf8Formatter.TryFormat(fd, span[prefix.Length..], out var written);
+        span[prefix.Length + written] = 0;
+        return buffer;
+    }
+
+    private Inode? Node(ulong id) => id == InodeTable.RootId ? _inodes.Root : _inodes.Find(id);
+
+    private static int Fail(nint request, int errno) => LibFuse.ReplyErr(request, errno == 0 ? Posix.EIO : errno);
+
+    private static int ReplyResult(nint request, int result) => LibFuse.ReplyErr(request, result < 0 ? Posix.Errno : 0);
+
+    /// <summary>Looks <paramref name="name"/> up in <paramref name="parent"/> and fills <paramref name="entry"/> (one more lookup); 0 or errno.</summary>
+    private int Lookup(Inode parent, byte* name, FuseEntryParam* entry)
+    {
+        var fd = Posix.OpenAt(parent.Fd, name, Posix.OPath | Posix.ONofollow | Posix.OCloexec, 0);
+        if (fd < 0)
+        {
+            return Posix.Errno;
+        }
+
+        *entry = default;
+        if (Posix.FStatAt(fd, (byte*)Empty, &entry->Attr, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) < 0)
+        {
+            var errno = Posix.Errno;
+            Posix.Close(fd);
+            return errno;
+        }
+
+        var inode = _inodes.Acquire(fd, entry->Attr.Dev, entry->Attr.Ino);
+        entry->Ino = inode.Id;
+        entry->AttrTimeout = CacheSeconds;
+        entry->EntryTimeout = CacheSeconds;
+        return 0;
+    }
+
+    /// <summary>"" for the *at calls with AT_EMPTY_PATH (kept for the life of the process).</summary>
+    private static readonly nint Empty = Marshal.StringToCoTaskMemUTF8(string.Empty);
+
+    /// <summary>After creating <paramref name="name"/>: owner and group of the caller (group of a set-group-ID parent kept), then the exact mode.</summary>
+    private static int TakeOwnership(nint request, Inode parent, byte* name, uint mode, bool symlink)
+    {
+        var context = LibFuse.RequestContext(request);
+        Stat parentStat;
+        var keepGroup = Posix.FStatAt(parent.Fd, (byte*)Empty, &parentStat, Posix.AtEmptyPath) == 0 && (parentStat.Mode & 0x400) != 0;
+        if (Posix.FChownAt(parent.Fd, name, context->Uid, keepGroup ? uint.MaxValue : context->Gid, Posix.AtSymlinkNofollow) < 0)
+        {
+            return Posix.Errno;
+        }
+
+        // chown as root clears set-ID bits, and the daemon's umask narrowed the mode: set it last.
+        return symlink || Posix.FChmodAt(parent.Fd, name, mode & 0xFFF, 0) == 0 ? 0 : Posix.Errno;
+    }
+
+    private void DoLookup(nint request, ulong parent, byte* name)
+    {
+        if (Node(parent) is not { } directory)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        FuseEntryParam entry;
+        var errno = Lookup(directory, name, &entry);
+        if (errno != 0)
+        {
+            Fail(request, errno);
+            return;
+        }
+
+        LibFuse.ReplyEntry(request, &entry);
+    }
+
+    private void DoForget(ulong id, ulong count) => _inodes.Forget(id, count);
+
+    private void DoGetattr(nint request, ulong id)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        Stat stat;
+        if (Posix.FStatAt(inode.Fd, (byte*)Empty, &stat, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        LibFuse.ReplyAttr(request, &stat, CacheSeconds);
+    }
+
+    private void DoSetattr(nint request, ulong id, Stat* attr, int toSet, FuseFileInfo* fileInfo)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var path = stackalloc byte[32];
+        ProcPath(inode.Fd, path);
+        var handle = fileInfo is null ? -1 : (int)fileInfo->Fh;
+        if ((toSet & FuseSetAttr.Mode) != 0 && (handle >= 0 ? Posix.FChmod(handle, attr->Mode) : Posix.FChmodAt(Posix.AtFdCwd, path, attr->Mode, 0)) < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        if ((toSet & (FuseSetAttr.Uid | FuseSetAttr.Gid)) != 0)
+        {
+            var uid = (toSet & FuseSetAttr.Uid) != 0 ? attr->Uid : uint.MaxValue;
+            var gid = (toSet & FuseSetAttr.Gid) != 0 ? attr->Gid : uint.MaxValue;
+            if (Posix.FChownAt(inode.Fd, (byte*)Empty, uid, gid, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) < 0)
+            {
+                Fail(request, Posix.Errno);
+                return;
+            }
+        }
+
+        if ((toSet & FuseSetAttr.Size) != 0 && (handle >= 0 ? Posix.FTruncate(handle, attr->Size) : Posix.Truncate(path, attr->Size)) < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        if ((toSet & (FuseSetAttr.Atime | FuseSetAttr.Mtime | FuseSetAttr.AtimeNow | FuseSetAttr.MtimeNow)) != 0)
+        {
+            var times = stackalloc Timespec[2];
+            times[0] = Time(toSet, FuseSetAttr.AtimeNow, FuseSetAttr.Atime, attr->Atime);
+            times[1] = Time(toSet, FuseSetAttr.MtimeNow, FuseSetAttr.Mtime, attr->Mtime);
+            if ((handle >= 0 ? Posix.FUtimens(handle, times) : Posix.UtimensAt(Posix.AtFdCwd, path, times, 0)) < 0)
+            {
+                Fail(request, Posix.Errno);
+                return;
+            }
+        }
+
+        DoGetattr(request, id);
+    }
+
+    private static Timespec Time(int toSet, int now, int given, Timespec value) =>
+        (toSet & now) != 0 ? new Timespec { Nanoseconds = Posix.UtimeNow }
+        : (toSet & given) != 0 ? value
+        : new Timespec { Nanoseconds = Posix.UtimeOmit };
+
+    private void DoReadlink(nint request, ulong id)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var buffer = stackalloc byte[4097];
+        var length = Posix.ReadlinkAt(inode.Fd, (byte*)Empty, buffer, 4096);
+        if (length < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        buffer[length] = 0;
+        LibFuse.ReplyReadlink(request, buffer);
+    }
+
+    /// <summary>mknod, mkdir and symlink: make it, give it to the caller, answer with its entry.</summary>
+    private void DoMake(nint request, ulong parent, byte* name, uint mode, ulong device, byte* linkTarget, bool directory)
+    {
+        if (Node(parent) is not { } dir)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var result = linkTarget is not null ? Posix.SymlinkAt(linkTarget, dir.Fd, name)
+            : directory ? Posix.MkdirAt(dir.Fd, name, mode & 0xFFF)
+            : Posix.MknodAt(dir.Fd, name, mode, device);
+        if (result < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        var errno = TakeOwnership(request, dir, name, mode, linkTarget is not null);
+        FuseEntryParam entry;
+        if (errno != 0 || (errno = Lookup(dir, name, &entry)) != 0)
+        {
+            Fail(request, errno);
+            return;
+        }
+
+        LibFuse.ReplyEntry(request, &entry);
+    }
+
+    private void DoRemove(nint request, ulong parent, byte* name, bool directory)
+    {
+        if (Node(parent) is not { } dir)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        ReplyResult(request, Posix.UnlinkAt(dir.Fd, name, directory ? Posix.AtRemoveDir : 0));
+    }
+
+    private void DoRename(nint request, ulong parent, byte* name, ulong newParent, byte* newName, uint flags)
+    {
+        if (Node(parent) is not { } from || Node(newParent) is not { } to)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        ReplyResult(request, Posix.RenameAt2(from.Fd, name, to.Fd, newName, flags));
+    }
+
+    private void DoLink(nint request, ulong id, ulong newParent, byte* newName)
+    {
+        if (Node(id) is not { } inode || Node(newParent) is not { } dir)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var path = stackalloc byte[32];
+        if (Posix.LinkAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), dir.Fd, newName, Posix.AtSymlinkFollow) < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        FuseEntryParam entry;
+        var errno = Lookup(dir, newName, &entry);
+        if (errno != 0)
+        {
+            Fail(request, errno);
+            return;
+        }
+
+        LibFuse.ReplyEntry(request, &entry);
+    }
+
+    /// <summary>Flags for the real file: no O_NOFOLLOW (we open /proc/self/fd/N), no O_DIRECT (unaligned buffers).</summary>
+    private static int RealFlags(int flags) => (flags & ~(Posix.ONofollow | Posix.ODirect)) | Posix.OCloexec;
+
+    private static void CacheMode(FuseFileInfo* fileInfo)
+    {
+        // O_DIRECT callers get no page cache on the mount, as on a local disk.
+        if ((fileInfo->Flags & Posix.ODirect) != 0)
+        {
+            fileInfo->Bits |= FuseFileInfo.DirectIo;
+        }
+    }
+
+    private void DoOpen(nint request, ulong id, FuseFileInfo* fileInfo)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var path = stackalloc byte[32];
+        var fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), RealFlags(fileInfo->Flags), 0);
+        if (fd < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        fileInfo->Fh = (ulong)fd;
+        CacheMode(fileInfo);
+        if (LibFuse.ReplyOpen(request, fileInfo) == -Posix.ENOENT)
+        {
+            // Interrupted: release will not come.
+            Posix.Close(fd);
+        }
+    }
+
+    private void DoCreate(nint request, ulong parent, byte* name, uint mode, FuseFileInfo* fileInfo)
+    {
+        if (Node(parent) is not { } dir)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat, mode & 0xFFF);
+        if (fd < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        var errno = TakeOwnership(request, dir, name, mode, symlink: false);
+        FuseEntryParam entry;
+        if (errno != 0 || (errno = Lookup(dir, name, &entry)) != 0)
+        {
+            Posix.Close(fd);
+            Fail(request, errno);
+            return;
+        }
+
+        fileInfo->Fh = (ulong)fd;
+        CacheMode(fileInfo);
+        if (LibFuse.ReplyCreate(request, &entry, fileInfo) == -Posix.ENOENT)
+        {
+            Posix.Close(fd);
+        }
+    }
+
+    private static void DoRead(nint request, nuint size, long offset, FuseFileInfo* fileInfo)
+    {
+        // Straight from the real file's descriptor: libfuse reads (or splices) it, no copy here.
+        var vector = new FuseBufVec { Count = 1 };
+        vector.Buf.Size = size;
+        vector.Buf.Flags = FuseBuf.IsFd | FuseBuf.FdSeek;
+        vector.Buf.Fd = (int)fileInfo->Fh;
+        vector.Buf.Pos = offset;
+        LibFuse.ReplyData(request, &vector, 0);
+    }
+
+    private static void DoWrite(nint request, byte* buffer, nuint size, long offset, FuseFileInfo* fileInfo)
+    {
+        var written = Posix.PWrite((int)fileInfo->Fh, buffer, size, offset);
+        if (written < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        LibFuse.ReplyWrite(request, (nuint)written);
+    }
+
+    private static void DoFlush(nint request, FuseFileInfo* fileInfo)
+    {
+        // close(dup(fd)) reports what a close of the application's descriptor would (NFS-style errors).
+        var copy = Posix.Dup((int)fileInfo->Fh);
+        ReplyResult(request, copy < 0 ? -1 : Posix.Close(copy));
+    }
+
+    private static void DoRelease(nint request, FuseFileInfo* fileInfo)
+    {
+        Posix.Close((int)fileInfo->Fh);
+        LibFuse.ReplyErr(request, 0);
+    }
+
+    private static void DoFsync(nint request, int datasync, FuseFileInfo* fileInfo) =>
+        ReplyResult(request, datasync != 0 ? Posix.FDataSync((int)fileInfo->Fh) : Posix.FSync((int)fileInfo->Fh));
+
+    private void DoOpendir(nint request, ulong id, FuseFileInfo* fileInfo)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var fd = Posix.OpenAt(inode.Fd, (byte*)Dot, Posix.ORdonly | Posix.ODirectory | Posix.OCloexec, 0);
+        if (fd < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        var stream = Posix.FdOpenDir(fd);
+        if (stream == 0)
+        {
+            var errno = Posix.Errno;
+            Posix.Close(fd);
+            Fail(request, errno);
+            return;
+        }
+
+        var handle = (ulong)Interlocked.Increment(ref _nextDirectory);
+        _directories[handle] = new DirectoryHandle(stream, fd);
+        fileInfo->Fh = handle;
+        if (LibFuse.ReplyOpen(request, fileInfo) == -Posix.ENOENT)
+        {
+            ReleaseDirectory(handle);
+        }
+    }
+
+    private static readonly nint Dot = Marshal.StringToCoTaskMemUTF8(".");
+
+    private void DoReaddir(nint request, nuint size, long offset, FuseFileInfo* fileInfo)
+    {
+        if (!_directories.TryGetValue(fileInfo->Fh, out var handle))
+        {
+            Fail(request, Posix.EBADF);
+            return;
+        }
+
+        var buffer = (byte*)NativeMemory.Alloc(size);
+        try
+        {
+            nuint used = 0;
+            lock (handle.Gate)
+            {
+                if (offset != handle.Offset)
+                {
+                    Posix.SeekDir(handle.Stream, offset);
+                    handle.Pending = null;
+                    handle.Offset = offset;
+                }
+
+                while (true)
+                {
+                    var entry = handle.Pending;
+                    if (entry is null)
+                    {
+                        entry = Posix.ReadDir(handle.Stream);
+                        if (entry is null)
+                        {
+                            break;
+                        }
+                    }
+
+                    handle.Pending = entry;
+                    var stat = default(Stat);
+                    stat.Ino = entry->Ino;
+                    stat.Mode = (uint)entry->Type << 12;
+                    var needed = LibFuse.AddDirentry(request, buffer + used, size - used, entry->Name, &stat, entry->Offset);
+                    if (needed > size - used)
+                    {
+                        break;
+                    }
+
+                    used += needed;
+                    handle.Offset = entry->Offset;
+                    handle.Pending = null;
+                }
+            }
+
+            LibFuse.ReplyBuf(request, buffer, used);
+        }
+        finally
+        {
+            NativeMemory.Free(buffer);
+        }
+    }
+
+    private void ReleaseDirectory(ulong handle)
+    {
+        if (_directories.TryRemove(handle, out var directory))
+        {
+            Posix.CloseDir(directory.Stream);
+        }
+    }
+
+    private void DoReleasedir(nint request, FuseFileInfo* fileInfo)
+    {
+        ReleaseDirectory(fileInfo->Fh);
+        LibFuse.ReplyErr(request, 0);
+    }
+
+    private void DoFsyncdir(nint request, int datasync, FuseFileInfo* fileInfo)
+    {
+        if (!_directories.TryGetValue(fileInfo->Fh, out var handle))
+        {
+            Fail(request, Posix.EBADF);
+            return;
+        }
+
+        ReplyResult(request, datasync != 0 ? Posix.FDataSync(handle.Fd) : Posix.FSync(handle.Fd));
+    }
+
+    private void DoStatfs(nint request, ulong id)
+    {
+        var inode = Node(id) ?? _inodes.Root;
+        StatVfs stat;
+        if (Posix.FStatVfs(inode.Fd, &stat) < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        LibFuse.ReplyStatfs(request, &stat);
+    }
+
+    private void DoSetxattr(nint request, ulong id, byte* name, byte* value, nuint size, int flags)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var path = stackalloc byte[32];
+        ReplyResult(request, Posix.SetXattr(ProcPath(inode.Fd, path), name, value, size, flags));
+    }
+
+    private void DoGetxattr(nint request, ulong id, byte* name, nuint size)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var path = stackalloc byte[32];
+        ProcPath(inode.Fd, path);
+        if (size == 0)
+        {
+            var needed = Posix.GetXattr(path, name, null, 0);
+            _ = needed < 0 ? Fail(request, Posix.Errno) : LibFuse.ReplyXattr(request, (nuint)needed);
+            return;
+        }
+
+        var buffer = (byte*)NativeMemory.Alloc(size);
+        try
+        {
+            var length = Posix.GetXattr(path, name, buffer, size);
+            _ = length < 0 ? Fail(request, Posix.Errno) : LibFuse.ReplyBuf(request, buffer, (nuint)length);
+        }
+        finally
+        {
+            NativeMemory.Free(buffer);
+        }
+    }
+
+    private void DoListxattr(nint request, ulong id, nuint size)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var path = stackalloc byte[32];
+        ProcPath(inode.Fd, path);
+        if (size == 0)
+        {
+            var needed = Posix.ListXattr(path, null, 0);
+            _ = needed < 0 ? Fail(request, Posix.Errno) : LibFuse.ReplyXattr(request, (nuint)needed);
+            return;
+        }
+
+        var buffer = (byte*)NativeMemory.Alloc(size);
+        try
+        {
+            var length = Posix.ListXattr(path, buffer, size);
+            _ = length < 0 ? Fail(request, Posix.Errno) : LibFuse.ReplyBuf(request, buffer, (nuint)length);
+        }
+        finally
+        {
+            NativeMemory.Free(buffer);
+        }
+    }
+
+    private void DoRemovexattr(nint request, ulong id, byte* name)
+    {
+        if (Node(id) is not { } inode)
+        {
+            Fail(request, Posix.ENOENT);
+            return;
+        }
+
+        var path = stackalloc byte[32];
+        ReplyResult(request, Posix.RemoveXattr(ProcPath(inode.Fd, path), name));
+    }
+
+    private static void DoFallocate(nint request, int mode, long offset, long length, FuseFileInfo* fileInfo) =>
+        ReplyResult(request, Posix.FAllocate((int)fileInfo->Fh, mode, offset, length));
+
+    private static void DoFlock(nint request, FuseFileInfo* fileInfo, int operation) =>
+        ReplyResult(request, Posix.Flock((int)fileInfo->Fh, operation));
+
+    private static void DoCopyFileRange(nint request, long offsetIn, FuseFileInfo* fileIn, long offsetOut, FuseFileInfo* fileOut, nuint length, int flags)
+    {
+        var copied = Posix.CopyFileRange((int)fileIn->Fh, &offsetIn, (int)fileOut->Fh, &offsetOut, length, (uint)flags);
+        _ = copied < 0 ? Fail(request, Posix.Errno) : LibFuse.ReplyWrite(request, (nuint)copied);
+    }
+
+    private static void DoLseek(nint request, long offset, int whence, FuseFileInfo* fileInfo)
+    {
+        var result = Posix.LSeek((int)fileInfo->Fh, offset, whence);
+        _ = result < 0 ? Fail(request, Posix.Errno) : LibFuse.ReplyLseek(request, result);
+    }
+
+    private static void DoInit(FuseConnInfo* connection)
+    {
+        // Writes go through the daemon one by one (no writeback cache): each is replicated before it returns.
+        connection->Want &= ~FuseCapabilities.WritebackCache;
+        connection->Want |= connection->Capable & (FuseCapabilities.FlockLocks | FuseCapabilities.PosixAcl);
+    }
+}

@@ -1,0 +1,144 @@
+using SafeKit.Native.Fuse;
+using SafeKit.Native.Host;
+using SafeKit.Tests.Infrastructure;
+
+namespace SafeKit.Tests.Mirror;
+
+/// <summary>
+/// The FUSE pass-through file system on a real mount (libfuse3, /dev/fuse): the operations real
+/// applications do give the same results, errors and metadata as on a plain directory, the real
+/// files behind the mount hold exactly that, and files belong to the user who made them.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class PassthroughMountTests
+{
+    private static readonly string Workload = Path.Combine(AppContext.BaseDirectory, "Mirror", "fs_workload.py");
+
+    private sealed class MountedDirectory : IDisposable
+    {
+        private readonly DirectoryInfo _base = Directory.CreateTempSubdirectory("sk-fuse-");
+        private readonly PassthroughFileSystem _fileSystem;
+        private readonly FuseMount _mount;
+
+        public MountedDirectory()
+        {
+            File.SetUnixFileMode(_base.FullName, (UnixFileMode)0x1ED);
+            Data = Directory.CreateDirectory(Path.Combine(_base.FullName, "data")).FullName;
+            Mountpoint = Directory.CreateDirectory(Path.Combine(_base.FullName, "mnt")).FullName;
+            Plain = Directory.CreateDirectory(Path.Combine(_base.FullName, "plain")).FullName;
+            _fileSystem = PassthroughFileSystem.Open(Data);
+            _mount = FuseMount.Mount(_fileSystem, Mountpoint, "safekit-test");
+        }
+
+        public string Data { get; }
+
+        public string Mountpoint { get; }
+
+        public string Plain { get; }
+
+        public int Nodes => _fileSystem.NodeCount;
+
+        public void Dispose()
+        {
+            _mount.Dispose();
+            _fileSystem.Dispose();
+            _base.Delete(recursive: true);
+        }
+    }
+
+    private static string Python(params string[] arguments)
+    {
+        var result = CommandRunner.Run("/usr/bin/python3", arguments, timeout: TimeSpan.FromMinutes(2));
+        Assert.True(result.Succeeded, $"python3 {string.Join(' ', arguments)}: {result.Output}{result.Error}");
+        return result.Output;
+    }
+
+    private static bool Mounted(string path) => File.ReadAllLines("/proc/self/mountinfo").Any(l => l.Split(' ')[4] == path);
+
+    [Fact]
+    public void Workload_OnTheMount_MatchesAPlainDirectory_AndTheRealFilesHoldIt()
+    {
+        Tools.RequireFuse();
+        string onMount;
+        string mountTree;
+        string dataTree;
+        string mountpoint;
+        using (var dir = new MountedDirectory())
+        {
+            mountpoint = dir.Mountpoint;
+            Assert.True(Mounted(dir.Mountpoint));
+            var plain = Python(Workload, dir.Plain);
+            onMount = Python(Workload, dir.Mountpoint);
+            Assert.Equal(plain, onMount);
+            mountTree = Python(Workload, dir.Mountpoint, "dump");
+            dataTree = Python(Workload, dir.Data, "dump");
+        }
+
+        Assert.Equal(mountTree, dataTree);
+        Assert.Contains("append: ok b'first line\\nsecond line\\nthird line\\n'", onMount, StringComparison.Ordinal);
+        Assert.Contains("rename exchange: ok", onMount, StringComparison.Ordinal);
+        Assert.Contains("acl=user::rw-;user:4321:rw-", mountTree, StringComparison.Ordinal);
+        Assert.False(Mounted(mountpoint), "the mount is gone after dispose");
+    }
+
+    [Fact]
+    public void FilesBelongToTheCaller_AndPermissionsAreEnforced()
+    {
+        Tools.RequireFuse();
+        using var dir = new MountedDirectory();
+        var shared = Path.Combine(dir.Mountpoint, "shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)0x3FF); // 1777
+        var closed = Path.Combine(dir.Mountpoint, "closed");
+        Directory.CreateDirectory(closed);
+        File.SetUnixFileMode(closed, (UnixFileMode)0x1ED); // 0755, root's
+
+        var asNobody = CommandRunner.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", $$"""
+            import os
+            os.umask(0o027)
+            open("{{shared}}/mine", "w").write("x")
+            os.mkdir("{{shared}}/mydir", 0o777)
+            os.symlink("mine", "{{shared}}/mylink")
+            try:
+                open("{{closed}}/theirs", "w")
+                print("written")
+            except PermissionError:
+                print("EACCES")
+            """]);
+        Assert.True(asNobody.Succeeded, asNobody.Error);
+        Assert.Equal("EACCES", asNobody.Output.Trim());
+        foreach (var (name, mode) in new[] { ("mine", "100640"), ("mydir", "40750"), ("mylink", "120777") })
+        {
+            var stat = CommandRunner.RunChecked("stat", ["-c", "%u:%g %f", Path.Combine(dir.Data, "shared", name)]).Trim().Split(' ');
+            Assert.Equal("65534:65534", stat[0]);
+            Assert.Equal(mode, Convert.ToString(Convert.ToInt32(stat[1], 16), 8));
+        }
+
+        Assert.False(File.Exists(Path.Combine(dir.Data, "closed", "theirs")));
+    }
+
+    [Fact]
+    public void ManyFilesAndConcurrentWriters_LeaveNoNodeBehindAfterTheKernelForgets()
+    {
+        Tools.RequireFuse();
+        using var dir = new MountedDirectory();
+        Parallel.For(0, 8, writer =>
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(dir.Mountpoint, $"w{writer}")).FullName;
+            for (var i = 0; i < 200; i++)
+            {
+                File.WriteAllBytes(Path.Combine(folder, $"f{i}"), new byte[1000 + i]);
+            }
+        });
+        for (var writer = 0; writer < 8; writer++)
+        {
+            var files = Directory.GetFiles(Path.Combine(dir.Data, $"w{writer}"));
+            Assert.Equal(200, files.Length);
+            Assert.All(files, f => Assert.Equal(1000 + int.Parse(Path.GetFileName(f)[1..], System.Globalization.CultureInfo.InvariantCulture), new FileInfo(f).Length));
+        }
+
+        // Dropping the kernel's caches makes it forget every node it does not use.
+        File.WriteAllText("/proc/sys/vm/drop_caches", "2");
+        LabInstance.WaitUntil(() => dir.Nodes <= 2, "the kernel forgot the nodes", 10);
+    }
+}
