@@ -5,11 +5,15 @@ namespace SafeKit.Native.Fuse;
 /// <summary>An open directory being listed: the libc DIR stream, its descriptor, where the kernel is.</summary>
 internal sealed unsafe class DirectoryHandle
 {
-    public DirectoryHandle(nint stream, int fd)
+    public DirectoryHandle(nint stream, int fd, ulong node)
     {
         Stream = stream;
         Fd = fd;
+        Node = node;
     }
+
+    /// <summary>The directory's node id.</summary>
+    public ulong Node { get; }
 
     public nint Stream { get; }
 

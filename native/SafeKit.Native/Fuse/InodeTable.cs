@@ -73,7 +73,7 @@ internal sealed class InodeTable : IDisposable
     /// The node of the file <paramref name="fd"/> designates, with one more lookup; takes ownership
     /// of <paramref name="fd"/> (closed when the file already has a node).
     /// </summary>
-    public Inode Acquire(int fd, ulong device, ulong number)
+    public Inode Acquire(int fd, ulong device, ulong number, out bool created)
     {
         lock (_gate)
         {
@@ -81,33 +81,38 @@ internal sealed class InodeTable : IDisposable
             {
                 known.Lookups++;
                 Posix.Close(fd);
+                created = false;
                 return known;
             }
 
             var inode = new Inode(_nextId++, fd, device, number) { Lookups = 1 };
             _byId[inode.Id] = inode;
             _byFile[(device, number)] = inode;
+            created = true;
             return inode;
         }
     }
 
-    /// <summary>Drops <paramref name="count"/> lookups; the node goes (and its descriptor closes) at zero.</summary>
-    public void Forget(ulong id, ulong count)
+    /// <summary>Drops <paramref name="count"/> lookups; the node goes (and its descriptor closes) at zero: then true.</summary>
+    public bool Forget(ulong id, ulong count)
     {
         lock (_gate)
         {
             if (id == RootId || !_byId.TryGetValue(id, out var inode))
             {
-                return;
+                return false;
             }
 
             inode.Lookups = count >= inode.Lookups ? 0 : inode.Lookups - count;
-            if (inode.Lookups == 0)
+            if (inode.Lookups > 0)
             {
-                _byId.Remove(id);
-                _byFile.Remove((inode.Device, inode.Number));
-                Posix.Close(inode.Fd);
+                return false;
             }
+
+            _byId.Remove(id);
+            _byFile.Remove((inode.Device, inode.Number));
+            Posix.Close(inode.Fd);
+            return true;
         }
     }
 

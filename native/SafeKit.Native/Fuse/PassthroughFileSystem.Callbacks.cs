@@ -186,7 +186,7 @@ public sealed unsafe partial class PassthroughFileSystem
     [UnmanagedCallersOnly]
     private static void OnWrite(nint request, ulong id, byte* buffer, nuint size, long offset, FuseFileInfo* fileInfo)
     {
-        try { DoWrite(request, buffer, size, offset, fileInfo); } catch (Exception) { Failed(request); }
+        try { Of(request).DoWrite(request, buffer, size, offset, fileInfo); } catch (Exception) { Failed(request); }
     }
 
     [UnmanagedCallersOnly]
@@ -198,13 +198,13 @@ public sealed unsafe partial class PassthroughFileSystem
     [UnmanagedCallersOnly]
     private static void OnRelease(nint request, ulong id, FuseFileInfo* fileInfo)
     {
-        try { DoRelease(request, fileInfo); } catch (Exception) { Failed(request); }
+        try { Of(request).DoRelease(request, fileInfo); } catch (Exception) { Failed(request); }
     }
 
     [UnmanagedCallersOnly]
     private static void OnFsync(nint request, ulong id, int datasync, FuseFileInfo* fileInfo)
     {
-        try { DoFsync(request, datasync, fileInfo); } catch (Exception) { Failed(request); }
+        try { Of(request).DoFsync(request, datasync, fileInfo); } catch (Exception) { Failed(request); }
     }
 
     [UnmanagedCallersOnly]
@@ -270,13 +270,13 @@ public sealed unsafe partial class PassthroughFileSystem
     [UnmanagedCallersOnly]
     private static void OnFallocate(nint request, ulong id, int mode, long offset, long length, FuseFileInfo* fileInfo)
     {
-        try { DoFallocate(request, mode, offset, length, fileInfo); } catch (Exception) { Failed(request); }
+        try { Of(request).DoFallocate(request, mode, offset, length, fileInfo); } catch (Exception) { Failed(request); }
     }
 
     [UnmanagedCallersOnly]
     private static void OnCopyFileRange(nint request, ulong idIn, long offsetIn, FuseFileInfo* fileIn, ulong idOut, long offsetOut, FuseFileInfo* fileOut, nuint length, int flags)
     {
-        try { DoCopyFileRange(request, offsetIn, fileIn, offsetOut, fileOut, length, flags); } catch (Exception) { Failed(request); }
+        try { Of(request).DoCopyFileRange(request, offsetIn, fileIn, offsetOut, fileOut, length, flags); } catch (Exception) { Failed(request); }
     }
 
     [UnmanagedCallersOnly]

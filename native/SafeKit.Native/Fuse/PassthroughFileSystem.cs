@@ -21,14 +21,26 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     /// <summary>How long the kernel may cache names and attributes (every change passes through here).</summary>
     private const double CacheSeconds = 1.0;
 
+    /// <summary>Room for a record: ids, numbers, a name (≤ 255 bytes) and a symlink target (≤ 4096).</summary>
+    private const int RecordSize = 4608;
+
     private readonly InodeTable _inodes;
     private readonly ConcurrentDictionary<ulong, DirectoryHandle> _directories = new();
+    private readonly IReplicationSink? _sink;
+
+    /// <summary>
+    /// Held from a change to its enqueueing: the replication stream is in the order the changes
+    /// were made here, so SECOND replays the same history (a create in a directory renamed at the
+    /// same moment lands where it landed here).
+    /// </summary>
+    private readonly Lock _sequence = new();
     private long _nextDirectory;
 
-    private PassthroughFileSystem(InodeTable inodes, string dataDirectory)
+    private PassthroughFileSystem(InodeTable inodes, string dataDirectory, IReplicationSink? sink)
     {
         _inodes = inodes;
         DataDirectory = dataDirectory;
+        _sink = sink;
     }
 
     /// <summary>The real directory behind the mount.</summary>
@@ -39,7 +51,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
 
     /// <summary>Opens the data directory (before mounting: the mount may hide it).</summary>
     /// <exception cref="Interop.NativeException">It cannot be opened.</exception>
-    public static PassthroughFileSystem Open(string dataDirectory)
+    public static PassthroughFileSystem Open(string dataDirectory, IReplicationSink? sink = null)
     {
         ArgumentNullException.ThrowIfNull(dataDirectory);
         var path = Utf8(dataDirectory);
@@ -62,7 +74,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             throw new Interop.NativeException($"stat {dataDirectory}", errno);
         }
 
-        return new PassthroughFileSystem(new InodeTable(fd, stat.Dev, stat.Ino), dataDirectory);
+        return new PassthroughFileSystem(new InodeTable(fd, stat.Dev, stat.Ino), dataDirectory, sink);
     }
 
     public void Dispose()
@@ -91,12 +103,18 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
 
     private Inode? Node(ulong id) => id == InodeTable.RootId ? _inodes.Root : _inodes.Find(id);
 
+    private static ReadOnlySpan<byte> Name(byte* name) => MemoryMarshal.CreateReadOnlySpanFromNullTerminated(name);
+
+    /// <summary>Hands a change to the sink (under <see cref="_sequence"/>).</summary>
+    private ReplicationTicket Send(MutationKind kind, scoped ReadOnlySpan<byte> record, bool changes, bool durable = false, scoped ReadOnlySpan<byte> data = default) =>
+        _sink?.Enqueue(kind, record, data, durable, changes) ?? ReplicationTicket.None;
+
     private static int Fail(nint request, int errno) => LibFuse.ReplyErr(request, errno == 0 ? Posix.EIO : errno);
 
     private static int ReplyResult(nint request, int result) => LibFuse.ReplyErr(request, result < 0 ? Posix.Errno : 0);
 
     /// <summary>Looks <paramref name="name"/> up in <paramref name="parent"/> and fills <paramref name="entry"/> (one more lookup); 0 or errno.</summary>
-    private int Lookup(Inode parent, byte* name, FuseEntryParam* entry)
+    private int Lookup(Inode parent, byte* name, FuseEntryParam* entry, bool bind = false)
     {
         var fd = Posix.OpenAt(parent.Fd, name, Posix.OPath | Posix.ONofollow | Posix.OCloexec, 0);
         if (fd < 0)
@@ -112,7 +130,18 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return errno;
         }
 
-        var inode = _inodes.Acquire(fd, entry->Attr.Dev, entry->Attr.Ino);
+        var inode = _inodes.Acquire(fd, entry->Attr.Dev, entry->Attr.Ino, out var created);
+        if (created && bind && _sink is not null)
+        {
+            // A node met by name: SECOND learns which of its files the id means before anything uses it.
+            Span<byte> buffer = stackalloc byte[RecordSize];
+            var record = new MutationWriter(buffer);
+            record.U64(parent.Id);
+            record.U64(inode.Id);
+            record.Bytes(Name(name));
+            Send(MutationKind.Bind, record.Written, changes: false);
+        }
+
         entry->Ino = inode.Id;
         entry->AttrTimeout = CacheSeconds;
         entry->EntryTimeout = CacheSeconds;
@@ -146,7 +175,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         FuseEntryParam entry;
-        var errno = Lookup(directory, name, &entry);
+        int errno;
+        lock (_sequence)
+        {
+            errno = Lookup(directory, name, &entry, bind: true);
+        }
+
         if (errno != 0)
         {
             Fail(request, errno);
@@ -156,7 +190,19 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         LibFuse.ReplyEntry(request, &entry);
     }
 
-    private void DoForget(ulong id, ulong count) => _inodes.Forget(id, count);
+    private void DoForget(ulong id, ulong count)
+    {
+        lock (_sequence)
+        {
+            if (_inodes.Forget(id, count) && _sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[8];
+                var record = new MutationWriter(buffer);
+                record.U64(id);
+                Send(MutationKind.Forget, record.Written, changes: false);
+            }
+        }
+    }
 
     private void DoGetattr(nint request, ulong id)
     {
@@ -184,13 +230,58 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
+        var ticket = ReplicationTicket.None;
+        int errno;
+        lock (_sequence)
+        {
+            var done = 0;
+            errno = ApplySetattr(inode, attr, toSet, fileInfo, ref done);
+            if (done != 0 && _sink is not null)
+            {
+                // The times as they resulted here ("now" is PRIM's now), so both copies carry the same.
+                Stat after;
+                Posix.FStatAt(inode.Fd, (byte*)Empty, &after, Posix.AtEmptyPath | Posix.AtSymlinkNofollow);
+                Span<byte> buffer = stackalloc byte[96];
+                var record = new MutationWriter(buffer);
+                record.U64(id);
+                record.I64(fileInfo is null ? -1 : (long)fileInfo->Fh);
+                record.I32(done);
+                record.U32(attr->Mode);
+                record.U32(attr->Uid);
+                record.U32(attr->Gid);
+                record.I64(attr->Size);
+                record.I64(after.Atime.Seconds);
+                record.I64(after.Atime.Nanoseconds);
+                record.I64(after.Mtime.Seconds);
+                record.I64(after.Mtime.Nanoseconds);
+                ticket = Send(MutationKind.Setattr, record.Written, changes: true);
+            }
+        }
+
+        ticket.Wait();
+        if (errno != 0)
+        {
+            Fail(request, errno);
+            return;
+        }
+
+        DoGetattr(request, id);
+    }
+
+    /// <summary>Applies what <paramref name="toSet"/> asks, in order, recording in <paramref name="done"/> what succeeded; 0 or errno.</summary>
+    private static int ApplySetattr(Inode inode, Stat* attr, int toSet, FuseFileInfo* fileInfo, ref int done)
+    {
         var path = stackalloc byte[32];
         ProcPath(inode.Fd, path);
         var handle = fileInfo is null ? -1 : (int)fileInfo->Fh;
-        if ((toSet & FuseSetAttr.Mode) != 0 && (handle >= 0 ? Posix.FChmod(handle, attr->Mode) : Posix.FChmodAt(Posix.AtFdCwd, path, attr->Mode, 0)) < 0)
+        if ((toSet & FuseSetAttr.Mode) != 0)
         {
-            Fail(request, Posix.Errno);
-            return;
+            if ((handle >= 0 ? Posix.FChmod(handle, attr->Mode) : Posix.FChmodAt(Posix.AtFdCwd, path, attr->Mode, 0)) < 0)
+            {
+                return Posix.Errno;
+            }
+
+            done |= FuseSetAttr.Mode;
         }
 
         if ((toSet & (FuseSetAttr.Uid | FuseSetAttr.Gid)) != 0)
@@ -199,30 +290,37 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             var gid = (toSet & FuseSetAttr.Gid) != 0 ? attr->Gid : uint.MaxValue;
             if (Posix.FChownAt(inode.Fd, (byte*)Empty, uid, gid, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) < 0)
             {
-                Fail(request, Posix.Errno);
-                return;
+                return Posix.Errno;
             }
+
+            done |= toSet & (FuseSetAttr.Uid | FuseSetAttr.Gid);
         }
 
-        if ((toSet & FuseSetAttr.Size) != 0 && (handle >= 0 ? Posix.FTruncate(handle, attr->Size) : Posix.Truncate(path, attr->Size)) < 0)
+        if ((toSet & FuseSetAttr.Size) != 0)
         {
-            Fail(request, Posix.Errno);
-            return;
+            if ((handle >= 0 ? Posix.FTruncate(handle, attr->Size) : Posix.Truncate(path, attr->Size)) < 0)
+            {
+                return Posix.Errno;
+            }
+
+            done |= FuseSetAttr.Size;
         }
 
-        if ((toSet & (FuseSetAttr.Atime | FuseSetAttr.Mtime | FuseSetAttr.AtimeNow | FuseSetAttr.MtimeNow)) != 0)
+        const int Times = FuseSetAttr.Atime | FuseSetAttr.Mtime | FuseSetAttr.AtimeNow | FuseSetAttr.MtimeNow;
+        if ((toSet & Times) != 0)
         {
             var times = stackalloc Timespec[2];
             times[0] = Time(toSet, FuseSetAttr.AtimeNow, FuseSetAttr.Atime, attr->Atime);
             times[1] = Time(toSet, FuseSetAttr.MtimeNow, FuseSetAttr.Mtime, attr->Mtime);
             if ((handle >= 0 ? Posix.FUtimens(handle, times) : Posix.UtimensAt(Posix.AtFdCwd, path, times, 0)) < 0)
             {
-                Fail(request, Posix.Errno);
-                return;
+                return Posix.Errno;
             }
+
+            done |= toSet & Times;
         }
 
-        DoGetattr(request, id);
+        return 0;
     }
 
     private static Timespec Time(int toSet, int now, int given, Timespec value) =>
@@ -259,18 +357,54 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        var result = linkTarget is not null ? Posix.SymlinkAt(linkTarget, dir.Fd, name)
-            : directory ? Posix.MkdirAt(dir.Fd, name, mode & 0xFFF)
-            : Posix.MknodAt(dir.Fd, name, mode, device);
-        if (result < 0)
+        FuseEntryParam entry = default;
+        int errno;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
         {
-            Fail(request, Posix.Errno);
-            return;
+            var result = linkTarget is not null ? Posix.SymlinkAt(linkTarget, dir.Fd, name)
+                : directory ? Posix.MkdirAt(dir.Fd, name, mode & 0xFFF)
+                : Posix.MknodAt(dir.Fd, name, mode, device);
+            errno = result < 0 ? Posix.Errno : TakeOwnership(request, dir, name, mode, linkTarget is not null);
+            if (result == 0 && errno == 0)
+            {
+                errno = Lookup(dir, name, &entry);
+            }
+
+            if (result == 0 && _sink is not null)
+            {
+                // Even when a later step failed the name exists here: SECOND gets it too, as it is.
+                Stat made;
+                Posix.FStatAt(dir.Fd, name, &made, Posix.AtSymlinkNofollow);
+                Span<byte> buffer = stackalloc byte[RecordSize];
+                var record = new MutationWriter(buffer);
+                record.U64(dir.Id);
+                record.U64(errno == 0 ? entry.Ino : 0);
+                var kind = linkTarget is not null ? MutationKind.Symlink : directory ? MutationKind.Mkdir : MutationKind.Mknod;
+                if (kind != MutationKind.Symlink)
+                {
+                    record.U32(made.Mode);
+                }
+
+                if (kind == MutationKind.Mknod)
+                {
+                    record.U64(made.Rdev);
+                }
+
+                record.U32(made.Uid);
+                record.U32(made.Gid);
+                record.Bytes(Name(name));
+                if (kind == MutationKind.Symlink)
+                {
+                    record.Bytes(Name(linkTarget));
+                }
+
+                ticket = Send(kind, record.Written, changes: true);
+            }
         }
 
-        var errno = TakeOwnership(request, dir, name, mode, linkTarget is not null);
-        FuseEntryParam entry;
-        if (errno != 0 || (errno = Lookup(dir, name, &entry)) != 0)
+        ticket.Wait();
+        if (errno != 0)
         {
             Fail(request, errno);
             return;
@@ -287,7 +421,28 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        ReplyResult(request, Posix.UnlinkAt(dir.Fd, name, directory ? Posix.AtRemoveDir : 0));
+        int result;
+        var errno = 0;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            result = Posix.UnlinkAt(dir.Fd, name, directory ? Posix.AtRemoveDir : 0);
+            if (result < 0)
+            {
+                errno = Posix.Errno;
+            }
+            else if (_sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[RecordSize];
+                var record = new MutationWriter(buffer);
+                record.U64(dir.Id);
+                record.Bytes(Name(name));
+                ticket = Send(directory ? MutationKind.Rmdir : MutationKind.Unlink, record.Written, changes: true);
+            }
+        }
+
+        ticket.Wait();
+        LibFuse.ReplyErr(request, errno);
     }
 
     private void DoRename(nint request, ulong parent, byte* name, ulong newParent, byte* newName, uint flags)
@@ -298,7 +453,29 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        ReplyResult(request, Posix.RenameAt2(from.Fd, name, to.Fd, newName, flags));
+        var errno = 0;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            if (Posix.RenameAt2(from.Fd, name, to.Fd, newName, flags) < 0)
+            {
+                errno = Posix.Errno;
+            }
+            else if (_sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[RecordSize];
+                var record = new MutationWriter(buffer);
+                record.U64(from.Id);
+                record.U64(to.Id);
+                record.U32(flags);
+                record.Bytes(Name(name));
+                record.Bytes(Name(newName));
+                ticket = Send(MutationKind.Rename, record.Written, changes: true);
+            }
+        }
+
+        ticket.Wait();
+        LibFuse.ReplyErr(request, errno);
     }
 
     private void DoLink(nint request, ulong id, ulong newParent, byte* newName)
@@ -310,14 +487,31 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         var path = stackalloc byte[32];
-        if (Posix.LinkAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), dir.Fd, newName, Posix.AtSymlinkFollow) < 0)
+        FuseEntryParam entry = default;
+        var errno = 0;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
         {
-            Fail(request, Posix.Errno);
-            return;
+            if (Posix.LinkAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), dir.Fd, newName, Posix.AtSymlinkFollow) < 0)
+            {
+                errno = Posix.Errno;
+            }
+            else
+            {
+                errno = Lookup(dir, newName, &entry);
+                if (_sink is not null)
+                {
+                    Span<byte> buffer = stackalloc byte[RecordSize];
+                    var record = new MutationWriter(buffer);
+                    record.U64(id);
+                    record.U64(dir.Id);
+                    record.Bytes(Name(newName));
+                    ticket = Send(MutationKind.Link, record.Written, changes: true);
+                }
+            }
         }
 
-        FuseEntryParam entry;
-        var errno = Lookup(dir, newName, &entry);
+        ticket.Wait();
         if (errno != 0)
         {
             Fail(request, errno);
@@ -348,19 +542,35 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         var path = stackalloc byte[32];
-        var fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), RealFlags(fileInfo->Flags), 0);
+        int fd;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), RealFlags(fileInfo->Flags), 0);
+            if (fd >= 0 && _sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[24];
+                var record = new MutationWriter(buffer);
+                record.U64(id);
+                record.U64((ulong)fd);
+                record.I32(fileInfo->Flags);
+                ticket = Send(MutationKind.Open, record.Written, changes: (fileInfo->Flags & Posix.OTrunc) != 0);
+            }
+        }
+
         if (fd < 0)
         {
             Fail(request, Posix.Errno);
             return;
         }
 
+        ticket.Wait();
         fileInfo->Fh = (ulong)fd;
         CacheMode(fileInfo);
         if (LibFuse.ReplyOpen(request, fileInfo) == -Posix.ENOENT)
         {
             // Interrupted: release will not come.
-            Posix.Close(fd);
+            Release(fd);
         }
     }
 
@@ -372,18 +582,52 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        var fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat, mode & 0xFFF);
-        if (fd < 0)
+        FuseEntryParam entry = default;
+        int fd;
+        var errno = 0;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
         {
-            Fail(request, Posix.Errno);
-            return;
+            fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat, mode & 0xFFF);
+            if (fd < 0)
+            {
+                errno = Posix.Errno;
+            }
+            else
+            {
+                errno = TakeOwnership(request, dir, name, mode, symlink: false);
+                if (errno == 0)
+                {
+                    errno = Lookup(dir, name, &entry);
+                }
+
+                if (_sink is not null)
+                {
+                    Stat made;
+                    Posix.FStat(fd, &made);
+                    Span<byte> buffer = stackalloc byte[RecordSize];
+                    var record = new MutationWriter(buffer);
+                    record.U64(dir.Id);
+                    record.U64(errno == 0 ? entry.Ino : 0);
+                    record.U64((ulong)fd);
+                    record.I32(fileInfo->Flags);
+                    record.U32(made.Mode);
+                    record.U32(made.Uid);
+                    record.U32(made.Gid);
+                    record.Bytes(Name(name));
+                    ticket = Send(MutationKind.Create, record.Written, changes: true);
+                }
+            }
         }
 
-        var errno = TakeOwnership(request, dir, name, mode, symlink: false);
-        FuseEntryParam entry;
-        if (errno != 0 || (errno = Lookup(dir, name, &entry)) != 0)
+        ticket.Wait();
+        if (errno != 0)
         {
-            Posix.Close(fd);
+            if (fd >= 0)
+            {
+                Release(fd);
+            }
+
             Fail(request, errno);
             return;
         }
@@ -392,8 +636,27 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         CacheMode(fileInfo);
         if (LibFuse.ReplyCreate(request, &entry, fileInfo) == -Posix.ENOENT)
         {
-            Posix.Close(fd);
+            Release(fd);
         }
+    }
+
+    /// <summary>Closes a file handle here and on SECOND.</summary>
+    private void Release(int fd)
+    {
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            Posix.Close(fd);
+            if (_sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[8];
+                var record = new MutationWriter(buffer);
+                record.U64((ulong)fd);
+                ticket = Send(MutationKind.Release, record.Written, changes: false);
+            }
+        }
+
+        ticket.Wait();
     }
 
     private static void DoRead(nint request, nuint size, long offset, FuseFileInfo* fileInfo)
@@ -407,15 +670,39 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         LibFuse.ReplyData(request, &vector, 0);
     }
 
-    private static void DoWrite(nint request, byte* buffer, nuint size, long offset, FuseFileInfo* fileInfo)
+    private void DoWrite(nint request, byte* buffer, nuint size, long offset, FuseFileInfo* fileInfo)
     {
-        var written = Posix.PWrite((int)fileInfo->Fh, buffer, size, offset);
+        var fd = (int)fileInfo->Fh;
+        nint written;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            written = Posix.PWrite(fd, buffer, size, offset);
+            if (written > 0 && _sink is not null)
+            {
+                if ((fileInfo->Flags & Posix.OAppend) != 0)
+                {
+                    // O_APPEND wrote at the end, wherever the kernel thought that was: send where it went.
+                    Stat after;
+                    Posix.FStat(fd, &after);
+                    offset = after.Size - written;
+                }
+
+                Span<byte> header = stackalloc byte[16];
+                var record = new MutationWriter(header);
+                record.U64((ulong)fd);
+                record.I64(offset);
+                ticket = Send(MutationKind.Write, record.Written, changes: true, durable: (fileInfo->Flags & Posix.ODsync) != 0, data: new ReadOnlySpan<byte>(buffer, (int)written));
+            }
+        }
+
         if (written < 0)
         {
             Fail(request, Posix.Errno);
             return;
         }
 
+        ticket.Wait();
         LibFuse.ReplyWrite(request, (nuint)written);
     }
 
@@ -426,14 +713,37 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         ReplyResult(request, copy < 0 ? -1 : Posix.Close(copy));
     }
 
-    private static void DoRelease(nint request, FuseFileInfo* fileInfo)
+    private void DoRelease(nint request, FuseFileInfo* fileInfo)
     {
-        Posix.Close((int)fileInfo->Fh);
+        Release((int)fileInfo->Fh);
         LibFuse.ReplyErr(request, 0);
     }
 
-    private static void DoFsync(nint request, int datasync, FuseFileInfo* fileInfo) =>
-        ReplyResult(request, datasync != 0 ? Posix.FDataSync((int)fileInfo->Fh) : Posix.FSync((int)fileInfo->Fh));
+    /// <summary>
+    /// Durable here and on SECOND: the request is queued first (after every write it covers), then
+    /// both disks flush at the same time.
+    /// </summary>
+    private void DoFsync(nint request, int datasync, FuseFileInfo* fileInfo)
+    {
+        var fd = (int)fileInfo->Fh;
+        var ticket = ReplicationTicket.None;
+        if (_sink is not null)
+        {
+            lock (_sequence)
+            {
+                Span<byte> buffer = stackalloc byte[12];
+                var record = new MutationWriter(buffer);
+                record.U64((ulong)fd);
+                record.I32(datasync);
+                ticket = Send(MutationKind.Fsync, record.Written, changes: false, durable: true);
+            }
+        }
+
+        var result = datasync != 0 ? Posix.FDataSync(fd) : Posix.FSync(fd);
+        var errno = result < 0 ? Posix.Errno : 0;
+        ticket.Wait();
+        LibFuse.ReplyErr(request, errno);
+    }
 
     private void DoOpendir(nint request, ulong id, FuseFileInfo* fileInfo)
     {
@@ -460,7 +770,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         var handle = (ulong)Interlocked.Increment(ref _nextDirectory);
-        _directories[handle] = new DirectoryHandle(stream, fd);
+        _directories[handle] = new DirectoryHandle(stream, fd, id);
         fileInfo->Fh = handle;
         if (LibFuse.ReplyOpen(request, fileInfo) == -Posix.ENOENT)
         {
@@ -549,7 +859,21 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        ReplyResult(request, datasync != 0 ? Posix.FDataSync(handle.Fd) : Posix.FSync(handle.Fd));
+        var ticket = ReplicationTicket.None;
+        if (_sink is not null)
+        {
+            lock (_sequence)
+            {
+                Span<byte> buffer = stackalloc byte[8];
+                var record = new MutationWriter(buffer);
+                record.U64(handle.Node);
+                ticket = Send(MutationKind.Fsyncdir, record.Written, changes: false, durable: true);
+            }
+        }
+
+        var errno = (datasync != 0 ? Posix.FDataSync(handle.Fd) : Posix.FSync(handle.Fd)) < 0 ? Posix.Errno : 0;
+        ticket.Wait();
+        LibFuse.ReplyErr(request, errno);
     }
 
     private void DoStatfs(nint request, ulong id)
@@ -574,7 +898,27 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         var path = stackalloc byte[32];
-        ReplyResult(request, Posix.SetXattr(ProcPath(inode.Fd, path), name, value, size, flags));
+        var errno = 0;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            if (Posix.SetXattr(ProcPath(inode.Fd, path), name, value, size, flags) < 0)
+            {
+                errno = Posix.Errno;
+            }
+            else if (_sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[RecordSize];
+                var record = new MutationWriter(buffer);
+                record.U64(id);
+                record.I32(flags);
+                record.Bytes(Name(name));
+                ticket = Send(MutationKind.Setxattr, record.Written, changes: true, data: new ReadOnlySpan<byte>(value, (int)size));
+            }
+        }
+
+        ticket.Wait();
+        LibFuse.ReplyErr(request, errno);
     }
 
     private void DoGetxattr(nint request, ulong id, byte* name, nuint size)
@@ -644,19 +988,89 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         var path = stackalloc byte[32];
-        ReplyResult(request, Posix.RemoveXattr(ProcPath(inode.Fd, path), name));
+        var errno = 0;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            if (Posix.RemoveXattr(ProcPath(inode.Fd, path), name) < 0)
+            {
+                errno = Posix.Errno;
+            }
+            else if (_sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[RecordSize];
+                var record = new MutationWriter(buffer);
+                record.U64(id);
+                record.Bytes(Name(name));
+                ticket = Send(MutationKind.Removexattr, record.Written, changes: true);
+            }
+        }
+
+        ticket.Wait();
+        LibFuse.ReplyErr(request, errno);
     }
 
-    private static void DoFallocate(nint request, int mode, long offset, long length, FuseFileInfo* fileInfo) =>
-        ReplyResult(request, Posix.FAllocate((int)fileInfo->Fh, mode, offset, length));
+    private void DoFallocate(nint request, int mode, long offset, long length, FuseFileInfo* fileInfo)
+    {
+        var errno = 0;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            if (Posix.FAllocate((int)fileInfo->Fh, mode, offset, length) < 0)
+            {
+                errno = Posix.Errno;
+            }
+            else if (_sink is not null)
+            {
+                Span<byte> buffer = stackalloc byte[32];
+                var record = new MutationWriter(buffer);
+                record.U64(fileInfo->Fh);
+                record.I32(mode);
+                record.I64(offset);
+                record.I64(length);
+                ticket = Send(MutationKind.Fallocate, record.Written, changes: true);
+            }
+        }
+
+        ticket.Wait();
+        LibFuse.ReplyErr(request, errno);
+    }
 
     private static void DoFlock(nint request, FuseFileInfo* fileInfo, int operation) =>
         ReplyResult(request, Posix.Flock((int)fileInfo->Fh, operation));
 
-    private static void DoCopyFileRange(nint request, long offsetIn, FuseFileInfo* fileIn, long offsetOut, FuseFileInfo* fileOut, nuint length, int flags)
+    private void DoCopyFileRange(nint request, long offsetIn, FuseFileInfo* fileIn, long offsetOut, FuseFileInfo* fileOut, nuint length, int flags)
     {
-        var copied = Posix.CopyFileRange((int)fileIn->Fh, &offsetIn, (int)fileOut->Fh, &offsetOut, length, (uint)flags);
-        _ = copied < 0 ? Fail(request, Posix.Errno) : LibFuse.ReplyWrite(request, (nuint)copied);
+        var from = offsetIn;
+        var to = offsetOut;
+        nint copied;
+        var ticket = ReplicationTicket.None;
+        lock (_sequence)
+        {
+            copied = Posix.CopyFileRange((int)fileIn->Fh, &offsetIn, (int)fileOut->Fh, &offsetOut, length, (uint)flags);
+            if (copied > 0 && _sink is not null)
+            {
+                // SECOND copies the same range of its own (identical) copy: no data on the wire.
+                Span<byte> buffer = stackalloc byte[48];
+                var record = new MutationWriter(buffer);
+                record.U64(fileIn->Fh);
+                record.I64(from);
+                record.U64(fileOut->Fh);
+                record.I64(to);
+                record.I64(copied);
+                record.I32(flags);
+                ticket = Send(MutationKind.CopyFileRange, record.Written, changes: true);
+            }
+        }
+
+        if (copied < 0)
+        {
+            Fail(request, Posix.Errno);
+            return;
+        }
+
+        ticket.Wait();
+        LibFuse.ReplyWrite(request, (nuint)copied);
     }
 
     private static void DoLseek(nint request, long offset, int whence, FuseFileInfo* fileInfo)
