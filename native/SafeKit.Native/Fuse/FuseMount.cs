@@ -40,7 +40,8 @@ public sealed unsafe class FuseMount : IDisposable
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentNullException.ThrowIfNull(mountpoint);
-        string[] argv = ["safekitd", "-o", $"default_permissions,allow_other,fsname={fsName},subtype=safekit"];
+        // A read-only view is refused every change by the kernel itself (EROFS), before it reaches us.
+        string[] argv = ["safekitd", "-o", $"default_permissions,allow_other,fsname={fsName},subtype=safekit{(fileSystem.ReadOnly ? ",ro" : string.Empty)}"];
         var arguments = argv.Select(Marshal.StringToCoTaskMemUTF8).ToArray();
         var self = GCHandle.Alloc(fileSystem);
         nint session;
@@ -83,9 +84,20 @@ public sealed unsafe class FuseMount : IDisposable
             return;
         }
 
-        LibFuse.SessionUnmount(_session);
+        // Unmount first, so the loop's reads end (ENODEV) and it returns before its descriptor closes;
+        // lazily when busy. fuse_session_unmount then only closes the device.
+        var path = PassthroughFileSystem.Utf8(Mountpoint);
+        fixed (byte* p = path)
+        {
+            if (Posix.Umount2(p, 0) < 0)
+            {
+                Posix.Umount2(p, Posix.MntDetach);
+            }
+        }
+
         if (_loop.Join(TimeSpan.FromSeconds(10)))
         {
+            LibFuse.SessionUnmount(_session);
             LibFuse.SessionDestroy(_session);
             Free(_self, _arguments);
         }

@@ -21,6 +21,9 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     /// <summary>How long the kernel may cache names and attributes (every change passes through here).</summary>
     private const double CacheSeconds = 1.0;
 
+    /// <summary>Seconds the kernel may cache names and attributes: none for a read-only view, whose files change underneath.</summary>
+    private readonly double _cacheSeconds;
+
     /// <summary>Room for a record: ids, numbers, a name (≤ 255 bytes) and a symlink target (≤ 4096).</summary>
     private const int RecordSize = 4608;
 
@@ -36,12 +39,20 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     private readonly Lock _sequence = new();
     private long _nextDirectory;
 
-    private PassthroughFileSystem(InodeTable inodes, string dataDirectory, IReplicationSink? sink)
+    private PassthroughFileSystem(InodeTable inodes, string dataDirectory, IReplicationSink? sink, bool readOnly)
     {
         _inodes = inodes;
         DataDirectory = dataDirectory;
         _sink = sink;
+        ReadOnly = readOnly;
+        _cacheSeconds = readOnly ? 0 : CacheSeconds;
     }
+
+    /// <summary>
+    /// A view for inspection (SECOND's copy, changed underneath by the applier): mounted read-only,
+    /// nothing cached, every change refused with EROFS.
+    /// </summary>
+    public bool ReadOnly { get; }
 
     /// <summary>The real directory behind the mount.</summary>
     public string DataDirectory { get; }
@@ -51,7 +62,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
 
     /// <summary>Opens the data directory (before mounting: the mount may hide it).</summary>
     /// <exception cref="Interop.NativeException">It cannot be opened.</exception>
-    public static PassthroughFileSystem Open(string dataDirectory, IReplicationSink? sink = null)
+    public static PassthroughFileSystem Open(string dataDirectory, IReplicationSink? sink = null, bool readOnly = false)
     {
         ArgumentNullException.ThrowIfNull(dataDirectory);
         var path = Utf8(dataDirectory);
@@ -74,7 +85,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             throw new Interop.NativeException($"stat {dataDirectory}", errno);
         }
 
-        return new PassthroughFileSystem(new InodeTable(fd, stat.Dev, stat.Ino), dataDirectory, sink);
+        return new PassthroughFileSystem(new InodeTable(fd, stat.Dev, stat.Ino), dataDirectory, sink, readOnly);
     }
 
     public void Dispose()
@@ -143,8 +154,8 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         entry->Ino = inode.Id;
-        entry->AttrTimeout = CacheSeconds;
-        entry->EntryTimeout = CacheSeconds;
+        entry->AttrTimeout = _cacheSeconds;
+        entry->EntryTimeout = _cacheSeconds;
         return 0;
     }
 
@@ -219,7 +230,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        LibFuse.ReplyAttr(request, &stat, CacheSeconds);
+        LibFuse.ReplyAttr(request, &stat, _cacheSeconds);
     }
 
     private void DoSetattr(nint request, ulong id, Stat* attr, int toSet, FuseFileInfo* fileInfo)

@@ -176,4 +176,49 @@ public sealed class MirroredMountTests
         Assert.Equal(prim, second);
         Assert.True(sink.Waited > 1000, $"{sink.Waited} changes waited for their acknowledgement");
     }
+
+    [Fact]
+    public void SecondsCopy_IsReadableAtItsOwnMount_ShowsChangesAtOnce_AndRefusesWrites()
+    {
+        Tools.RequireFuse();
+        var root = Directory.CreateTempSubdirectory("sk-view-");
+        try
+        {
+            File.SetUnixFileMode(root.FullName, (UnixFileMode)0x1ED);
+            var data = Directory.CreateDirectory(Path.Combine(root.FullName, "data")).FullName;
+            var second = Directory.CreateDirectory(Path.Combine(root.FullName, "second")).FullName;
+            var prim = Directory.CreateDirectory(Path.Combine(root.FullName, "prim-mnt")).FullName;
+            var view = Directory.CreateDirectory(Path.Combine(root.FullName, "second-mnt")).FullName;
+            using var applier = MirrorApplier.Open(second);
+            var sink = new InlineSink(applier);
+            using var primFs = PassthroughFileSystem.Open(data, sink);
+            using var viewFs = PassthroughFileSystem.Open(second, readOnly: true);
+            using var primMount = FuseMount.Mount(primFs, prim, "safekit-prim");
+            using var viewMount = FuseMount.Mount(viewFs, view, "safekit-second");
+
+            File.WriteAllText(Path.Combine(prim, "page.html"), "version 1");
+            Assert.Equal("version 1", File.ReadAllText(Path.Combine(view, "page.html")));
+            File.WriteAllText(Path.Combine(prim, "page.html"), "version 2, longer");
+            Assert.Equal("version 2, longer", File.ReadAllText(Path.Combine(view, "page.html")));
+            File.Move(Path.Combine(prim, "page.html"), Path.Combine(prim, "index.html"));
+            Assert.False(File.Exists(Path.Combine(view, "page.html")));
+            Assert.True(File.Exists(Path.Combine(view, "index.html")));
+
+            var refused = CommandRunner.Run("/usr/bin/python3", ["-c", $$"""
+                import errno, os
+                for attempt in (lambda: open("{{view}}/new", "w"), lambda: open("{{view}}/index.html", "a"), lambda: os.mkdir("{{view}}/d"), lambda: os.unlink("{{view}}/index.html")):
+                    try:
+                        attempt()
+                        print("allowed")
+                    except OSError as e:
+                        print(errno.errorcode[e.errno])
+                """]);
+            Assert.Equal("EROFS EROFS EROFS EROFS", string.Join(' ', refused.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+            Assert.Empty(sink.Errors);
+        }
+        finally
+        {
+            root.Delete(recursive: true);
+        }
+    }
 }
