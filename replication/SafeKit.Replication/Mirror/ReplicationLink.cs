@@ -1,0 +1,133 @@
+using System.Buffers;
+using Microsoft.Extensions.Logging;
+using SafeKit.Native.Fuse;
+using SafeKit.Replication.Channel;
+
+namespace SafeKit.Replication.Mirror;
+
+/// <summary>What PRIM's replication is doing.</summary>
+public enum LinkState
+{
+    /// <summary>Every change goes to SECOND.</summary>
+    Mirroring,
+
+    /// <summary>SECOND is gone (or failed to apply): PRIM serves alone and SECOND is behind.</summary>
+    Alone,
+}
+
+/// <summary>
+/// PRIM's file system → the replication channel. Each change is sent in the order it was made; the
+/// application's call waits for SECOND's acknowledgement as the <see cref="MirrorMode"/> says. When
+/// the link is lost (SECOND dead, link cut, nothing heard for the channel's silence timeout — the
+/// bound on how long a write stalls) or SECOND cannot apply a change (disk full, I/O error), PRIM
+/// goes <see cref="LinkState.Alone"/>: the waiting calls return, nothing is lost here, and SECOND
+/// is recorded as behind.
+/// </summary>
+public sealed partial class ReplicationLink : IReplicationSink
+{
+    private readonly ReplicationSender? _sender;
+    private readonly MirrorMode _mode;
+    private readonly ILogger _logger;
+    private int _state;
+    private long _sinceAlone;
+
+    /// <param name="sender">The connected channel, or null to start alone (no SECOND).</param>
+    public ReplicationLink(ReplicationSender? sender, MirrorMode mode, ILogger logger)
+    {
+        _sender = sender;
+        _mode = mode;
+        _logger = logger;
+        if (sender is null)
+        {
+            _state = (int)LinkState.Alone;
+            AloneReason = "no SECOND connected";
+        }
+        else
+        {
+            _ = sender.Lost.ContinueWith(t => GoAlone(t.Result.Message), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    public LinkState State => (LinkState)Volatile.Read(ref _state);
+
+    /// <summary>Why PRIM is alone (null while mirroring).</summary>
+    public string? AloneReason { get; private set; }
+
+    /// <summary>Changes made since PRIM went alone: SECOND misses them (a resync brings them over).</summary>
+    public long ChangesSinceAlone => Interlocked.Read(ref _sinceAlone);
+
+    /// <summary>Raised once, when PRIM goes alone, with the reason.</summary>
+    public event Action<string>? WentAlone;
+
+    public ReplicationTicket Enqueue(MutationKind kind, ReadOnlySpan<byte> record, ReadOnlySpan<byte> data, bool durable, bool changes)
+    {
+        if (State == LinkState.Alone || _sender is null)
+        {
+            if (changes)
+            {
+                Interlocked.Increment(ref _sinceAlone);
+            }
+
+            return ReplicationTicket.None;
+        }
+
+        // The channel may copy later (when its budget is full): it gets a buffer of its own.
+        var buffer = ArrayPool<byte>.Shared.Rent(record.Length + data.Length);
+        record.CopyTo(buffer);
+        data.CopyTo(buffer.AsSpan(record.Length));
+        ValueTask<int> send;
+        try
+        {
+            send = _sender.SendAsync((byte)kind, buffer.AsMemory(0, record.Length), buffer.AsMemory(record.Length, data.Length), durable ? OpFlags.DurableBarrier : OpFlags.None);
+        }
+        catch (Exception e) when (e is ReplicationLinkLostException or ObjectDisposedException)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            GoAlone(e.Message);
+            return ReplicationTicket.None;
+        }
+
+        var mustWait = durable || (_mode == MirrorMode.Sync && changes);
+        return new ReplicationTicket(ObserveAsync(send, buffer, kind), mustWait);
+    }
+
+    /// <summary>Waits for SECOND's answer; never fails: a lost link or a failed apply sends PRIM alone.</summary>
+    private async ValueTask ObserveAsync(ValueTask<int> send, byte[] buffer, MutationKind kind)
+    {
+        try
+        {
+            var status = await send;
+            if (status != 0)
+            {
+                LogApplyFailed(_logger, kind.ToString(), status);
+                GoAlone($"SECOND could not apply a {kind} (errno {status}): its copy no longer follows");
+            }
+        }
+        catch (ReplicationLinkLostException e)
+        {
+            GoAlone(e.Message);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private void GoAlone(string reason)
+    {
+        if (Interlocked.Exchange(ref _state, (int)LinkState.Alone) == (int)LinkState.Alone)
+        {
+            return;
+        }
+
+        AloneReason = reason;
+        LogAlone(_logger, reason);
+        WentAlone?.Invoke(reason);
+    }
+
+    [LoggerMessage(EventId = 600, Level = LogLevel.Error, Message = "mirror: PRIM goes ALONE, SECOND is behind from now on: {Reason}")]
+    private static partial void LogAlone(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 601, Level = LogLevel.Critical, Message = "mirror: SECOND failed to apply a {Kind}: errno {Errno} (disk full? I/O error?)")]
+    private static partial void LogApplyFailed(ILogger logger, string kind, int errno);
+}
