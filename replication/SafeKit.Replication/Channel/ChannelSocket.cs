@@ -1,0 +1,93 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Pipelines.Sockets.Unofficial;
+
+namespace SafeKit.Replication.Channel;
+
+/// <summary>
+/// Wraps a connected TCP socket in the duplex pipe both ends use, with pipe limits that fit the
+/// protocol: the stream towards the peer never pauses (the sender's byte budget bounds it, acks
+/// and keepalives are tiny), and the receive pipe pauses the socket only above four of the
+/// largest frames, so a whole frame always fits (the parser needs it whole in the pipe).
+/// </summary>
+internal static class ChannelSocket
+{
+    private const long ReceiveWindow = 4L * Frames.MaxOpFrameLength;
+
+    /// <summary>TCP_NODELAY on (an ack or a lone operation must not wait for Nagle), then the pipes.</summary>
+    public static SocketConnection Open(Socket socket, ReplicationChannelOptions options, string name)
+    {
+        socket.NoDelay = true;
+        var pool = new BlockPool(options.MaxBytesInFlight + ReceiveWindow);
+        var send = new PipeOptions(
+            pool: pool,
+            readerScheduler: PipeScheduler.ThreadPool,
+            writerScheduler: PipeScheduler.ThreadPool,
+            pauseWriterThreshold: 0,
+            resumeWriterThreshold: 0,
+            minimumSegmentSize: BlockPool.BlockSize,
+            useSynchronizationContext: false);
+        var receive = new PipeOptions(
+            pool: pool,
+            readerScheduler: PipeScheduler.ThreadPool,
+            writerScheduler: PipeScheduler.ThreadPool,
+            pauseWriterThreshold: ReceiveWindow,
+            resumeWriterThreshold: ReceiveWindow / 2,
+            minimumSegmentSize: BlockPool.BlockSize,
+            useSynchronizationContext: false);
+        return SocketConnection.Create(socket, send, receive, SocketConnectionOptions.None, name);
+    }
+
+    /// <summary>
+    /// Closes after what is already written has reached the socket (bounded by
+    /// <paramref name="grace"/>): the peer then reads the last acks before the FIN.
+    /// </summary>
+    public static async Task CloseAsync(SocketConnection connection, TimeSpan grace, TimeProvider time)
+    {
+        var start = time.GetTimestamp();
+        try
+        {
+            while (connection.GetCounters().BytesWaitingToBeSent > 0 && time.GetElapsedTime(start) < grace)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(5), time);
+            }
+        }
+        finally
+        {
+            connection.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// After a refused handshake: ends the stream and lets the verdict already written (a refusal
+    /// code, or the proof the peer needs to name a key mismatch) leave before the socket closes.
+    /// </summary>
+    public static async Task CloseRefusedAsync(SocketConnection connection, TimeProvider time)
+    {
+        try
+        {
+            await connection.Output.CompleteAsync();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+
+        await CloseAsync(connection, TimeSpan.FromSeconds(1), time);
+    }
+
+    /// <summary>Closes with a RST instead of a FIN, as a link reset would; for tests of abrupt loss.</summary>
+    public static void Reset(SocketConnection connection)
+    {
+        try
+        {
+            connection.Socket.LingerState = new LingerOption(true, 0);
+            connection.Socket.Close();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        catch (SocketException)
+        {
+        }
+    }
+}
