@@ -99,7 +99,7 @@ public sealed partial class ReplicationLink : IReplicationSink
             var status = await send;
             if (status != 0)
             {
-                LogApplyFailed(_logger, kind.ToString(), status);
+                LogApplyFailed(_logger, kind, status);
                 GoAlone($"SECOND could not apply a {kind} (errno {status}): its copy no longer follows");
             }
         }
@@ -129,5 +129,5 @@ public sealed partial class ReplicationLink : IReplicationSink
     private static partial void LogAlone(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 601, Level = LogLevel.Critical, Message = "mirror: SECOND failed to apply a {Kind}: errno {Errno} (disk full? I/O error?)")]
-    private static partial void LogApplyFailed(ILogger logger, string kind, int errno);
+    private static partial void LogApplyFailed(ILogger logger, MutationKind kind, int errno);
 }

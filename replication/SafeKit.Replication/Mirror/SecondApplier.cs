@@ -1,3 +1,4 @@
+using System.Buffers;
 using SafeKit.Native.Fuse;
 using SafeKit.Replication.Channel;
 

@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.Extensions.Logging.Abstractions;
+using SafeKit.Native.Fuse;
+using SafeKit.Native.Host;
+using SafeKit.Replication.Channel;
+using SafeKit.Replication.Mirror;
+using SafeKit.Tests.Infrastructure;
+
+namespace SafeKit.Tests.Mirror;
+
+/// <summary>
+/// PRIM's mount replicated to SECOND over the real replication channel (TCP on loopback, both ends
+/// in this process): identical copies in both modes; every write acknowledged to the application
+/// is already on SECOND (sync); SECOND lost or failing sends PRIM ALONE without an error or a
+/// stall for the application.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class MirrorLinkTests
+{
+    private static readonly string Workload = Path.Combine(AppContext.BaseDirectory, "Mirror", "fs_workload.py");
+    private static readonly byte[] Key = Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray();
+
+    private sealed class Pair : IAsyncDisposable
+    {
+        private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("sk-link-");
+        private readonly ReplicationListener _listener;
+        private readonly PassthroughFileSystem _fs;
+        private FuseMount? _mount;
+
+        private Pair(MirrorMode mode, TimeSpan silence)
+        {
+            File.SetUnixFileMode(_root.FullName, (UnixFileMode)0x1ED);
+            Data = Directory.CreateDirectory(Path.Combine(_root.FullName, "data")).FullName;
+            Second = Directory.CreateDirectory(Path.Combine(_root.FullName, "second")).FullName;
+            Mountpoint = Directory.CreateDirectory(Path.Combine(_root.FullName, "mnt")).FullName;
+            Applier = new SecondApplier(MirrorApplier.Open(Second));
+            _listener = ReplicationListener.Listen(new IPEndPoint(IPAddress.Loopback, 0), Options("m2", "m1", silence));
+            var accepted = _listener.AcceptAsync(Applier);
+            Sender = ReplicationSender.ConnectAsync(_listener.LocalEndPoint, Options("m1", "m2", silence)).GetAwaiter().GetResult();
+            Receiver = accepted.GetAwaiter().GetResult();
+            Link = new ReplicationLink(Sender, mode, NullLogger.Instance);
+            _fs = PassthroughFileSystem.Open(Data, Link);
+            _mount = FuseMount.Mount(_fs, Mountpoint, "safekit-link-test");
+        }
+
+        public string Data { get; }
+
+        public string Second { get; }
+
+        public string Mountpoint { get; }
+
+        public SecondApplier Applier { get; }
+
+        public ReplicationSender Sender { get; }
+
+        public ReplicationReceiver Receiver { get; }
+
+        public ReplicationLink Link { get; }
+
+        public static Pair Start(MirrorMode mode, TimeSpan? silence = null) => new(mode, silence ?? TimeSpan.FromSeconds(2));
+
+        private static ReplicationChannelOptions Options(string local, string peer, TimeSpan silence) =>
+            new() { ClusterName = "links", LocalNode = local, PeerNode = peer, Key = Key, SilenceTimeout = silence };
+
+        public void Unmount()
+        {
+            _mount?.Dispose();
+            _mount = null;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Unmount();
+            _fs.Dispose();
+            await Sender.DisposeAsync();
+            await Receiver.DisposeAsync();
+            _listener.Dispose();
+            Applier.Dispose();
+            _root.Delete(recursive: true);
+        }
+    }
+
+    private static string Python(params string[] arguments)
+    {
+        var result = CommandRunner.Run("/usr/bin/python3", arguments, timeout: TimeSpan.FromMinutes(3));
+        Assert.True(result.Succeeded, $"python3 {string.Join(' ', arguments)}: {result.Output}{result.Error}");
+        return result.Output;
+    }
+
+    [Theory]
+    [InlineData(MirrorMode.Sync)]
+    [InlineData(MirrorMode.Fsync)]
+    public async Task Workload_OverTheChannel_LeavesSecondIdentical(MirrorMode mode)
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(mode);
+        Python(Workload, pair.Mountpoint);
+        pair.Unmount();
+        // In fsync mode the last changes may still be on their way: wait until all are acknowledged.
+        LabInstance.WaitUntil(() => pair.Sender.BytesInFlight == 0, "every change acknowledged", 10);
+        Assert.Null(pair.Applier.Failure);
+        Assert.Equal(LinkState.Mirroring, pair.Link.State);
+        Assert.Equal(Python(Workload, pair.Data, "dump"), Python(Workload, pair.Second, "dump"));
+        Assert.True(pair.Applier.Applied > 1000, $"{pair.Applier.Applied} changes applied");
+    }
+
+    [Fact]
+    public async Task Sync_EveryRecordAcknowledgedToTheApplication_IsAlreadyOnSecond()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync);
+        var log = Path.Combine(pair.Mountpoint, "journal.log");
+        using var writer = Process.Start(new ProcessStartInfo("/usr/bin/python3", ["-u", "-c", $$"""
+            import os
+            fd = os.open("{{log}}", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+            for i in range(3000):
+                os.write(fd, b"record %06d\n" % i)
+                if i % 10 == 0:
+                    os.fsync(fd)
+                print(i, flush=True)
+            os.close(fd)
+            """]) { RedirectStandardOutput = true })!;
+        var acknowledged = -1;
+        var checks = 0;
+        string? line;
+        while ((line = await writer.StandardOutput.ReadLineAsync(TestContext.Current.CancellationToken)) is not null)
+        {
+            acknowledged = int.Parse(line, System.Globalization.CultureInfo.InvariantCulture);
+            if (acknowledged % 500 == 250)
+            {
+                // Right now: every record the application was told is written is in SECOND's copy.
+                var second = File.ReadAllText(Path.Combine(pair.Second, "journal.log"));
+                Assert.Contains($"record {acknowledged:D6}\n", second, StringComparison.Ordinal);
+                Assert.Equal(0, second.Length % 14);
+                Assert.True(second.Length / 14 >= acknowledged + 1, $"SECOND has {second.Length / 14} records, {acknowledged + 1} acknowledged");
+                checks++;
+            }
+        }
+
+        await writer.WaitForExitAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(0, writer.ExitCode);
+        Assert.Equal(2999, acknowledged);
+        Assert.Equal(6, checks);
+        Assert.Equal(File.ReadAllText(Path.Combine(pair.Data, "journal.log")), File.ReadAllText(Path.Combine(pair.Second, "journal.log")));
+    }
+
+    [Fact]
+    public async Task SecondLost_PrimGoesAlone_TheApplicationNeverSeesAnError()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync, TimeSpan.FromMilliseconds(800));
+        var file = Path.Combine(pair.Mountpoint, "data.bin");
+        var written = 0;
+        var writer = Task.Run(() =>
+        {
+            using var stream = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.Read, 1);
+            for (var i = 0; i < 400; i++)
+            {
+                stream.Write(new byte[4096]);
+                stream.Flush(flushToDisk: i % 50 == 0);
+                Interlocked.Increment(ref written);
+                Thread.Sleep(2);
+            }
+        }, TestContext.Current.CancellationToken);
+        LabInstance.WaitUntil(() => Volatile.Read(ref written) > 100, "the writer is under way", 10);
+        await pair.Receiver.DisposeAsync(); // SECOND is gone
+        await writer.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(LinkState.Alone, pair.Link.State);
+        Assert.False(string.IsNullOrEmpty(pair.Link.AloneReason));
+        Assert.True(pair.Link.ChangesSinceAlone > 0, "the changes SECOND missed are counted");
+        Assert.Equal(400 * 4096, new FileInfo(Path.Combine(pair.Data, "data.bin")).Length);
+        Assert.True(new FileInfo(Path.Combine(pair.Second, "data.bin")).Length < 400 * 4096);
+    }
+
+    [Fact]
+    public async Task SecondFailingToApply_IsReportedLoudly_AndPrimKeepsEverything()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync);
+        Directory.CreateDirectory(Path.Combine(pair.Mountpoint, "sub"));
+        // SECOND's disk "loses" the directory behind the applier's back: the next change there fails.
+        Directory.Delete(Path.Combine(pair.Second, "sub"));
+        File.WriteAllText(Path.Combine(pair.Mountpoint, "sub", "file.txt"), "kept on PRIM");
+        File.WriteAllText(Path.Combine(pair.Mountpoint, "after.txt"), "also kept");
+
+        Assert.Equal(LinkState.Alone, pair.Link.State);
+        Assert.Contains("SECOND could not apply", pair.Link.AloneReason, StringComparison.Ordinal);
+        Assert.NotNull(pair.Applier.Failure);
+        Assert.Equal("kept on PRIM", File.ReadAllText(Path.Combine(pair.Data, "sub", "file.txt")));
+        Assert.Equal("also kept", File.ReadAllText(Path.Combine(pair.Data, "after.txt")));
+    }
+}
