@@ -3,6 +3,8 @@ using SafeKit.Replication.Channel;
 
 namespace SafeKit.Tests.Replication;
 
+// Heavy on both cores: never alongside the lab tests, whose heartbeats it would starve.
+[Collection(SafeKit.Tests.Infrastructure.LabCollection.Name)]
 public sealed class HandshakeTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

@@ -5,6 +5,8 @@ using SafeKit.Replication.Channel;
 
 namespace SafeKit.Tests.Replication;
 
+// Heavy on both cores: never alongside the lab tests, whose heartbeats it would starve.
+[Collection(SafeKit.Tests.Infrastructure.LabCollection.Name)]
 public sealed class LinkFailureTests(ITestOutputHelper output)
 {
     /// <summary>Far above any expected delay: only there so a bug fails the test instead of hanging it.</summary>

@@ -5,6 +5,8 @@ using SafeKit.Replication.Channel;
 namespace SafeKit.Tests.Replication;
 
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2012", Justification = "Pipelining keeps many sends in flight: their ValueTasks are stored, then each awaited exactly once.")]
+// Heavy on both cores: never alongside the lab tests, whose heartbeats it would starve.
+[Collection(SafeKit.Tests.Infrastructure.LabCollection.Name)]
 public sealed class ReplicationChannelTests
 {
     [Fact]
