@@ -7,6 +7,7 @@ using SafeKit.Perf;
 //   sk-bench pps  [--results DIR] [--seconds 3]
 //   sk-bench failover [--results DIR] [--kills 20]
 //   sk-bench rejoin [--results DIR] [--cycles 20]
+//   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512]
 string Option(string name, string fallback)
 {
     var index = Array.IndexOf(args, "--" + name);
@@ -25,10 +26,13 @@ switch (args.FirstOrDefault())
     case "rejoin":
         RejoinBenchmark.Run(results, int.Parse(Option("cycles", "20")));
         return 0;
+    case "mirror":
+        MirrorBenchmark.Run(results, int.Parse(Option("seconds", "10")), int.Parse(Option("size-mib", "512")));
+        return 0;
     case "pps":
         PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
         return 0;
     default:
-        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin [--results DIR] [options]");
+        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror [--results DIR] [options]");
         return 64;
 }

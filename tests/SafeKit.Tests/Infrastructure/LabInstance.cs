@@ -189,8 +189,12 @@ public class LabInstance : IDisposable
     }
 
     /// <summary>A slow 8 MiB download from the client's <paramref name="port"/>; returns "CODE SIZE".</summary>
-    public Task<string> DownloadAsync(ushort port) => Task.Run(() =>
-        Exec("client", "curl", "-s", "-m", "40", "--local-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://198.18.0.100/download").Output.Trim());
+    /// <remarks>On a thread of its own: a busy thread pool must not delay the download's start.</remarks>
+    public Task<string> DownloadAsync(ushort port) => Task.Factory.StartNew(
+        () => Exec("client", "curl", "-s", "-m", "40", "--local-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://198.18.0.100/download").Output.Trim(),
+        CancellationToken.None,
+        TaskCreationOptions.LongRunning,
+        TaskScheduler.Default);
 
     /// <summary>
     /// <paramref name="count"/> new HTTP connections from the client to <paramref name="vip"/>:
