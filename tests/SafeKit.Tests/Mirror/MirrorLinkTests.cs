@@ -149,7 +149,7 @@ public sealed class MirrorLinkTests
     public async Task SecondLost_PrimGoesAlone_TheApplicationNeverSeesAnError()
     {
         Tools.RequireFuse();
-        await using var pair = Pair.Start(MirrorMode.Sync, TimeSpan.FromMilliseconds(800));
+        await using var pair = Pair.Start(MirrorMode.Sync, TimeSpan.FromSeconds(2));
         var file = Path.Combine(pair.Mountpoint, "data.bin");
         var written = 0;
         var writer = Task.Run(() =>
@@ -164,6 +164,8 @@ public sealed class MirrorLinkTests
             }
         }, TestContext.Current.CancellationToken);
         LabInstance.WaitUntil(() => Volatile.Read(ref written) > 100, "the writer is under way", 10);
+        Assert.Equal(LinkState.Mirroring, pair.Link.State);
+        Assert.True(new FileInfo(Path.Combine(pair.Second, "data.bin")).Length > 0, "SECOND follows before it is lost");
         await pair.Receiver.DisposeAsync(); // SECOND is gone
         await writer.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
 
