@@ -143,7 +143,7 @@ public sealed unsafe class MirrorApplier : IDisposable
                 var parent = _nodes[r.U64()];
                 fixed (byte* n = Terminated(r.Bytes(), name))
                 {
-                    return Result(Posix.LinkAt(Posix.AtFdCwd, ProcPath(node, path), parent, n, Posix.AtSymlinkFollow));
+                    return Result(Posix.LinkAt(Posix.AtFdCwd, PassthroughFileSystem.ProcPath(node, path), parent, n, Posix.AtSymlinkFollow));
                 }
             }
 
@@ -152,7 +152,7 @@ public sealed unsafe class MirrorApplier : IDisposable
                 var node = _nodes[r.U64()];
                 var handle = r.U64();
                 var flags = r.I32();
-                var fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(node, path), Posix.ORdwr | Posix.OCloexec | (flags & Posix.OTrunc), 0);
+                var fd = Posix.OpenAt(Posix.AtFdCwd, PassthroughFileSystem.ProcPath(node, path), Posix.ORdwr | Posix.OCloexec | (flags & Posix.OTrunc), 0);
                 if (fd < 0)
                 {
                     // A directory or a file only root's reading may open: read-only is all a copy needs then.
@@ -234,7 +234,7 @@ public sealed unsafe class MirrorApplier : IDisposable
 
             case MutationKind.Fsyncdir:
             {
-                var fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(_nodes[r.U64()], path), Posix.ORdonly | Posix.ODirectory | Posix.OCloexec, 0);
+                var fd = Posix.OpenAt(Posix.AtFdCwd, PassthroughFileSystem.ProcPath(_nodes[r.U64()], path), Posix.ORdonly | Posix.ODirectory | Posix.OCloexec, 0);
                 if (fd < 0)
                 {
                     return Posix.Errno;
@@ -255,7 +255,7 @@ public sealed unsafe class MirrorApplier : IDisposable
                     var value = r.Rest;
                     fixed (byte* v = value)
                     {
-                        return Result(Posix.SetXattr(ProcPath(node, path), n, v, (nuint)value.Length, flags));
+                        return Result(Posix.SetXattr(PassthroughFileSystem.ProcPath(node, path), n, v, (nuint)value.Length, flags));
                     }
                 }
             }
@@ -265,7 +265,7 @@ public sealed unsafe class MirrorApplier : IDisposable
                 var node = _nodes[r.U64()];
                 fixed (byte* n = Terminated(r.Bytes(), name))
                 {
-                    return Result(Posix.RemoveXattr(ProcPath(node, path), n));
+                    return Result(Posix.RemoveXattr(PassthroughFileSystem.ProcPath(node, path), n));
                 }
             }
 
@@ -316,7 +316,7 @@ public sealed unsafe class MirrorApplier : IDisposable
         var times = stackalloc Timespec[2];
         times[0] = new Timespec { Seconds = r.I64(), Nanoseconds = r.I64() };
         times[1] = new Timespec { Seconds = r.I64(), Nanoseconds = r.I64() };
-        ProcPath(node, path);
+        PassthroughFileSystem.ProcPath(node, path);
         var fd = handle >= 0 && _handles.TryGetValue((ulong)handle, out var open) ? open : -1;
         if ((toSet & FuseSetAttr.Mode) != 0 && (fd >= 0 ? Posix.FChmod(fd, mode) : Posix.FChmodAt(Posix.AtFdCwd, path, mode, 0)) < 0)
         {
@@ -324,7 +324,7 @@ public sealed unsafe class MirrorApplier : IDisposable
         }
 
         if ((toSet & (FuseSetAttr.Uid | FuseSetAttr.Gid)) != 0
-            && Posix.FChownAt(node, (byte*)EmptyPath, (toSet & FuseSetAttr.Uid) != 0 ? uid : uint.MaxValue, (toSet & FuseSetAttr.Gid) != 0 ? gid : uint.MaxValue, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) < 0)
+            && Posix.FChownAt(node, (byte*)PassthroughFileSystem.Empty, (toSet & FuseSetAttr.Uid) != 0 ? uid : uint.MaxValue, (toSet & FuseSetAttr.Gid) != 0 ? gid : uint.MaxValue, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) < 0)
         {
             return Posix.Errno;
         }
@@ -347,8 +347,6 @@ public sealed unsafe class MirrorApplier : IDisposable
         const int Times = FuseSetAttr.Atime | FuseSetAttr.Mtime | FuseSetAttr.AtimeNow | FuseSetAttr.MtimeNow;
         return (toSet & Times) == 0 ? 0 : Result(fd >= 0 ? Posix.FUtimens(fd, times) : Posix.UtimensAt(Posix.AtFdCwd, path, times, 0));
     }
-
-    private static readonly nint EmptyPath = System.Runtime.InteropServices.Marshal.StringToCoTaskMemUTF8(string.Empty);
 
     private int Bind(ulong id, int parent, Span<byte> name)
     {
@@ -404,16 +402,6 @@ public sealed unsafe class MirrorApplier : IDisposable
         bytes.CopyTo(buffer);
         buffer[bytes.Length] = 0;
         return buffer[..(bytes.Length + 1)];
-    }
-
-    private static byte* ProcPath(int fd, byte* buffer)
-    {
-        ReadOnlySpan<byte> prefix = "/proc/self/fd/"u8;
-        var span = new Span<byte>(buffer, 32);
-        prefix.CopyTo(span);
-        System.Buffers.Text.Utf8Formatter.TryFormat(fd, span[prefix.Length..], out var written);
-        span[prefix.Length + written] = 0;
-        return buffer;
     }
 
     public void Dispose()

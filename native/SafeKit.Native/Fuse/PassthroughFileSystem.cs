@@ -102,7 +102,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     internal static byte[] Utf8(string text) => System.Text.Encoding.UTF8.GetBytes(text + "\0");
 
     /// <summary>"/proc/self/fd/N" as a NUL-terminated string in <paramref name="buffer"/> (≥ 32 bytes).</summary>
-    private static byte* ProcPath(int fd, byte* buffer)
+    internal static byte* ProcPath(int fd, byte* buffer)
     {
         ReadOnlySpan<byte> prefix = "/proc/self/fd/"u8;
         var span = new Span<byte>(buffer, 32);
@@ -160,7 +160,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     }
 
     /// <summary>"" for the *at calls with AT_EMPTY_PATH (kept for the life of the process).</summary>
-    private static readonly nint Empty = Marshal.StringToCoTaskMemUTF8(string.Empty);
+    internal static readonly nint Empty = Marshal.StringToCoTaskMemUTF8(string.Empty);
 
     /// <summary>After creating <paramref name="name"/>: owner and group of the caller (group of a set-group-ID parent kept), then the exact mode.</summary>
     private static int TakeOwnership(nint request, Inode parent, byte* name, uint mode, bool symlink)
