@@ -45,7 +45,7 @@ internal static class ActionEndpoints
             return Problems.Problem(StatusCodes.Status400BadRequest, "Unknown action", $"'{text}' is not one of: start, stop, restart, stopstart, forcestop");
         }
 
-        if (node.Configuration.Farms.All(f => f.Name != name))
+        if (node.Configuration.Farms.All(f => f.Name != name) && node.Configuration.Mirrors.All(m => m.Name != name))
         {
             return Problems.UnknownModule(name, node);
         }

@@ -50,6 +50,9 @@ public enum ModuleAction
 
     /// <summary>Stop at once: leave the farm and stop the application without draining.</summary>
     Forcestop,
+
+    /// <summary>Mirror: make this node's copy the reference and serve ALONE whatever the peer holds (<c>safekit prim --force</c>).</summary>
+    Prim,
 }
 
 /// <summary>What an action did.</summary>

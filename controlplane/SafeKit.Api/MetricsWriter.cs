@@ -7,7 +7,7 @@ namespace SafeKit.Api;
 /// <summary>The node's status in the Prometheus text exposition format (version 0.0.4).</summary>
 public static class MetricsWriter
 {
-    private static readonly string[] States = ["STOP", "WAIT", "UP"];
+    private static readonly string[] States = ["STOP", "WAIT", "UP", "PRIM", "SECOND", "ALONE"];
 
     /// <summary>Farm counters exported, with their metric name and help.</summary>
     private static readonly (string Counter, string Metric, string Help)[] FarmCounters =

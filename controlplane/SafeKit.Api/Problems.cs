@@ -17,5 +17,5 @@ internal static class Problems
         Results.Problem(detail: detail, statusCode: status, title: title, extensions: extensions);
 
     public static IResult UnknownModule(string module, INodeControl node) =>
-        Problem(StatusCodes.Status404NotFound, "Unknown module", $"no module '{module}' on this node; modules: {string.Join(", ", node.Configuration.Farms.Select(f => f.Name))}");
+        Problem(StatusCodes.Status404NotFound, "Unknown module", $"no module '{module}' on this node; modules: {string.Join(", ", node.Configuration.Farms.Select(f => f.Name).Concat(node.Configuration.Mirrors.Select(m => m.Name)))}");
 }

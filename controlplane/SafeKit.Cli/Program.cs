@@ -6,6 +6,7 @@ const string usage = """
     usage:
       safekit status [--json]                    the whole cluster (any node answers for all)
       safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]
+      safekit prim --force MODULE [--on NODE]   mirror: serve ALONE with this node's copy, whatever the peer holds
       safekit events [--limit N] [--follow]      recent events of every node, then live ones
     """ + "\n" + ConfigCommand.Usage + """
 

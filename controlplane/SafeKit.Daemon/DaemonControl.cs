@@ -11,17 +11,19 @@ internal sealed class DaemonControl : INodeControl
 {
     private readonly ConfigReloader _reloader;
     private readonly List<FarmModuleHost> _farms;
+    private readonly List<MirrorModuleHost> _mirrors;
     private readonly MembershipService _membership;
     private readonly ModuleActions _actions;
     private readonly DateTimeOffset _started;
     private readonly TimeProvider _time;
 
-    public DaemonControl(string node, ConfigReloader reloader, List<FarmModuleHost> farms, MembershipService membership, ModuleActions actions, EventJournal journal, DateTimeOffset started, TimeProvider time)
+    public DaemonControl(string node, ConfigReloader reloader, List<FarmModuleHost> farms, List<MirrorModuleHost> mirrors, MembershipService membership, ModuleActions actions, EventJournal journal, DateTimeOffset started, TimeProvider time)
     {
         Events = journal;
         NodeName = node;
         _reloader = reloader;
         _farms = farms;
+        _mirrors = mirrors;
         _membership = membership;
         _actions = actions;
         _started = started;
@@ -40,9 +42,9 @@ internal sealed class DaemonControl : INodeControl
         Environment.ProcessId,
         _started,
         _time.GetUtcNow(),
-        _farms.Select(f => f.Status()).ToList(),
+        [.. _farms.Select(f => f.Status()), .. _mirrors.Select(m => m.Status())],
         _membership.Snapshot(),
-        _farms.SelectMany(f => f.Checks()).ToList(),
+        [.. _farms.SelectMany(f => f.Checks()), .. _mirrors.SelectMany(m => m.Checks())],
         _reloader.Status());
 
     public IReadOnlyList<BucketRange>? Buckets(string module) =>

@@ -1,6 +1,7 @@
 using SafeKit.Api;
 using SafeKit.ControlPlane.Configuration;
 using SafeKit.ControlPlane.Events;
+using SafeKit.ControlPlane.Status;
 
 namespace SafeKit.Daemon;
 
@@ -14,22 +15,29 @@ namespace SafeKit.Daemon;
 internal sealed class ModuleActions : IDisposable
 {
     private readonly List<FarmModuleHost> _farms;
+    private readonly List<MirrorModuleHost> _mirrors;
     private readonly NodeReadiness _readiness;
     private readonly Func<ClusterConfig> _config;
     private readonly SemaphoreSlim _one = new(1, 1);
 
     private readonly EventJournal _journal;
 
-    public ModuleActions(List<FarmModuleHost> farms, NodeReadiness readiness, Func<ClusterConfig> config, EventJournal journal)
+    public ModuleActions(List<FarmModuleHost> farms, List<MirrorModuleHost> mirrors, NodeReadiness readiness, Func<ClusterConfig> config, EventJournal journal)
     {
         _journal = journal;
         _farms = farms;
+        _mirrors = mirrors;
         _readiness = readiness;
         _config = config;
     }
 
     public async Task<ModuleActionResult> ActAsync(string module, ModuleAction action)
     {
+        if (_mirrors.FirstOrDefault(m => m.Name == module) is { } mirror)
+        {
+            return await OneAtATimeAsync(() => ActOnMirrorAsync(mirror, action));
+        }
+
         var index = _farms.FindIndex(f => f.Name == module);
         if (index < 0)
         {
@@ -60,6 +68,8 @@ internal sealed class ModuleActions : IDisposable
                     Require(!farm.Stopped, $"module {module} is stopped: start it");
                     await farm.RestartApplicationAsync();
                     break;
+                case ModuleAction.Prim:
+                    throw new ModuleActionException(409, $"prim applies to mirror modules; {module} is a farm");
                 default:
                     if (!farm.Stopped)
                     {
@@ -77,6 +87,66 @@ internal sealed class ModuleActions : IDisposable
         {
             _one.Release();
         }
+    }
+
+    private async Task<ModuleActionResult> OneAtATimeAsync(Func<Task<ModuleActionResult>> act)
+    {
+        if (!await _one.WaitAsync(0))
+        {
+            throw new ModuleActionException(409, "another action is running on this node; try again when it is done");
+        }
+
+        try
+        {
+            return await act();
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    /// <summary>stop/forcestop (application, VIP, mounts; the peer takes over), start, restart, stopstart, prim --force.</summary>
+    private async Task<ModuleActionResult> ActOnMirrorAsync(MirrorModuleHost mirror, ModuleAction action)
+    {
+        var module = mirror.Name;
+        var verb = action.ToString().ToLowerInvariant();
+        _journal.Record(EventKinds.Action, module, EventSeverities.Info, $"{verb} requested by an administrator");
+        var message = $"{verb} of {module} done on {mirror.NodeName}";
+        switch (action)
+        {
+            case ModuleAction.Stop or ModuleAction.Forcestop:
+                Require(!mirror.Stopped, $"module {module} is already stopped");
+                await mirror.StopAsync("stopped by an administrator");
+                break;
+            case ModuleAction.Start:
+                Require(mirror.Stopped, $"module {module} is already started ({mirror.State}: {mirror.Reason})");
+                await mirror.StartAsync();
+                if (await mirror.RefusalAsync() is { } refusal)
+                {
+                    throw new ModuleActionException(409, $"{module} does not start on {mirror.NodeName}: {refusal}");
+                }
+
+                break;
+            case ModuleAction.Restart:
+                Require(mirror.State is ModuleStates.Prim or ModuleStates.Alone, $"module {module} runs its application only as PRIM or ALONE (it is {mirror.State})");
+                await mirror.RestartApplicationAsync();
+                break;
+            case ModuleAction.Prim:
+                message = await mirror.ForcePrimAsync();
+                break;
+            default:
+                if (!mirror.Stopped)
+                {
+                    await mirror.StopAsync("stopped by an administrator (stopstart)");
+                }
+
+                await mirror.StartAsync();
+                break;
+        }
+
+        _journal.Record(EventKinds.Action, module, EventSeverities.Info, $"{verb} done (state {mirror.State})");
+        return new ModuleActionResult(module, verb, mirror.State, message);
     }
 
     private static void Require(bool condition, string message)

@@ -56,6 +56,7 @@ internal sealed class NodeDaemon
         var stateDirectory = _arguments.StateDirectory.Length > 0 ? _arguments.StateDirectory : Path.Combine("/run/safekit", self.Name);
         var started = _time.GetUtcNow();
         var farms = new List<FarmModuleHost>();
+        var mirrors = new List<MirrorModuleHost>();
         var journal = new EventJournal(self.Name, _time);
         MembershipService? membership = null;
         NodeReadiness readiness;
@@ -70,6 +71,11 @@ internal sealed class NodeDaemon
             membership.ViewChanged += (view, peers) => farms.ForEach(f => f.ApplyView(view, peers));
             membership.PeersChanged += peers => farms.ForEach(f => f.UpdatePeers(peers));
             MembershipEventFeed.Attach(membership, journal);
+            foreach (var module in config.Mirrors)
+            {
+                mirrors.Add(MirrorModuleHost.Start(config, module, self, membership, key, journal, _time, _logger));
+            }
+
             var pinning = membership;
             farms.ForEach(f => f.PinningChanged += () => pinning.Pinning = farms.Any(x => x.Pinning));
             membership.Start();
@@ -91,9 +97,11 @@ internal sealed class NodeDaemon
             Stop(farms, membership);
             return 3;
         }
-        catch (Exception e) when (e is SafeKit.Native.Interop.NativeException or InvalidOperationException or IOException)
+        catch (Exception e) when (e is SafeKit.Native.Interop.NativeException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"safekitd: cannot start: {e.Message}");
+            await StopMirrorsAsync(mirrors);
+            await StopMirrorsAsync(mirrors);
             Stop(farms, membership);
             return 3;
         }
@@ -104,8 +112,8 @@ internal sealed class NodeDaemon
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reloadRequested.Release(); });
         using var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, journal, _time, _logger);
-        using var actions = new ModuleActions(farms, readiness, () => reloader.Running, journal);
-        var control = new DaemonControl(self.Name, reloader, farms, membership, actions, journal, started, _time);
+        using var actions = new ModuleActions(farms, mirrors, readiness, () => reloader.Running, journal);
+        var control = new DaemonControl(self.Name, reloader, farms, mirrors, membership, actions, journal, started, _time);
         ApiServer? api;
         try
         {
@@ -114,12 +122,13 @@ internal sealed class NodeDaemon
         catch (Exception e) when (e is InvalidOperationException or IOException)
         {
             Console.Error.WriteLine($"safekitd: cannot start the API: {e.Message}");
+            await StopMirrorsAsync(mirrors);
             Stop(farms, membership);
             return 3;
         }
 
         using var service = new ServiceManager(_time);
-        DaemonLog.Started(_logger, self.Name, config.Name, farms.Count, stateDirectory);
+        DaemonLog.Started(_logger, self.Name, config.Name, farms.Count + mirrors.Count, stateDirectory);
         service.Ready(Summary(control.Status()));
         journal.Record(EventKinds.Daemon, null, EventSeverities.Info, $"safekitd started (pid {Environment.ProcessId}, incarnation {membership.Incarnation})");
         try
@@ -155,6 +164,14 @@ internal sealed class NodeDaemon
             using var left = new CancellationTokenSource();
             var statusWriter = WriteStatusUntilAsync(stateDirectory, control, service, left.Token);
             await LeaveAsync(config, membership, farms);
+            // A mirror stops its application, releases the VIP and unmounts before the heartbeats say STOP.
+            if (mirrors.Count > 0)
+            {
+                await StopMirrorsAsync(mirrors);
+                // Let a few heartbeats tell the peer STOP: it then takes over at once, without a witness.
+                await Task.Delay(TimeSpan.FromMilliseconds(3 * config.Heartbeat.IntervalMilliseconds), _time);
+            }
+
             await left.CancelAsync();
             await statusWriter;
             if (api is not null)
@@ -224,6 +241,16 @@ internal sealed class NodeDaemon
         var address = self.Address.ToString();
         DaemonLog.ApiListening(_logger, settings.PlainHttp ? "http" : "https", address, settings.Port);
         return server;
+    }
+
+    private static async Task StopMirrorsAsync(List<MirrorModuleHost> mirrors)
+    {
+        foreach (var mirror in mirrors)
+        {
+            await mirror.DisposeAsync();
+        }
+
+        mirrors.Clear();
     }
 
     private static void Stop(List<FarmModuleHost> farms, MembershipService? membership)

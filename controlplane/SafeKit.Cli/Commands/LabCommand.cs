@@ -14,10 +14,13 @@ internal static partial class LabCommand
           safekit lab up     [--nodes N] [--affinity client-ip-port|client-ip] [--l2 unicast|multicast]
                              [--dataplane userspace|kernel] [--capture ring|pcap] [--workers N]
                              [--no-ipv6] [--prefix P]
+          safekit lab up --mirror [--no-ipv6] [--prefix P]   two nodes m1 (PRIM) and m2 (SECOND),
+                             /srv/www and /srv/pgdata replicated, NGINX on 198.18.0.200
           safekit lab down   [--prefix P]
           safekit lab status [--json] [--prefix P]
-          safekit lab exec   [--prefix P] client|br|n1..nN -- COMMAND [ARGS...]
-          safekit lab kill   [--prefix P] nX          kill -9 the node's safekitd (a crash)
+          safekit lab exec   [--prefix P] client|br|n1..nN|m1|m2 -- COMMAND [ARGS...]
+          safekit lab kill   [--prefix P] nX          kill -9 the node's safekitd (a crash; a mirror
+                                                      node: everything it runs, its mounts, its VIP)
           safekit lab stop   [--prefix P] nX          SIGTERM: the node drains, then its safekitd exits
           safekit lab start  [--prefix P] nX          start it again (returns once it serves)
           safekit lab reload [--prefix P] nX          the node re-reads the lab's config file (SIGHUP)
@@ -46,7 +49,7 @@ internal static partial class LabCommand
         {
             case "up":
             {
-                var a = CliArguments.Parse(rest, ["--nodes", "--affinity", "--l2", "--dataplane", "--capture", "--workers", "--prefix"], ["--no-ipv6"]);
+                var a = CliArguments.Parse(rest, ["--nodes", "--affinity", "--l2", "--dataplane", "--capture", "--workers", "--prefix"], ["--no-ipv6", "--mirror"]);
                 NoPositionals(a);
                 var options = new LabOptions
                 {
@@ -58,6 +61,7 @@ internal static partial class LabCommand
                     Capture = a.Choice("--capture", CaptureKind.Ring, Captures),
                     Workers = a.Integer("--workers", 1, 1, 16),
                     IPv6 = !a.Has("--no-ipv6"),
+                    Mirror = a.Has("--mirror"),
                 };
                 return runner.Up(options);
             }

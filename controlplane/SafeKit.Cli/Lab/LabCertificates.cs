@@ -28,7 +28,7 @@ internal static class LabCertificates
             var names = new SubjectAlternativeNameBuilder();
             names.AddDnsName(topology.NodeName(i));
             names.AddDnsName("localhost");
-            foreach (var address in new[] { LabTopology.NodeV4(i), LabTopology.NodeV6(i), IPAddress.Loopback, IPAddress.IPv6Loopback })
+            foreach (var address in new[] { topology.NodeV4(i), topology.NodeV6(i), IPAddress.Loopback, IPAddress.IPv6Loopback })
             {
                 names.AddIpAddress(address);
             }

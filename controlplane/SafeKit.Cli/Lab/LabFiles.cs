@@ -16,19 +16,7 @@ internal static class LabFiles
     {
         var text = new StringBuilder();
         text.AppendLine("# Written by `safekit lab up`: the lab's cluster, one farm module serving NGINX.");
-        text.AppendLine("cluster:");
-        text.Append("  name: ").AppendLine(topology.ClusterName);
-        text.Append("  key_file: ").AppendLine(topology.KeyPath);
-        text.AppendLine("  api:");
-        text.Append("    tokens_file: ").AppendLine(topology.TokensPath);
-        text.Append("    certificate: ").AppendLine(Path.Combine(topology.StateDirectory, "{node}", "api.pfx"));
-        text.Append("    ca_file: ").AppendLine(topology.CaPath);
-        text.AppendLine("  nodes:");
-        foreach (var i in topology.NodeIndexes)
-        {
-            text.Append("    - name: ").AppendLine(topology.NodeName(i));
-            text.Append("      address: ").AppendLine(LabTopology.NodeV4(i).ToString());
-        }
+        AppendCluster(text, topology);
 
         text.AppendLine("modules:");
         text.AppendLine("  - name: web");
@@ -46,7 +34,30 @@ internal static class LabFiles
         text.Append("    dataplane: ").AppendLine(options.Dataplane == DataplaneMode.Kernel ? "kernel" : "userspace");
         text.Append("    capture: ").AppendLine(options.Capture == CaptureKind.Pcap ? "pcap" : "ring");
         text.Append("    workers: ").AppendLine(options.Workers.ToString(CultureInfo.InvariantCulture));
-        // NGINX is this module's application: safekitd starts it, checks it, restarts it, stops it.
+        AppendNginxScripts(text, topology);
+        return text.ToString();
+    }
+
+    private static void AppendCluster(StringBuilder text, LabTopology topology)
+    {
+        text.AppendLine("cluster:");
+        text.Append("  name: ").AppendLine(topology.ClusterName);
+        text.Append("  key_file: ").AppendLine(topology.KeyPath);
+        text.AppendLine("  api:");
+        text.Append("    tokens_file: ").AppendLine(topology.TokensPath);
+        text.Append("    certificate: ").AppendLine(Path.Combine(topology.StateDirectory, "{node}", "api.pfx"));
+        text.Append("    ca_file: ").AppendLine(topology.CaPath);
+        text.AppendLine("  nodes:");
+        foreach (var i in topology.NodeIndexes)
+        {
+            text.Append("    - name: ").AppendLine(topology.NodeName(i));
+            text.Append("      address: ").AppendLine(topology.NodeV4(i).ToString());
+        }
+    }
+
+    /// <summary>NGINX is the module's application: safekitd starts it, checks it, restarts it, stops it.</summary>
+    private static void AppendNginxScripts(StringBuilder text, LabTopology topology)
+    {
         var conf = Path.Combine(topology.StateDirectory, "{node}", "nginx.conf");
         var pid = Path.Combine(topology.StateDirectory, "{node}", "nginx.pid");
         text.AppendLine("    scripts:");
@@ -65,7 +76,6 @@ internal static class LabFiles
         text.AppendLine("    restart:");
         text.AppendLine("      max: 2");
         text.AppendLine("      window_ms: 60000");
-        return text.ToString();
     }
 
     public static string Nginx(LabTopology topology, LabOptions options, int index)
@@ -118,6 +128,66 @@ internal static class LabFiles
             text.AppendLine("}");
         }
 
+        return text.ToString();
+    }
+
+    /// <summary>The mirror lab's cluster: m1 and m2, one mirror module replicating /srv/www and /srv/pgdata, NGINX on the VIP.</summary>
+    public static string MirrorClusterConfig(LabTopology topology, LabOptions options)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("# Written by `safekit lab up --mirror`: two nodes, one mirror module; NGINX serves /srv/www on the VIP.");
+        AppendCluster(text, topology);
+        text.AppendLine("modules:");
+        text.AppendLine("  - name: mirror");
+        text.AppendLine("    type: mirror");
+        text.Append("    vips: [").Append(topology.Vip4);
+        if (options.IPv6)
+        {
+            text.Append(", \"").Append(topology.Vip6).Append('"');
+        }
+
+        text.AppendLine("]");
+        text.Append("    interface: ").AppendLine(LabTopology.NodeInterface);
+        text.AppendLine("    directories:");
+        foreach (var directory in LabTopology.MirrorDirectories)
+        {
+            text.Append("      - path: ").AppendLine(directory);
+        }
+
+        text.AppendLine("    replication:");
+        text.Append("      port: ").AppendLine(LabTopology.ReplicationPort.ToString(CultureInfo.InvariantCulture));
+        // The client answers pings: a node that can still reach it is not the isolated one.
+        text.Append("    witness: [").Append(LabTopology.ClientV4).AppendLine("]");
+        AppendNginxScripts(text, topology);
+        return text.ToString();
+    }
+
+    /// <summary>NGINX of a mirror node: the replicated /srv/www on the VIP (started only on PRIM or ALONE).</summary>
+    public static string MirrorNginx(LabTopology topology, LabOptions options, int index)
+    {
+        var directory = topology.NodeDirectory(index);
+        var text = new StringBuilder();
+        text.AppendLine("daemon on;");
+        text.AppendLine("user www-data;");
+        text.AppendLine("worker_processes 1;");
+        text.Append("pid ").Append(Path.Combine(directory, "nginx.pid")).AppendLine(";");
+        text.Append("error_log ").Append(Path.Combine(directory, "nginx-error.log")).AppendLine(" warn;");
+        text.AppendLine("events { worker_connections 1024; }");
+        text.AppendLine("http {");
+        text.AppendLine("  access_log off;");
+        text.Append("  client_body_temp_path ").Append(Path.Combine(directory, "nginx-body")).AppendLine(";");
+        text.AppendLine("  server {");
+        text.Append("    listen ").Append(topology.Vip4).Append(':').Append(LabTopology.HttpPort).AppendLine(";");
+        if (options.IPv6)
+        {
+            text.Append("    listen [").Append(topology.Vip6).Append("]:").Append(LabTopology.HttpPort).AppendLine(";");
+        }
+
+        text.AppendLine("    root /srv/www;");
+        text.AppendLine("    default_type text/plain;");
+        text.Append("    add_header X-Served-By ").Append(topology.NodeName(index)).AppendLine(";");
+        text.AppendLine("  }");
+        text.AppendLine("}");
         return text.ToString();
     }
 }

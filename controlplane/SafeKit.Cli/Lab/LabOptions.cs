@@ -25,6 +25,9 @@ internal sealed record LabOptions
 
     public bool IPv6 { get; init; } = true;
 
+    /// <summary>A mirror lab (two nodes m1/m2, replicated directories) instead of a farm.</summary>
+    public bool Mirror { get; init; }
+
     /// <summary>Nginx worker processes per node.</summary>
     public int NginxWorkers { get; init; } = 1;
 }

@@ -7,13 +7,14 @@ namespace SafeKit.Cli.Lab;
 internal static class LabProcesses
 {
     /// <summary>
-    /// Starts <paramref name="command"/> inside namespace <paramref name="ns"/> in its own session,
+    /// Starts <paramref name="command"/> inside namespace <paramref name="ns"/> (or with the
+    /// <paramref name="enter"/> prefix: nsenter into a mirror node's namespaces) in its own session,
     /// output appended to <paramref name="log"/>. The shell, setsid and ip netns exec all exec in
     /// place, so the PID returned is the command's own.
     /// </summary>
-    public static LabProcess Start(string role, string ns, IReadOnlyList<string> command, string log)
+    public static LabProcess Start(string role, string ns, IReadOnlyList<string> command, string log, IReadOnlyList<string>? enter = null)
     {
-        var line = "exec setsid ip netns exec " + Quote(ns) + " " + string.Join(' ', command.Select(Quote))
+        var line = "exec setsid " + string.Join(' ', (enter ?? ["ip", "netns", "exec", ns]).Select(Quote)) + " " + string.Join(' ', command.Select(Quote))
             + " >>" + Quote(log) + " 2>&1 </dev/null";
         var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         start.ArgumentList.Add("-c");

@@ -36,9 +36,9 @@ internal sealed partial class LabRunner
             return 77;
         }
 
-        var topology = new LabTopology(options.Prefix, options.Nodes);
+        var topology = new LabTopology(options.Prefix, options.Mirror ? 2 : options.Nodes, options.Mirror);
         var daemon = Path.Combine(AppContext.BaseDirectory, "safekitd");
-        var missing = new[] { daemon, "/usr/sbin/nginx", "/usr/sbin/ip", "/usr/bin/setsid" }.Where(p => !File.Exists(p)).ToList();
+        var missing = new[] { daemon, "/usr/sbin/nginx", "/usr/sbin/ip", "/usr/bin/setsid", "/usr/bin/nsenter", "/usr/bin/unshare" }.Where(p => !File.Exists(p)).ToList();
         if (missing.Count > 0)
         {
             _error.WriteLine($"safekit lab: missing {string.Join(", ", missing)} (run ./setup first)");
@@ -54,14 +54,15 @@ internal sealed partial class LabRunner
         RemoveAll(options.Prefix);
         var state = new LabState(
             options.Prefix,
-            options.Nodes,
+            topology.NodeCount,
             options.Affinity == Affinity.ClientIp ? "client-ip" : "client-ip-port",
             options.L2Mode == L2Mode.Unicast ? "unicast" : "multicast",
             options.Dataplane == DataplaneMode.Kernel ? "kernel" : "userspace",
             options.Capture == CaptureKind.Pcap ? "pcap" : "ring",
             options.IPv6,
             DateTimeOffset.UtcNow,
-            []);
+            [],
+            options.Mirror ? "mirror" : "farm");
         try
         {
             Directory.CreateDirectory(topology.StateDirectory);
@@ -77,30 +78,54 @@ internal sealed partial class LabRunner
 
             File.SetUnixFileMode(topology.DownloadPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
             BuildNetwork(topology, options);
-            File.WriteAllText(topology.ConfigPath, LabFiles.ClusterConfig(topology, options));
+            File.WriteAllText(topology.ConfigPath, options.Mirror ? LabFiles.MirrorClusterConfig(topology, options) : LabFiles.ClusterConfig(topology, options));
             foreach (var i in topology.NodeIndexes)
             {
                 Directory.CreateDirectory(topology.NodeDirectory(i));
-                File.WriteAllText(Path.Combine(topology.NodeDirectory(i), "nginx.conf"), LabFiles.Nginx(topology, options, i));
+                File.WriteAllText(Path.Combine(topology.NodeDirectory(i), "nginx.conf"), options.Mirror ? LabFiles.MirrorNginx(topology, options, i) : LabFiles.Nginx(topology, options, i));
+                if (options.Mirror)
+                {
+                    LabMounts.Create(topology, i);
+                }
             }
 
-            // safekitd starts NGINX with the module's start script and reports UP once its checkers pass.
+            // safekitd starts NGINX with the module's start script and reports UP (a mirror: PRIM
+            // and SECOND) once its checkers pass.
             StartDaemons(topology, state, daemon);
             state.Write(topology.StateDirectory);
+            if (options.Mirror)
+            {
+                LabMounts.Seed(topology);
+            }
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException or SafeKit.Native.Interop.NativeException)
         {
             state.Write(topology.StateDirectory);
             _error.WriteLine($"safekit lab: {e.Message}");
+            if (Environment.GetEnvironmentVariable("SAFEKIT_LAB_KEEP") == "1")
+            {
+                _error.WriteLine($"safekit lab: SAFEKIT_LAB_KEEP=1: the lab stays for inspection; 'safekit lab down{PrefixArgument(options.Prefix)}' removes it");
+                return 1;
+            }
+
             _error.WriteLine("safekit lab: removing what was built");
             RemoveAll(options.Prefix);
             return 1;
         }
 
-        _out.WriteLine($"lab '{options.Prefix}' is up: {options.Nodes} nodes, VIP {LabTopology.VipV4}{(options.IPv6 ? $" and {LabTopology.VipV6}" : string.Empty)}, " +
-            $"{state.Dataplane} dataplane ({state.Capture}), {state.L2Mode} cluster MAC, affinity {state.Affinity}");
+        if (options.Mirror)
+        {
+            _out.WriteLine($"mirror lab '{options.Prefix}' is up: {topology.NodeName(1)} PRIM, {topology.NodeName(2)} SECOND, VIP {topology.Vip4}{(options.IPv6 ? $" and {topology.Vip6}" : string.Empty)}; " +
+                $"replicated: {string.Join(", ", LabTopology.MirrorDirectories)} (NGINX serves /srv/www)");
+        }
+        else
+        {
+            _out.WriteLine($"lab '{options.Prefix}' is up: {options.Nodes} nodes, VIP {topology.Vip4}{(options.IPv6 ? $" and {topology.Vip6}" : string.Empty)}, " +
+                $"{state.Dataplane} dataplane ({state.Capture}), {state.L2Mode} cluster MAC, affinity {state.Affinity}");
+        }
+
         _out.WriteLine($"  state and logs: {topology.StateDirectory}");
-        _out.WriteLine($"  try: safekit lab exec{PrefixArgument(options.Prefix)} client -- curl -s http://{LabTopology.VipV4}/");
+        _out.WriteLine($"  try: safekit lab exec{PrefixArgument(options.Prefix)} client -- curl -s http://{topology.Vip4}/");
         _out.WriteLine($"       safekit lab status{PrefixArgument(options.Prefix)}");
         _out.WriteLine($"       safekit lab down{PrefixArgument(options.Prefix)}");
         return 0;
@@ -136,6 +161,18 @@ internal sealed partial class LabRunner
             return 3;
         }
 
+        if (report.Kind == "mirror")
+        {
+            _out.WriteLine($"mirror lab '{prefix}': VIP {report.Vip}{(report.Vip6 is null ? string.Empty : " " + report.Vip6)}");
+            _out.WriteLine($"{"node",-14} {"address",-14} {"safekitd",-9} {"nginx",-6} {"state",-7} reason");
+            foreach (var node in report.Nodes)
+            {
+                _out.WriteLine($"{node.Name,-14} {node.Address,-14} {(node.SafekitdRunning ? "running" : "DOWN"),-9} {(node.NginxRunning ? "up" : "-"),-6} {node.State ?? "-",-7} {node.Reason ?? "-"}");
+            }
+
+            return report.Nodes.All(n => n.SafekitdRunning) && report.Nodes.Any(n => n.State is "PRIM" or "ALONE") ? 0 : 1;
+        }
+
         _out.WriteLine($"lab '{prefix}': VIP {report.Vip}{(report.Vip6 is null ? string.Empty : " " + report.Vip6)}, {report.Dataplane} dataplane, {report.L2Mode}, affinity {report.Affinity}");
         _out.WriteLine($"{"node",-14} {"address",-14} {"safekitd",-9} {"nginx",-6} {"state",-6} {"buckets",8} {"accepted",10} {"rejected",10} {"arp",5} {"malformed",9} {"drops",6}");
         foreach (var node in report.Nodes)
@@ -157,6 +194,11 @@ internal sealed partial class LabRunner
             return failure;
         }
 
+        if (topology.Mirror)
+        {
+            return CrashMirrorNode(topology, index);
+        }
+
         ProcessControl.Signal(process.Pid, ProcessControl.SigKill);
         for (var i = 0; i < 250 && !ProcessControl.IsDead(process.Pid); i++)
         {
@@ -164,6 +206,31 @@ internal sealed partial class LabRunner
         }
 
         _out.WriteLine($"safekitd on {topology.NodeName(index)} killed (pid {process.Pid})");
+        return 0;
+    }
+
+    /// <summary>
+    /// A mirror node's server crashes: kill -9 of everything running in it (safekitd, the
+    /// application), its FUSE mounts detach, its VIP goes.
+    /// </summary>
+    private int CrashMirrorNode(LabTopology topology, int index)
+    {
+        var ns = topology.NodeName(index);
+        var pids = Netns.Pids(ns);
+        foreach (var pid in pids)
+        {
+            ProcessControl.Signal(pid, ProcessControl.SigKill);
+        }
+
+        for (var i = 0; i < 250 && pids.Any(p => !ProcessControl.IsDead(p)); i++)
+        {
+            Thread.Sleep(20);
+        }
+
+        LabMounts.DetachReplicated(topology, index);
+        CommandRunner.Run("ip", ["-n", ns, "addr", "del", $"{topology.Vip4}/32", "dev", LabTopology.NodeInterface]);
+        CommandRunner.Run("ip", ["-n", ns, "addr", "del", $"{topology.Vip6}/128", "dev", LabTopology.NodeInterface]);
+        _out.WriteLine($"{ns} crashed: {pids.Count} processes killed, its mounts detached, its VIP gone");
         return 0;
     }
 
@@ -263,7 +330,8 @@ internal sealed partial class LabRunner
             return 1;
         }
 
-        _out.WriteLine($"safekitd on {topology.NodeName(index)} is up");
+        var module = StatusFile.TryRead(topology.NodeDirectory(index)) is { Modules: [var first, ..] } ? first : null;
+        _out.WriteLine(module?.Mirror is { } mirror ? $"safekitd on {topology.NodeName(index)} is up: {module.State} ({mirror.Reason})" : $"safekitd on {topology.NodeName(index)} is up");
         return 0;
     }
 
@@ -296,7 +364,8 @@ internal sealed partial class LabRunner
 
                 break;
             case "start":
-                var started = CommandRunner.Run("ip", ["netns", "exec", topology.NodeName(index), "/usr/sbin/nginx", "-c", conf]);
+                var enter = LabMounts.Enter(topology, index, topology.NodeName(index));
+                var started = CommandRunner.Run(enter[0], [.. enter.Skip(1), "/usr/sbin/nginx", "-c", conf]);
                 if (!started.Succeeded)
                 {
                     _error.WriteLine($"safekit lab: nginx on {topology.NodeName(index)} did not start: {started.Error.Trim()}");
@@ -336,7 +405,7 @@ internal sealed partial class LabRunner
             return 2;
         }
 
-        Netns.Ip("-n", topology.BridgeNamespace, "link", "set", LabTopology.NodePort(index), up ? "up" : "down");
+        Netns.Ip("-n", topology.BridgeNamespace, "link", "set", topology.NodePort(index), up ? "up" : "down");
         _out.WriteLine($"{topology.NodeName(index)}: link {(up ? "up" : "down")}");
         return 0;
     }
@@ -353,10 +422,10 @@ internal sealed partial class LabRunner
         }
 
         var rules = new List<string> { $"add table bridge {PartitionTable}", $"add chain bridge {PartitionTable} forward {{ type filter hook forward priority 0; policy accept; }}" };
-        rules.Add(HeartbeatDrop(a, b));
+        rules.Add(HeartbeatDrop(topology, a, b));
         if (!oneWay)
         {
-            rules.Add(HeartbeatDrop(b, a));
+            rules.Add(HeartbeatDrop(topology, b, a));
         }
 
         CommandRunner.RunChecked("ip", ["netns", "exec", topology.BridgeNamespace, "nft", "-f", "-"], string.Join('\n', rules) + "\n");
@@ -374,7 +443,7 @@ internal sealed partial class LabRunner
             return 3;
         }
 
-        var topology = new LabTopology(prefix, state.Nodes);
+        var topology = state.Topology;
         CommandRunner.Run("ip", ["netns", "exec", topology.BridgeNamespace, "nft", "delete", "table", "bridge", PartitionTable]);
         _out.WriteLine("heartbeat partitions removed");
         return 0;
@@ -382,13 +451,13 @@ internal sealed partial class LabRunner
 
     private const string PartitionTable = "safekit_lab_partition";
 
-    private static string HeartbeatDrop(int from, int to) =>
-        $"add rule bridge {PartitionTable} forward ip saddr {LabTopology.NodeV4(from)} ip daddr {LabTopology.NodeV4(to)} udp dport {LabTopology.HeartbeatPort} drop";
+    private static string HeartbeatDrop(LabTopology topology, int from, int to) =>
+        $"add rule bridge {PartitionTable} forward ip saddr {topology.NodeV4(from)} ip daddr {topology.NodeV4(to)} udp dport {LabTopology.HeartbeatPort} drop";
 
     private bool TryNode(string prefix, string name, out LabTopology topology, out LabState state, out int index)
     {
         state = LabState.TryRead(new LabTopology(prefix, 0).StateDirectory)!;
-        topology = new LabTopology(prefix, state?.Nodes ?? 0);
+        topology = state?.Topology ?? new LabTopology(prefix, 0);
         index = topology.NodeIndex(name);
         if (state is null)
         {
@@ -408,7 +477,7 @@ internal sealed partial class LabRunner
     public int Exec(string prefix, string name, IReadOnlyList<string> command)
     {
         var state = LabState.TryRead(new LabTopology(prefix, 0).StateDirectory);
-        var topology = new LabTopology(prefix, state?.Nodes ?? LabTopology.MaxNodes);
+        var topology = state?.Topology ?? new LabTopology(prefix, LabTopology.MaxNodes);
         var ns = topology.ResolveNamespace(name);
         if (ns is null || !Netns.List().Contains(ns))
         {
@@ -422,8 +491,10 @@ internal sealed partial class LabRunner
             return 64;
         }
 
-        var start = new ProcessStartInfo("ip") { UseShellExecute = false };
-        foreach (var argument in new[] { "netns", "exec", ns }.Concat(command))
+        var index = topology.NodeIndexes.FirstOrDefault(i => topology.NodeName(i) == ns);
+        var enter = LabMounts.Enter(topology, index, ns);
+        var start = new ProcessStartInfo(enter[0]) { UseShellExecute = false };
+        foreach (var argument in enter.Skip(1).Concat(command))
         {
             start.ArgumentList.Add(argument);
         }
@@ -431,7 +502,7 @@ internal sealed partial class LabRunner
         // `safekit` run in a lab namespace talks to the lab's API at once: the node's own (or, from
         // the client, the first node's), with the lab's admin token and its certificate authority.
         var node = topology.NodeIndexes.FirstOrDefault(i => topology.NodeName(i) == ns, topology.NodeIndexes.First());
-        start.Environment["SAFEKIT_NODE"] = LabTopology.ApiUrl(node);
+        start.Environment["SAFEKIT_NODE"] = topology.ApiUrl(node);
         start.Environment["SAFEKIT_TOKEN_FILE"] = topology.TokensPath;
         start.Environment["SAFEKIT_CA"] = topology.CaPath;
 
@@ -452,7 +523,7 @@ internal sealed partial class LabRunner
             return new LabStatusReport(prefix, false, null, null, null, LabTopology.VipV4.ToString(), null, [], [], null);
         }
 
-        var topology = new LabTopology(prefix, state.Nodes);
+        var topology = state.Topology;
         var nodes = new List<LabNodeReport>();
         foreach (var i in topology.NodeIndexes)
         {
@@ -464,18 +535,19 @@ internal sealed partial class LabRunner
             nodes.Add(new LabNodeReport(
                 name,
                 name,
-                LabTopology.NodeV4(i).ToString(),
+                topology.NodeV4(i).ToString(),
                 daemonRunning,
                 NginxPid(topology, i) is not null,
                 daemonRunning ? module?.State : "STOP",
                 farm?.OwnedBuckets,
                 farm?.Counters,
                 farm?.CaptureDropped,
-                LabTopology.ApiUrl(i)));
+                topology.ApiUrl(i),
+                module?.Mirror?.Reason));
         }
 
         var processes = state.Processes.Select(p => new LabProcessReport(p.Role, p.Namespace, p.Pid, LabProcesses.IsRunning(p))).ToList();
-        return new LabStatusReport(prefix, true, state.Dataplane, state.L2Mode, state.Affinity, LabTopology.VipV4.ToString(), state.IPv6 ? LabTopology.VipV6.ToString() : null, nodes, processes, LabTokens.Read(topology.TokensPath, topology.CaPath));
+        return new LabStatusReport(prefix, true, state.Dataplane, state.L2Mode, state.Affinity, topology.Vip4.ToString(), state.IPv6 ? topology.Vip6.ToString() : null, nodes, processes, LabTokens.Read(topology.TokensPath, topology.CaPath), topology.Mirror ? "mirror" : "farm");
     }
 
     private static void BuildNetwork(LabTopology topology, LabOptions options)
@@ -506,12 +578,12 @@ internal sealed partial class LabRunner
         AddHost(topology, options, topology.ClientNamespace, "c", LabTopology.ClientV4.ToString(), LabTopology.ClientV6.ToString());
         foreach (var i in topology.NodeIndexes)
         {
-            AddHost(topology, options, topology.NodeName(i), LabTopology.NodePort(i), LabTopology.NodeV4(i).ToString(), LabTopology.NodeV6(i).ToString());
+            AddHost(topology, options, topology.NodeName(i), topology.NodePort(i), topology.NodeV4(i).ToString(), topology.NodeV6(i).ToString());
             if (options.L2Mode == L2Mode.Multicast)
             {
                 // With IGMP/MLD snooping a bridge stops flooding a multicast MAC nobody joined;
                 // router ports still get every multicast frame.
-                CommandRunner.RunChecked("bridge", ["-n", bridge, "link", "set", "dev", LabTopology.NodePort(i), "mcast_router", "2"]);
+                CommandRunner.RunChecked("bridge", ["-n", bridge, "link", "set", "dev", topology.NodePort(i), "mcast_router", "2"]);
             }
         }
     }
@@ -552,16 +624,19 @@ internal sealed partial class LabRunner
         Directory.CreateDirectory(directory);
         var log = Path.Combine(directory, "safekitd.log");
         state.Processes.RemoveAll(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
-        var process = LabProcesses.Start("safekitd", topology.NodeName(index), [daemon, "--config", topology.ConfigPath, "--node", topology.NodeName(index), "--state-dir", directory], log);
+        var process = LabProcesses.Start("safekitd", topology.NodeName(index), [daemon, "--config", topology.ConfigPath, "--node", topology.NodeName(index), "--state-dir", directory], log, LabMounts.Enter(topology, index, topology.NodeName(index)));
         state.Processes.Add(process);
         return process;
     }
 
-    /// <summary>Waits until the node's safekitd (the one in <paramref name="state"/>) reports its farm module UP.</summary>
+    /// <summary>
+    /// Waits until the node's safekitd (the one in <paramref name="state"/>) reports its farm module
+    /// UP — a mirror module: PRIM, SECOND or ALONE, or WAIT for a reason other than still waiting to hear its peer.
+    /// </summary>
     private static void WaitUntilUp(LabTopology topology, LabState state, int index, DateTime deadline)
     {
         var process = state.Processes.First(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
-        while (StatusFile.TryRead(topology.NodeDirectory(index)) is not { Modules: [{ State: "UP" }, ..] } status || status.Pid != process.Pid)
+        while (StatusFile.TryRead(topology.NodeDirectory(index)) is not { Modules: [var module, ..] } status || status.Pid != process.Pid || !Settled(module))
         {
             if (!LabProcesses.IsRunning(process))
             {
@@ -576,6 +651,11 @@ internal sealed partial class LabRunner
             Thread.Sleep(20);
         }
     }
+
+    private static bool Settled(ModuleStatus module) =>
+        module.State is "UP" or "PRIM" or "SECOND" or "ALONE"
+        || (module is { State: "WAIT", Mirror.Reason: var reason } && !reason.StartsWith("waiting to hear", StringComparison.Ordinal) && !reason.StartsWith("same data", StringComparison.Ordinal)
+            && !reason.StartsWith("starting", StringComparison.Ordinal));
 
     /// <summary>The node's NGINX master, from its pid file, if it runs.</summary>
     private static int? NginxPid(LabTopology topology, int index)
@@ -605,7 +685,7 @@ internal sealed partial class LabRunner
             }
         }
 
-        var pattern = new Regex("^" + Regex.Escape(prefix) + "-(br|client|n[0-9]+)$", RegexOptions.CultureInvariant);
+        var pattern = new Regex("^" + Regex.Escape(prefix) + "-(br|client|n[0-9]+|m[0-9]+)$", RegexOptions.CultureInvariant);
         foreach (var ns in Netns.List().Where(n => pattern.IsMatch(n)))
         {
             found = true;
@@ -622,6 +702,7 @@ internal sealed partial class LabRunner
             Netns.Delete(ns);
         }
 
+        LabMounts.RemoveAll(topology);
         if (Directory.Exists(topology.StateDirectory))
         {
             found = true;

@@ -16,8 +16,13 @@ internal sealed record LabState(
     string Capture,
     bool IPv6,
     DateTimeOffset Created,
-    List<LabProcess> Processes)
+    List<LabProcess> Processes,
+    string? Kind = null)
 {
+    /// <summary>The lab's shape as its state says.</summary>
+    [JsonIgnore]
+    public LabTopology Topology => new(Prefix, Nodes, Kind == "mirror");
+
     public const string FileName = "lab.json";
 
     public static LabState? TryRead(string directory)
@@ -41,10 +46,10 @@ internal sealed record LabState(
 }
 
 /// <summary>What <c>safekit lab status --json</c> prints.</summary>
-internal sealed record LabStatusReport(string Prefix, bool Up, string? Dataplane, string? L2Mode, string? Affinity, string Vip, string? Vip6, List<LabNodeReport> Nodes, List<LabProcessReport> Processes, LabApiTokens? Api);
+internal sealed record LabStatusReport(string Prefix, bool Up, string? Dataplane, string? L2Mode, string? Affinity, string Vip, string? Vip6, List<LabNodeReport> Nodes, List<LabProcessReport> Processes, LabApiTokens? Api, string Kind = "farm");
 
 /// <summary>Node <c>api_url</c>: its HTTPS API (self-signed certificate), reachable from the client namespace.</summary>
-internal sealed record LabNodeReport(string Name, string Namespace, string Address, bool SafekitdRunning, bool NginxRunning, string? State, int? OwnedBuckets, IReadOnlyDictionary<string, long>? Counters, long? CaptureDropped, string? ApiUrl);
+internal sealed record LabNodeReport(string Name, string Namespace, string Address, bool SafekitdRunning, bool NginxRunning, string? State, int? OwnedBuckets, IReadOnlyDictionary<string, long>? Counters, long? CaptureDropped, string? ApiUrl, string? Reason = null);
 
 /// <summary>Tokens every lab node's API accepts.</summary>
 internal sealed record LabApiTokens(string AdminToken, string ReadToken, string CaFile);

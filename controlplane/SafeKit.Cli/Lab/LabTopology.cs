@@ -5,9 +5,10 @@ namespace SafeKit.Cli.Lab;
 
 /// <summary>
 /// Names and addresses of a lab: a bridge namespace without uplink, a client and N nodes, all in
-/// 198.18.0.0/24 and 2001:2::/64 (benchmarking ranges that never leave the machine).
+/// 198.18.0.0/24 and 2001:2::/64 (benchmarking ranges that never leave the machine). A farm lab's
+/// nodes are nX (198.18.0.1X, VIP .100); a mirror lab's are m1 and m2 (198.18.0.21/.22, VIP .200).
 /// </summary>
-internal sealed record LabTopology(string Prefix, int NodeCount)
+internal sealed record LabTopology(string Prefix, int NodeCount, bool Mirror = false)
 {
     public const int MaxNodes = 32;
     public const string Bridge = "br0";
@@ -18,6 +19,25 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
 
     public static readonly IPAddress VipV4 = IPAddress.Parse("198.18.0.100");
     public static readonly IPAddress VipV6 = IPAddress.Parse("2001:2::100");
+    public static readonly IPAddress MirrorVipV4 = IPAddress.Parse("198.18.0.200");
+    public static readonly IPAddress MirrorVipV6 = IPAddress.Parse("2001:2::200");
+    public const int ReplicationPort = 4900;
+
+    /// <summary>The replicated directories of a mirror lab (the same paths in both nodes' mount namespaces).</summary>
+    public static readonly string[] MirrorDirectories = ["/srv/www", "/srv/pgdata"];
+
+    /// <summary>Where each mirror node's real files and records live (in its own mount namespace).</summary>
+    public const string MirrorVarDirectory = "/var/lib/safekit";
+
+    public IPAddress Vip4 => Mirror ? MirrorVipV4 : VipV4;
+
+    public IPAddress Vip6 => Mirror ? MirrorVipV6 : VipV6;
+
+    /// <summary>The file that holds node <paramref name="index"/>'s mount namespace open (mirror labs).</summary>
+    public string MountNamespace(int index) => Path.Combine(MountNamespaceDirectory, NodeName(index));
+
+    /// <summary>A private bind mount of its own, as persistent namespace files need.</summary>
+    public string MountNamespaceDirectory => Path.Combine(StateDirectory, "mnt");
     public static readonly IPAddress ClientV4 = IPAddress.Parse("198.18.0.10");
     public static readonly IPAddress ClientV6 = IPAddress.Parse("2001:2::10");
 
@@ -38,7 +58,7 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
     public string CaPath => Path.Combine(StateDirectory, "api-ca.pem");
 
     /// <summary>The HTTPS API of node <paramref name="index"/> (reachable from the client namespace).</summary>
-    public static string ApiUrl(int index) => $"https://{NodeV4(index)}:9453";
+    public string ApiUrl(int index) => $"https://{NodeV4(index)}:9453";
 
     /// <summary>The file NGINX serves (slowly) at /download.</summary>
     public string DownloadPath => Path.Combine(StateDirectory, "download.bin");
@@ -48,16 +68,19 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
     public string ClusterName => $"{Prefix}-lab";
 
     /// <summary>Namespace (and cluster node name) of node <paramref name="index"/> (1-based).</summary>
-    public string NodeName(int index) => $"{Prefix}-n{index}";
+    public string NodeName(int index) => $"{Prefix}-{ShortName(index)}";
+
+    /// <summary>n2 (farm) or m2 (mirror).</summary>
+    public string ShortName(int index) => $"{(Mirror ? 'm' : 'n')}{index}";
 
     public string NodeDirectory(int index) => Path.Combine(StateDirectory, NodeName(index));
 
     /// <summary>Bridge port of node <paramref name="index"/> (inside the bridge namespace).</summary>
-    public static string NodePort(int index) => $"n{index}";
+    public string NodePort(int index) => ShortName(index);
 
-    public static IPAddress NodeV4(int index) => IPAddress.Parse($"198.18.0.{10 + index}");
+    public IPAddress NodeV4(int index) => IPAddress.Parse($"198.18.0.{(Mirror ? 20 : 10) + index}");
 
-    public static IPAddress NodeV6(int index) => IPAddress.Parse($"2001:2::{(10 + index).ToString(CultureInfo.InvariantCulture)}");
+    public IPAddress NodeV6(int index) => IPAddress.Parse($"2001:2::{((Mirror ? 20 : 10) + index).ToString(CultureInfo.InvariantCulture)}");
 
     public IEnumerable<int> NodeIndexes => Enumerable.Range(1, NodeCount);
 
@@ -66,7 +89,7 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
     {
         foreach (var i in NodeIndexes)
         {
-            if (name == $"n{i}" || name == NodeName(i))
+            if (name == ShortName(i) || name == NodeName(i))
             {
                 return i;
             }
@@ -90,7 +113,7 @@ internal sealed record LabTopology(string Prefix, int NodeCount)
 
         foreach (var i in NodeIndexes)
         {
-            if (name == $"n{i}" || name == NodeName(i))
+            if (name == ShortName(i) || name == NodeName(i))
             {
                 return NodeName(i);
             }

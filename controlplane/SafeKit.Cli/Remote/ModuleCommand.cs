@@ -4,19 +4,24 @@ using SafeKit.Cli.Commands;
 namespace SafeKit.Cli.Remote;
 
 /// <summary>
-/// <c>safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]</c>: acts on a module of
+/// <c>safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]</c> and <c>safekit prim --force MODULE</c>: acts on a module of
 /// the node talked to, or of <c>--on NODE</c> (forwarded by the node talked to).
 /// </summary>
 internal static class ModuleCommand
 {
-    public static readonly string[] Verbs = ["start", "stop", "restart", "stopstart", "forcestop"];
+    public static readonly string[] Verbs = ["start", "stop", "restart", "stopstart", "forcestop", "prim"];
 
     public static async Task<int> RunAsync(string verb, IReadOnlyList<string> args)
     {
-        var a = CliArguments.Parse(args, [.. ApiConnection.ValuedOptions, "--on"], ApiConnection.FlagOptions);
+        var a = CliArguments.Parse(args, [.. ApiConnection.ValuedOptions, "--on"], [.. ApiConnection.FlagOptions, "--force"]);
         if (a.Positionals.Count != 1)
         {
-            throw new CliException($"usage: safekit {verb} MODULE [--on NODE] {ApiConnection.OptionsUsage}");
+            throw new CliException($"usage: safekit {verb}{(verb == "prim" ? " --force" : string.Empty)} MODULE [--on NODE] {ApiConnection.OptionsUsage}");
+        }
+
+        if (verb == "prim" && !a.Has("--force"))
+        {
+            throw new CliException("prim needs --force: the node's copy becomes the reference and the peer's changes it lacks are not taken");
         }
 
         var module = Uri.EscapeDataString(a.Positionals[0]);

@@ -37,7 +37,7 @@ internal static class StatusCommand
     private static bool Healthy(JsonElement cluster) =>
         cluster.GetProperty("nodes").EnumerateArray().All(n =>
             n.GetProperty("alive").GetBoolean() && n.GetProperty("reachable").GetBoolean()
-            && n.GetProperty("status").GetProperty("modules").EnumerateArray().All(m => m.GetProperty("state").GetString() == "UP"));
+            && n.GetProperty("status").GetProperty("modules").EnumerateArray().All(m => m.GetProperty("state").GetString() is "UP" or "PRIM" or "SECOND"));
 
     internal static string Render(JsonElement cluster)
     {

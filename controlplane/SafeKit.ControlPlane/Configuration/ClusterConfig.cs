@@ -14,7 +14,11 @@ namespace SafeKit.ControlPlane.Configuration;
 /// <param name="KeyFile">File holding the cluster key that authenticates heartbeats (null: single node).</param>
 /// <param name="Heartbeat">Heartbeat timings and port.</param>
 /// <param name="Api">The HTTP control API of every node.</param>
-public sealed record ClusterConfig(string Name, IReadOnlyList<NodeConfig> Nodes, IReadOnlyList<FarmModuleConfig> Farms, string SourceFile, string? KeyFile, HeartbeatConfig Heartbeat, ApiConfig Api);
+public sealed record ClusterConfig(string Name, IReadOnlyList<NodeConfig> Nodes, IReadOnlyList<FarmModuleConfig> Farms, string SourceFile, string? KeyFile, HeartbeatConfig Heartbeat, ApiConfig Api)
+{
+    /// <summary>Mirror modules (a cluster runs one module: a farm or a mirror).</summary>
+    public IReadOnlyList<MirrorModuleConfig> Mirrors { get; init; } = [];
+}
 
 /// <summary>The HTTP control API and web console each node serves on its address (and on loopback).</summary>
 /// <param name="Enabled">Whether safekitd serves it.</param>
@@ -65,4 +69,4 @@ public sealed record FarmModuleConfig(
     int DrainTimeoutMilliseconds,
     ScriptsConfig Scripts,
     IReadOnlyList<CheckerConfig> Checkers,
-    RestartConfig Restart);
+    RestartConfig Restart) : IApplicationModule;

@@ -40,7 +40,7 @@ public static partial class ConfigLoader
     private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };
     private static readonly Dictionary<string, DataplaneMode> Dataplanes = new(StringComparer.Ordinal) { ["userspace"] = DataplaneMode.Userspace, ["kernel"] = DataplaneMode.Kernel };
     private static readonly Dictionary<string, CaptureKind> Captures = new(StringComparer.Ordinal) { ["ring"] = CaptureKind.Ring, ["pcap"] = CaptureKind.Pcap };
-    private static readonly Dictionary<string, int> ModuleTypes = new(StringComparer.Ordinal) { ["farm"] = 0 };
+    private static readonly Dictionary<string, int> ModuleTypes = new(StringComparer.Ordinal) { ["farm"] = 0, ["mirror"] = 1 };
 
     /// <summary>Loads <paramref name="path"/>.</summary>
     /// <exception cref="ConfigException">The file is missing or invalid; every problem is listed.</exception>
@@ -81,18 +81,36 @@ public static partial class ConfigLoader
         var clusterNode = reader.Required(root, rootNode, string.Empty, "cluster");
         var cluster = ReadCluster(reader, clusterNode);
         var modules = new List<FarmModuleConfig>();
+        var mirrors = new List<MirrorModuleConfig>();
         if (root.TryGetValue("modules", out var modulesNode))
         {
             var list = reader.Sequence(modulesNode, "modules");
+            var farmNodes = new List<YamlNode>();
+            var networks = cluster.Nodes.Count > 0 ? cluster.Nodes[0].Addresses.Count : 0;
             for (var i = 0; i < list.Count; i++)
             {
-                if (ReadModule(reader, list[i], $"modules[{i}]", cluster.Name) is { } module)
+                if (IsMirror(list[i]))
                 {
-                    modules.Add(module);
+                    if (ReadMirror(reader, list[i], $"modules[{i}]", cluster.Nodes.Count, networks) is { } mirror)
+                    {
+                        mirrors.Add(mirror);
+                    }
+                }
+                else
+                {
+                    farmNodes.Add(list[i]);
+                    if (ReadModule(reader, list[i], $"modules[{i}]", cluster.Name) is { } module)
+                    {
+                        modules.Add(module);
+                    }
                 }
             }
 
-            ValidateModules(reader, list, modules);
+            ValidateModules(reader, farmNodes, modules);
+            if (list.Count > 1)
+            {
+                reader.Error(list[1], "modules[1]", "this version runs one module (a farm or a mirror) per cluster");
+            }
         }
 
         if (reader.Errors.Count > 0 || cluster.Name is null)
@@ -100,7 +118,7 @@ public static partial class ConfigLoader
             return (null, reader.Errors);
         }
 
-        return (new ClusterConfig(cluster.Name, cluster.Nodes, modules, file, cluster.KeyFile, cluster.Heartbeat, cluster.Api), []);
+        return (new ClusterConfig(cluster.Name, cluster.Nodes, modules, file, cluster.KeyFile, cluster.Heartbeat, cluster.Api) { Mirrors = mirrors }, []);
     }
 
     /// <summary>The default jhash seed of a cluster: FNV-1a of its name, the same on every node.</summary>
@@ -445,7 +463,7 @@ public static partial class ConfigLoader
         return max is null || window is null ? null : new RestartConfig((int)max, (int)window);
     }
 
-    private static void ValidateModules(YamlReader reader, IReadOnlyList<YamlNode> nodes, List<FarmModuleConfig> modules)
+    private static void ValidateModules(YamlReader reader, List<YamlNode> nodes, List<FarmModuleConfig> modules)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         var vips = new HashSet<IPAddress>();
@@ -470,10 +488,6 @@ public static partial class ConfigLoader
             }
         }
 
-        if (modules.Count > 1)
-        {
-            reader.Error(nodes[1], "modules[1]", "this version runs one farm module per cluster");
-        }
     }
 
     private static string? ReadName(YamlReader reader, YamlNode? node, string path)

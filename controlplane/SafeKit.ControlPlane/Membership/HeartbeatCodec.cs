@@ -29,7 +29,7 @@ public enum HeartbeatVerdict
 /// </summary>
 public sealed class HeartbeatCodec
 {
-    public const byte Version = 1;
+    public const byte Version = 2;
     public const int MacLength = 16;
     private const int HeaderLength = 20;
     private const int StateLength = 18;
@@ -48,7 +48,7 @@ public sealed class HeartbeatCodec
     }
 
     /// <summary>Bytes of one heartbeat for this cluster.</summary>
-    public int Length => HeaderLength + 9 + _nodeCount + (_nodeCount * StateLength) + MacLength;
+    public int Length => HeaderLength + 9 + _nodeCount + (_nodeCount * StateLength) + HeartbeatMessage.BeaconLength + MacLength;
 
     public uint Id => _clusterId;
 
@@ -95,6 +95,8 @@ public sealed class HeartbeatCodec
             at += StateLength;
         }
 
+        message.Beacon.CopyTo(output[at..]);
+        at += HeartbeatMessage.BeaconLength;
         Span<byte> mac = stackalloc byte[32];
         HMACSHA256.HashData(_key, output[..at], mac);
         mac[..MacLength].CopyTo(output[at..]);
@@ -168,6 +170,7 @@ public sealed class HeartbeatCodec
             at += StateLength;
         }
 
+        datagram.Slice(at, HeartbeatMessage.BeaconLength).CopyTo(message.Beacon);
         return HeartbeatVerdict.Ok;
     }
 }

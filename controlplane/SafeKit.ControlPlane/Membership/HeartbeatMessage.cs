@@ -10,7 +10,13 @@ public sealed class HeartbeatMessage
         ViewWeights = new byte[nodeCount];
     }
 
+    /// <summary>Bytes of the sender's module beacon (what its modules tell the others: a mirror's role and data generation).</summary>
+    public const int BeaconLength = 40;
+
     public int NodeCount { get; }
+
+    /// <summary>The sender's module beacon (zeros when its modules say nothing).</summary>
+    public byte[] Beacon { get; } = new byte[BeaconLength];
 
     public uint ClusterId { get; set; }
 

@@ -32,6 +32,8 @@ public sealed partial class MembershipService : IDisposable
     private readonly Lock _gate = new();
     private readonly AutoResetEvent _wake = new(false);
     private volatile bool _stopping;
+    private readonly byte[] _beacon = new byte[HeartbeatMessage.BeaconLength];
+    private readonly byte[][] _peerBeacons;
     private uint _reportedAlive;
     private uint _reportedMembers;
 
@@ -50,6 +52,7 @@ public sealed partial class MembershipService : IDisposable
         _core = new MembershipCore(count, _self, incarnation, (byte)self.Weight, config.Heartbeat.TimeoutMilliseconds, NowMs());
         Incarnation = incarnation;
         _links = new HeartbeatLinks(self.Addresses, count);
+        _peerBeacons = new byte[count][];
         _peers = new IPEndPoint[self.Addresses.Count][];
         for (var network = 0; network < self.Addresses.Count; network++)
         {
@@ -92,6 +95,33 @@ public sealed partial class MembershipService : IDisposable
     }
 
     public uint Incarnation { get; }
+
+    /// <summary>Sets what this node's heartbeats tell the others about its modules (sent at once).</summary>
+    public void SetBeacon(ReadOnlySpan<byte> beacon)
+    {
+        bool changed;
+        lock (_gate)
+        {
+            changed = !beacon.SequenceEqual(_beacon.AsSpan(0, beacon.Length));
+            _beacon.AsSpan().Clear();
+            beacon.CopyTo(_beacon);
+        }
+
+        if (changed)
+        {
+            _wake.Set();
+        }
+    }
+
+    /// <summary>The beacon of the last heartbeat accepted from <paramref name="node"/> (null: none heard since start).</summary>
+    public byte[]? PeerBeacon(string node)
+    {
+        var index = _config.Nodes.ToList().FindIndex(n => n.Name == node);
+        lock (_gate)
+        {
+            return index < 0 || _peerBeacons[index] is not { } beacon ? null : (byte[])beacon.Clone();
+        }
+    }
 
     /// <summary>Applies a reloaded weight for this node and heartbeat timings (the port needs a restart).</summary>
     public void Retune(int weight, HeartbeatConfig heartbeat)
@@ -300,6 +330,7 @@ public sealed partial class MembershipService : IDisposable
                 {
                     case ReceiveOutcome.Accepted:
                         Counters.Accepted++;
+                        incoming.Beacon.CopyTo(_peerBeacons[incoming.Sender] ??= new byte[HeartbeatMessage.BeaconLength], 0);
                         changed = EvaluateLocked(NowMs());
                         PeersChanged?.Invoke(PeersLocked(NowMs()));
                         break;
@@ -403,6 +434,7 @@ public sealed partial class MembershipService : IDisposable
         lock (_gate)
         {
             _core.FillHeartbeat(_outgoing);
+            _beacon.CopyTo(_outgoing.Beacon, 0);
             length = _codec.Encode(_outgoing, buffer);
         }
 

@@ -14,7 +14,7 @@ namespace SafeKit.ControlPlane.Modules;
 /// </summary>
 public sealed partial class ModuleSupervisor : IAsyncDisposable
 {
-    private volatile FarmModuleConfig _module;
+    private volatile IApplicationModule _module;
     private readonly string _node;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -35,7 +35,7 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
     /// <param name="logger">Where script output and decisions go.</param>
     /// <param name="ready">Receives readiness changes (take traffic or not).</param>
     /// <param name="state">Receives what is wrong with the application (state, reason), or (UP, null) when nothing is.</param>
-    public ModuleSupervisor(FarmModuleConfig module, string node, TimeProvider time, ILogger logger, Action<bool> ready, Action<string, string?> state)
+    public ModuleSupervisor(IApplicationModule module, string node, TimeProvider time, ILogger logger, Action<bool> ready, Action<string, string?> state)
     {
         _module = module;
         _node = node;
@@ -81,7 +81,7 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
     /// new checkers replace the old ones without touching the running application (readiness follows
     /// the new checkers' first results).
     /// </summary>
-    public async Task ReconfigureAsync(FarmModuleConfig module)
+    public async Task ReconfigureAsync(IApplicationModule module)
     {
         ArgumentNullException.ThrowIfNull(module);
         var checkersChanged = !module.Checkers.SequenceEqual(_module.Checkers);

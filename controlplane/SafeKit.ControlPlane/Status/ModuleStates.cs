@@ -11,6 +11,15 @@ public static class ModuleStates
 
     /// <summary>Taking its share of the traffic.</summary>
     public const string Up = "UP";
+
+    /// <summary>Mirror: runs the application, every change replicated to SECOND.</summary>
+    public const string Prim = "PRIM";
+
+    /// <summary>Mirror: follows PRIM's changes, ready to take over.</summary>
+    public const string Second = "SECOND";
+
+    /// <summary>Mirror: runs the application without SECOND.</summary>
+    public const string Alone = "ALONE";
 }
 
 /// <summary>One state change of a module.</summary>

@@ -29,7 +29,29 @@ public sealed record ConfigStatus(string File, DateTimeOffset Loaded, ReloadOutc
 public sealed record ReloadOutcome(DateTimeOffset At, bool Applied, IReadOnlyList<string> Changes, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes);
 
 /// <summary>State of one module on the node.</summary>
-public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm, IReadOnlyList<StateTransition>? Transitions = null, ApplicationStatus? Application = null);
+public sealed record ModuleStatus(string Name, string Type, string State, FarmStatus? Farm, IReadOnlyList<StateTransition>? Transitions = null, ApplicationStatus? Application = null, MirrorStatus? Mirror = null);
+
+/// <summary>A mirror module on the node.</summary>
+/// <param name="Peer">The other node.</param>
+/// <param name="PeerAlive">Whether its heartbeats arrive.</param>
+/// <param name="PeerState">Its role as its heartbeats say (null: not heard).</param>
+/// <param name="Generation">This node's data generation.</param>
+/// <param name="ParentGeneration">The generation it went alone from.</param>
+/// <param name="Data">How this node's data compares with the peer's: same, older, newer, diverged (null: unknown).</param>
+/// <param name="Reason">Why the node is in its state.</param>
+/// <param name="Directories">Each replicated directory.</param>
+public sealed record MirrorStatus(string Peer, bool PeerAlive, string? PeerState, string Generation, string ParentGeneration, string? Data, string Reason, IReadOnlyList<MirrorDirectoryStatus> Directories);
+
+/// <summary>One replicated directory on the node.</summary>
+/// <param name="Path">The application's path.</param>
+/// <param name="Data">Where its files live on this node.</param>
+/// <param name="Mode">sync or fsync.</param>
+/// <param name="Mounted">What is mounted on the path: rw (PRIM/ALONE), ro (SECOND's view), guard (writes fail).</param>
+/// <param name="Link">PRIM: mirroring or alone; SECOND: receiving or idle.</param>
+/// <param name="ChangesSinceAlone">PRIM/ALONE: changes SECOND misses.</param>
+/// <param name="Applied">SECOND: changes applied from PRIM on this connection.</param>
+/// <param name="BytesInFlight">PRIM: bytes sent and not yet acknowledged.</param>
+public sealed record MirrorDirectoryStatus(string Path, string Data, string Mode, string Mounted, string Link, long ChangesSinceAlone, long Applied, long BytesInFlight);
 
 /// <summary>The application of a module on the node.</summary>
 /// <param name="RecentRestarts">Restarts in the current restart window.</param>

@@ -24,6 +24,9 @@ internal static unsafe partial class Posix
     [LibraryImport(Lib, EntryPoint = "dup", SetLastError = true)]
     internal static partial int Dup(int fd);
 
+    [LibraryImport(Lib, EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Mount(string source, string target, string fileSystemType, ulong flags, string data);
+
     [LibraryImport(Lib, EntryPoint = "umount2", SetLastError = true)]
     internal static partial int Umount2(byte* target, int flags);
 

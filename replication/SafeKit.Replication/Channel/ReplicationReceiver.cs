@@ -79,6 +79,9 @@ public sealed class ReplicationReceiver : IAsyncDisposable
     /// <summary>Completes (never faults) when the link ends, with the reason.</summary>
     public Task<ReplicationLinkLostException> Lost => _lost.Task;
 
+    /// <summary>How long nothing has arrived from the sender (zero while reading; keepalives count).</summary>
+    public TimeSpan SilentFor => _idle ? _time.GetElapsedTime(Volatile.Read(ref _idleSince)) : TimeSpan.Zero;
+
     /// <summary>Closes the link; waits for an apply in progress to return.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -110,6 +110,9 @@ public sealed class ReplicationSender : IAsyncDisposable
     /// <summary>Completes (never faults) when the link ends, with the error every pending send got.</summary>
     public Task<ReplicationLinkLostException> Lost => _lost.Task;
 
+    /// <summary>How long nothing (ack or keepalive) has arrived from the receiver.</summary>
+    public TimeSpan SilentFor => _time.GetElapsedTime(Volatile.Read(ref _lastReceived));
+
     /// <summary>Connects to SECOND's listener and runs the handshake; returns once both ends are proven.</summary>
     /// <exception cref="ReplicationHandshakeException">The peer was refused or refused this node; the message says why.</exception>
     /// <exception cref="SocketException">The peer could not be reached.</exception>

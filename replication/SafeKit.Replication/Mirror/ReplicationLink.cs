@@ -28,6 +28,7 @@ public sealed partial class ReplicationLink : IReplicationSink
     private readonly ReplicationSender? _sender;
     private readonly MirrorMode _mode;
     private readonly ILogger _logger;
+    private readonly Lock _aloneGate = new();
     private int _state;
     private long _sinceAlone;
 
@@ -50,13 +51,16 @@ public sealed partial class ReplicationLink : IReplicationSink
 
     public LinkState State => (LinkState)Volatile.Read(ref _state);
 
+    /// <summary>How long SECOND has said nothing on this link (its keepalives count); infinite when alone.</summary>
+    public TimeSpan SilentFor => _sender is null || State == LinkState.Alone ? Timeout.InfiniteTimeSpan : _sender.SilentFor;
+
     /// <summary>Why PRIM is alone (null while mirroring).</summary>
     public string? AloneReason { get; private set; }
 
     /// <summary>Changes made since PRIM went alone: SECOND misses them (a resync brings them over).</summary>
     public long ChangesSinceAlone => Interlocked.Read(ref _sinceAlone);
 
-    /// <summary>Raised once, when PRIM goes alone, with the reason.</summary>
+    /// <summary>Raised once, when PRIM goes alone, with the reason, before any write returns without SECOND.</summary>
     public event Action<string>? WentAlone;
 
     public ReplicationTicket Enqueue(MutationKind kind, ReadOnlySpan<byte> record, ReadOnlySpan<byte> data, bool durable, bool changes)
@@ -113,16 +117,43 @@ public sealed partial class ReplicationLink : IReplicationSink
         }
     }
 
+    /// <summary>
+    /// Goes alone now (SECOND declared dead by the heartbeats, or the node leaves): the calls still
+    /// waiting for SECOND return, and the channel is closed.
+    /// </summary>
+    public async ValueTask AbandonAsync(string reason)
+    {
+        GoAlone(reason);
+        if (_sender is not null)
+        {
+            await _sender.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// The first caller records the loss (<see cref="WentAlone"/>: the node persists that SECOND
+    /// is behind) before the state turns Alone; every other caller — a write whose ack will never
+    /// come, a new write — waits for that record, so no write returns unreplicated before it is durable.
+    /// </summary>
     private void GoAlone(string reason)
     {
-        if (Interlocked.Exchange(ref _state, (int)LinkState.Alone) == (int)LinkState.Alone)
+        if (State == LinkState.Alone)
         {
             return;
         }
 
-        AloneReason = reason;
-        LogAlone(_logger, reason);
-        WentAlone?.Invoke(reason);
+        lock (_aloneGate)
+        {
+            if (State == LinkState.Alone)
+            {
+                return;
+            }
+
+            AloneReason = reason;
+            LogAlone(_logger, reason);
+            WentAlone?.Invoke(reason);
+            Volatile.Write(ref _state, (int)LinkState.Alone);
+        }
     }
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Error, Message = "mirror: PRIM goes ALONE, SECOND is behind from now on: {Reason}")]

@@ -453,3 +453,55 @@ public sealed class FailureLab : LabInstance
     {
     }
 }
+
+/// <summary>A mirror lab (m1 PRIM, m2 SECOND): tests that crash nodes build their own, as a crashed pair needs a resync.</summary>
+public sealed class MirrorLab : LabInstance
+{
+    public MirrorLab()
+        : base("--mirror", "--no-ipv6")
+    {
+    }
+
+    public string M(int index) => $"{Prefix}-m{index}";
+
+    /// <summary>The mirror module of node <paramref name="index"/> as its status.json says.</summary>
+    public JsonElement Module(int index) =>
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(StateDirectory, M(index), "status.json"))).RootElement.GetProperty("modules")[0];
+
+    public string State(int index) => Module(index).GetProperty("state").GetString()!;
+
+    public string Reason(int index) => Module(index).GetProperty("mirror").GetProperty("reason").GetString()!;
+
+    /// <summary>Waits until node <paramref name="index"/>'s module is in <paramref name="state"/>.</summary>
+    public void WaitForState(int index, string state, double seconds = 20) =>
+        WaitUntil(() => State(index) == state, $"{M(index)} is {state} (it is {TryState(index)})", seconds);
+
+    private string TryState(int index)
+    {
+        try
+        {
+            return $"{State(index)}: {Reason(index)}";
+        }
+        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException or IndexOutOfRangeException)
+        {
+            return "unknown";
+        }
+    }
+
+    /// <summary>GET on the VIP from the client: status code, the node that served it, the body.</summary>
+    public (string Code, string? ServedBy, string Body) Get(string path)
+    {
+        var result = Exec("client", "curl", "-s", "-m", "5", "-D", "-", $"http://198.18.0.200{path}");
+        var text = result.Output.Replace("\r", string.Empty, StringComparison.Ordinal);
+        var split = text.IndexOf("\n\n", StringComparison.Ordinal);
+        if (split < 0)
+        {
+            return ("000", null, text);
+        }
+
+        var headers = text[..split].Split('\n');
+        var code = headers[0].Split(' ') is [_, var c, ..] ? c : "000";
+        var servedBy = headers.FirstOrDefault(h => h.StartsWith("X-Served-By: ", StringComparison.OrdinalIgnoreCase))?["X-Served-By: ".Length..];
+        return (code, servedBy, text[(split + 2)..]);
+    }
+}

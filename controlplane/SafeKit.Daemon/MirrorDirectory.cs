@@ -1,0 +1,161 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Status;
+using SafeKit.Native.Fuse;
+using SafeKit.Replication.Channel;
+using SafeKit.Replication.Mirror;
+
+namespace SafeKit.Daemon;
+
+/// <summary>
+/// One replicated directory on this node, in whichever role: PRIM's read-write mount feeding a
+/// replication link, SECOND's listener and applier under a read-only view, or only the guard.
+/// </summary>
+internal sealed class MirrorDirectory : IAsyncDisposable
+{
+    private readonly MirrorDirectoryConfig _config;
+    private readonly ILogger _logger;
+    private FuseMount? _mount;
+    private ReplicationLink? _link;
+    private ReplicationListener? _listener;
+    private SecondApplier? _applier;
+    private Task<ReplicationReceiver>? _accepting;
+    private ReplicationReceiver? _receiver;
+    private CancellationTokenSource? _acceptStop;
+
+    public MirrorDirectory(MirrorDirectoryConfig config, ILogger logger)
+    {
+        _config = config;
+        _logger = logger;
+    }
+
+    public MirrorDirectoryConfig Config => _config;
+
+    public ReplicationLink? Link => _link;
+
+    /// <summary>SECOND: whether PRIM's replication connection has been heard within <paramref name="window"/> (its keepalives count).</summary>
+    public bool ReceiverHeardWithin(TimeSpan window) => _receiver is { } receiver && !receiver.Lost.IsCompleted && receiver.SilentFor < window;
+
+    /// <summary>SECOND: the connection from PRIM was lost (or PRIM closed it).</summary>
+    public bool ReceiverLost => _receiver?.Lost.IsCompleted == true || _accepting?.IsFaulted == true;
+
+    /// <summary>Creates the data directory and puts the guard under the application's path.</summary>
+    public void Prepare()
+    {
+        Directory.CreateDirectory(_config.Data);
+        MountGuard.Prepare(_config.Path);
+    }
+
+    /// <summary>PRIM: connects to SECOND's listener. The mount comes after, so SECOND sees every node PRIM names.</summary>
+    public async Task ConnectAsync(IPEndPoint second, ReplicationChannelOptions options, CancellationToken cancellationToken)
+    {
+        var sender = await ReplicationSender.ConnectAsync(second, options, _logger, cancellationToken);
+        _link = new ReplicationLink(sender, _config.Mode == ReplicationMode.Fsync ? MirrorMode.Fsync : MirrorMode.Sync, _logger);
+    }
+
+    /// <summary>ALONE: a link that records changes as missed by SECOND.</summary>
+    public void StartAlone() => _link = new ReplicationLink(null, _config.Mode == ReplicationMode.Fsync ? MirrorMode.Fsync : MirrorMode.Sync, _logger);
+
+    /// <summary>PRIM or ALONE: mounts the read-write file system on the application's path.</summary>
+    public void MountReadWrite()
+    {
+        var fileSystem = PassthroughFileSystem.Open(_config.Data, _link);
+        _mount = FuseMount.Mount(fileSystem, _config.Path, "safekit:" + _config.Data);
+    }
+
+    /// <summary>SECOND: listens for PRIM and mounts the read-only view.</summary>
+    public void ListenAndView(IPEndPoint local, ReplicationChannelOptions options)
+    {
+        _listener = ReplicationListener.Listen(local, options, _logger);
+        _applier = new SecondApplier(MirrorApplier.Open(_config.Data));
+        _acceptStop = new CancellationTokenSource();
+        var listener = _listener;
+        var applier = _applier;
+        var stop = _acceptStop.Token;
+        _accepting = Task.Run(async () =>
+        {
+            // A connection that fails its handshake (a stray client, a wrong key) does not end the wait.
+            while (true)
+            {
+                try
+                {
+                    var receiver = await listener.AcceptAsync(applier, stop);
+                    _receiver = receiver;
+                    return receiver;
+                }
+                catch (ReplicationHandshakeException)
+                {
+                    stop.ThrowIfCancellationRequested();
+                }
+            }
+        }, stop);
+        _mount = FuseMount.Mount(PassthroughFileSystem.Open(_config.Data, null, readOnly: true), _config.Path, "safekit:" + _config.Data);
+    }
+
+    /// <summary>Unmounts (the guard shows again) and ends replication in either direction.</summary>
+    public async Task CloseAsync()
+    {
+        _mount?.Dispose();
+        _mount = null;
+        if (_link is { } link)
+        {
+            await link.AbandonAsync("the module stops on this node");
+            _link = null;
+        }
+
+        await CloseSecondAsync();
+    }
+
+    /// <summary>SECOND: stops applying (nothing PRIM sends from now on lands here) and drops the view.</summary>
+    public async Task CloseSecondAsync()
+    {
+        if (_acceptStop is { } stop)
+        {
+            await stop.CancelAsync();
+        }
+
+        _listener?.Dispose();
+        _listener = null;
+        if (_receiver is { } receiver)
+        {
+            await receiver.DisposeAsync();
+            _receiver = null;
+        }
+
+        if (_accepting is { } accepting)
+        {
+            await accepting.ContinueWith(_ => { }, TaskScheduler.Default);
+            _accepting = null;
+        }
+
+        _applier?.Dispose();
+        _applier = null;
+        _acceptStop?.Dispose();
+        _acceptStop = null;
+        _mount?.Dispose();
+        _mount = null;
+    }
+
+    public ValueTask DisposeAsync() => new(CloseAsync());
+
+    public MirrorDirectoryStatus Status(MirrorRole role)
+    {
+        var mounted = _mount is null ? (MountGuard.Exposed(_config.Path) ? "guard" : "none") : role == MirrorRole.Second ? "ro" : "rw";
+        var link = role switch
+        {
+            MirrorRole.Prim or MirrorRole.Alone => _link?.State == LinkState.Mirroring ? "mirroring" : "alone",
+            MirrorRole.Second => _receiver is null ? "waiting for PRIM" : _receiver.Lost.IsCompleted ? "lost" : "receiving",
+            _ => "idle",
+        };
+        return new MirrorDirectoryStatus(
+            _config.Path,
+            _config.Data,
+            _config.Mode == ReplicationMode.Fsync ? "fsync" : "sync",
+            mounted,
+            link,
+            _link?.ChangesSinceAlone ?? 0,
+            _applier?.Applied ?? 0,
+            0);
+    }
+}
