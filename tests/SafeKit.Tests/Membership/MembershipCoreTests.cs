@@ -341,6 +341,25 @@ public sealed class MembershipCoreTests
         Assert.Equal(HeartbeatVerdict.BadVersion, codec.Decode(version, decoded));
     }
 
+    [Fact]
+    public void Beacon_TravelsAuthenticated_WithTheHeartbeat()
+    {
+        var key = new byte[32];
+        var codec = new HeartbeatCodec(key, "prod", 2);
+        var message = new HeartbeatMessage(2);
+        new MembershipCore(2, 0, 3, 1, 600, 0).FillHeartbeat(message);
+        Enumerable.Range(1, HeartbeatMessage.BeaconLength).Select(i => (byte)i).ToArray().CopyTo(message.Beacon, 0);
+        var wire = new byte[codec.Length];
+        codec.Encode(message, wire);
+        var decoded = new HeartbeatMessage(2);
+
+        Assert.Equal(HeartbeatVerdict.Ok, codec.Decode(wire, decoded));
+        Assert.Equal(message.Beacon, decoded.Beacon);
+        // The beacon sits just before the MAC: changing it breaks the MAC.
+        wire[^(HeartbeatCodec.MacLength + 1)] ^= 1;
+        Assert.Equal(HeartbeatVerdict.BadMac, codec.Decode(wire, decoded));
+    }
+
     /// <summary>Number of source strongly connected components among live nodes.</summary>
     private static int SourceComponents(SimulatedCluster cluster)
     {
