@@ -93,6 +93,8 @@ function nodeState(node) {
   const states = (node.status.modules || []).map((m) => m.state);
   if (states.includes('STOP')) return 'STOP';
   if (states.includes('WAIT')) return 'WAIT';
+  // A mirror's node: PRIM, SECOND or ALONE (alone = serving without a copy elsewhere: amber).
+  for (const mirror of ['ALONE', 'PRIM', 'SECOND']) if (states.includes(mirror)) return mirror;
   return states.length ? 'UP' : 'WAIT';
 }
 
