@@ -156,6 +156,6 @@ internal sealed class MirrorDirectory : IAsyncDisposable
             link,
             _link?.ChangesSinceAlone ?? 0,
             _applier?.Applied ?? 0,
-            0);
+            _link?.BytesInFlight ?? 0);
     }
 }

@@ -41,13 +41,13 @@ internal sealed class VipHolder
             }
         }
 
-        Announce(0);
+        Announce();
         _ = Task.Run(async () =>
         {
             for (var i = 1; i < Announcements.Length; i++)
             {
                 await Task.Delay(Announcements[i] - Announcements[i - 1]);
-                Announce(i);
+                Announce();
             }
         });
     }
@@ -62,14 +62,7 @@ internal sealed class VipHolder
         }
     }
 
-    /// <summary>Whether this node currently has every VIP on its interface.</summary>
-    public bool Held()
-    {
-        var shown = CommandRunner.Run("ip", ["-o", "addr", "show", "dev", _interface]).Output;
-        return _vips.All(v => shown.Contains($" {v}/", StringComparison.Ordinal));
-    }
-
-    private void Announce(int round)
+    private void Announce()
     {
         if (NetworkInterfaceInfo.TryRead(_interface) is not { } nic)
         {
@@ -93,7 +86,6 @@ internal sealed class VipHolder
         catch (SafeKit.Native.Interop.NativeException)
         {
             // An announcement is a courtesy: the VIP answers ARP/NDP anyway. The next round may work.
-            _ = round;
         }
     }
 }

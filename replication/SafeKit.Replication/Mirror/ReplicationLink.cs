@@ -51,6 +51,9 @@ public sealed partial class ReplicationLink : IReplicationSink
 
     public LinkState State => (LinkState)Volatile.Read(ref _state);
 
+    /// <summary>Bytes sent to SECOND and not yet acknowledged (0 when alone).</summary>
+    public long BytesInFlight => _sender is null || State == LinkState.Alone ? 0 : _sender.BytesInFlight;
+
     /// <summary>How long SECOND has said nothing on this link (its keepalives count); infinite when alone.</summary>
     public TimeSpan SilentFor => _sender is null || State == LinkState.Alone ? Timeout.InfiniteTimeSpan : _sender.SilentFor;
 
