@@ -158,9 +158,102 @@ internal static class LabFiles
         text.Append("      port: ").AppendLine(LabTopology.ReplicationPort.ToString(CultureInfo.InvariantCulture));
         // The client answers pings: a node that can still reach it is not the isolated one.
         text.Append("    witness: [").Append(LabTopology.ClientV4).AppendLine("]");
-        AppendNginxScripts(text, topology);
+        AppendMirrorScripts(text, topology);
         return text.ToString();
     }
+
+    /// <summary>The mirror's application is NGINX and PostgreSQL, both started by app.sh on PRIM or ALONE only.</summary>
+    private static void AppendMirrorScripts(StringBuilder text, LabTopology topology)
+    {
+        var script = topology.MirrorAppScriptPath;
+        var node = Path.Combine(topology.StateDirectory, "{node}");
+        text.AppendLine("    scripts:");
+        text.Append("      start: \"sh ").Append(script).Append(" start ").Append(node).AppendLine("\"");
+        text.Append("      stop: \"sh ").Append(script).Append(" stop ").Append(node).AppendLine("\"");
+        text.AppendLine("      timeout_ms: 120000");
+        text.AppendLine("    checkers:");
+        text.AppendLine("      - tcp: 80");
+        text.AppendLine("        interval_ms: 300");
+        text.AppendLine("        failures: 2");
+        text.Append("      - tcp: ").AppendLine(LabTopology.PostgresPort.ToString(CultureInfo.InvariantCulture));
+        text.AppendLine("        interval_ms: 300");
+        text.AppendLine("        failures: 3");
+        text.Append("      - process: ").AppendLine(Path.Combine(node, "nginx.pid"));
+        text.AppendLine("        interval_ms: 300");
+        text.AppendLine("        failures: 2");
+        text.AppendLine("    restart:");
+        text.AppendLine("      max: 2");
+        text.AppendLine("      window_ms: 60000");
+    }
+
+    /// <summary>
+    /// The mirror lab's start/stop script (run by safekitd inside the node's namespaces). PostgreSQL's
+    /// data directory is the replicated /srv/pgdata: the first start initialises it through PRIM's
+    /// mount (so SECOND receives it too) and creates database, role and password <c>lab</c>.
+    /// </summary>
+    public static string MirrorAppScript() => $$"""
+        #!/bin/sh
+        # Written by `safekit lab up --mirror`: the mirror module's application.
+        #   app.sh start|stop NODE_DIRECTORY
+        # NGINX serves /srv/www; PostgreSQL 15 keeps its data in /srv/pgdata and listens on port {{LabTopology.PostgresPort}}
+        # of every address of the node (the VIP included).
+        set -eu
+        action=$1
+        dir=$2
+        pgbin={{LabTopology.PostgresBin}}
+        data=/srv/pgdata
+        log=$dir/postgresql.log
+        pg() { runuser -u postgres -- "$@"; }
+
+        # The pid of a postmaster of this node (its own mount namespace) running on $data, else nothing.
+        # A postmaster.pid can come from the peer, which crashed while it was PRIM: the file was
+        # replicated, and in a lab the pid may since belong to an unrelated process.
+        our_postmaster() {
+            test -s "$data/postmaster.pid" || return 0
+            pid=$(head -n 1 "$data/postmaster.pid")
+            case $pid in ''|*[!0-9]*) return 0 ;; esac
+            test "$(readlink /proc/$pid/ns/mnt 2>/dev/null)" = "$(readlink /proc/self/ns/mnt)" || return 0
+            grep -qa postgres /proc/$pid/cmdline 2>/dev/null && echo "$pid"
+            return 0
+        }
+
+        case $action in
+        start)
+            test -s "$dir/nginx.pid" && kill -0 "$(cat "$dir/nginx.pid")" 2>/dev/null || /usr/sbin/nginx -c "$dir/nginx.conf"
+            if [ ! -s "$data/PG_VERSION" ]; then
+                chown postgres:postgres "$data"
+                chmod 0700 "$data"
+                # --no-sync: the files are already applied on both nodes as they are written; a lab
+                # "crash" kills processes, it does not drop page caches.
+                pg "$pgbin/initdb" -D "$data" --no-sync -U postgres -E UTF8 --no-locale --auth-local=peer --auth-host=scram-sha-256 >>"$log" 2>&1
+                printf "listen_addresses = '*'\nport = {{LabTopology.PostgresPort}}\n" >>"$data/postgresql.conf"
+                printf 'host all all 198.18.0.0/15 scram-sha-256\nhost all all 2001:2::/48 scram-sha-256\n' >>"$data/pg_hba.conf"
+            fi
+            if [ -z "$(our_postmaster)" ]; then
+                rm -f "$data/postmaster.pid"
+                touch "$log" && chown postgres "$log"
+                pg "$pgbin/pg_ctl" -D "$data" -l "$log" -w -t 110 start >/dev/null
+            fi
+            if [ "$(pg "$pgbin/psql" -tAq -c "SELECT 1 FROM pg_roles WHERE rolname = 'lab'")" != 1 ]; then
+                pg "$pgbin/psql" -q -c "CREATE ROLE lab LOGIN PASSWORD 'lab'" -c "CREATE DATABASE lab OWNER lab"
+            fi
+            ;;
+        stop)
+            if [ -s "$dir/nginx.pid" ] && kill -0 "$(cat "$dir/nginx.pid")" 2>/dev/null; then
+                /usr/sbin/nginx -c "$dir/nginx.conf" -s quit
+                while kill -0 "$(cat "$dir/nginx.pid" 2>/dev/null)" 2>/dev/null; do sleep 0.05; done
+            fi
+            if [ -n "$(our_postmaster)" ]; then
+                pg "$pgbin/pg_ctl" -D "$data" -m fast -w -t 110 stop >/dev/null
+            fi
+            ;;
+        *)
+            echo "usage: app.sh start|stop NODE_DIRECTORY" >&2
+            exit 64
+            ;;
+        esac
+
+        """;
 
     /// <summary>NGINX of a mirror node: the replicated /srv/www on the VIP (started only on PRIM or ALONE).</summary>
     public static string MirrorNginx(LabTopology topology, LabOptions options, int index)

@@ -11,6 +11,8 @@ namespace SafeKit.Cli.Lab;
 /// </summary>
 internal static class LabMounts
 {
+    private const string PostgresRun = "/run/postgresql";
+
     /// <summary>The command prefix that runs a command on node <paramref name="index"/> (or in namespace <paramref name="ns"/>).</summary>
     public static IReadOnlyList<string> Enter(LabTopology topology, int index, string ns) =>
         topology.Mirror && index > 0
@@ -36,7 +38,10 @@ internal static class LabMounts
         Directory.CreateDirectory(LabTopology.MirrorVarDirectory);
         var directories = string.Join(' ', LabTopology.MirrorDirectories);
         var setup = "mount -t sysfs sysfs /sys && mount -t tmpfs -o mode=0755,size=16m sk-srv /srv && mkdir -p " + directories
-            + " && mount --bind '" + variable + "' " + LabTopology.MirrorVarDirectory;
+            + " && mount --bind '" + variable + "' " + LabTopology.MirrorVarDirectory
+            // PostgreSQL's socket directory, private to the node as on a server of its own.
+            + " && mkdir -p " + PostgresRun + " && mount -t tmpfs -o mode=2775,size=1m sk-pgrun " + PostgresRun
+            + " && (chown postgres:postgres " + PostgresRun + " 2>/dev/null || true)";
         CommandRunner.RunChecked("unshare", [$"--mount={file}", "--propagation", "private", "nsenter", $"--net=/run/netns/{topology.NodeName(index)}", "sh", "-c", setup]);
     }
 

@@ -19,6 +19,7 @@ namespace SafeKit.Cli.Lab;
 internal sealed partial class LabRunner
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan ApplicationTimeout = TimeSpan.FromSeconds(120);
     private readonly TextWriter _out;
     private readonly TextWriter _error;
 
@@ -38,7 +39,10 @@ internal sealed partial class LabRunner
 
         var topology = new LabTopology(options.Prefix, options.Mirror ? 2 : options.Nodes, options.Mirror);
         var daemon = Path.Combine(AppContext.BaseDirectory, "safekitd");
-        var missing = new[] { daemon, "/usr/sbin/nginx", "/usr/sbin/ip", "/usr/bin/setsid", "/usr/bin/nsenter", "/usr/bin/unshare" }.Where(p => !File.Exists(p)).ToList();
+        string[] required = options.Mirror
+            ? [daemon, "/usr/sbin/nginx", "/usr/sbin/ip", "/usr/bin/setsid", "/usr/bin/nsenter", "/usr/bin/unshare", "/usr/sbin/runuser", Path.Combine(LabTopology.PostgresBin, "initdb")]
+            : [daemon, "/usr/sbin/nginx", "/usr/sbin/ip", "/usr/bin/setsid", "/usr/bin/nsenter", "/usr/bin/unshare"];
+        var missing = required.Where(p => !File.Exists(p)).ToList();
         if (missing.Count > 0)
         {
             _error.WriteLine($"safekit lab: missing {string.Join(", ", missing)} (run ./setup first)");
@@ -79,6 +83,11 @@ internal sealed partial class LabRunner
             File.SetUnixFileMode(topology.DownloadPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
             BuildNetwork(topology, options);
             File.WriteAllText(topology.ConfigPath, options.Mirror ? LabFiles.MirrorClusterConfig(topology, options) : LabFiles.ClusterConfig(topology, options));
+            if (options.Mirror)
+            {
+                File.WriteAllText(topology.MirrorAppScriptPath, LabFiles.MirrorAppScript());
+            }
+
             foreach (var i in topology.NodeIndexes)
             {
                 Directory.CreateDirectory(topology.NodeDirectory(i));
@@ -95,6 +104,7 @@ internal sealed partial class LabRunner
             state.Write(topology.StateDirectory);
             if (options.Mirror)
             {
+                WaitForApplication(topology, 1, DateTime.UtcNow + ApplicationTimeout);
                 LabMounts.Seed(topology);
             }
         }
@@ -649,6 +659,28 @@ internal sealed partial class LabRunner
             }
 
             Thread.Sleep(20);
+        }
+    }
+
+    /// <summary>
+    /// Waits until the mirror's start script has run on node <paramref name="index"/> (the first start
+    /// initialises PostgreSQL's data directory through the mount, which takes seconds).
+    /// </summary>
+    private static void WaitForApplication(LabTopology topology, int index, DateTime deadline)
+    {
+        while (StatusFile.TryRead(topology.NodeDirectory(index)) is not { Modules: [{ Application.LastStart: not null }, ..] })
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the application of {topology.NodeName(index)} did not start within {ApplicationTimeout.TotalSeconds} s:{Environment.NewLine}{LabProcesses.Tail(Path.Combine(topology.NodeDirectory(index), "safekitd.log"))}");
+            }
+
+            Thread.Sleep(50);
+        }
+
+        if (StatusFile.TryRead(topology.NodeDirectory(index)) is { Modules: [{ Application.LastStart: { } last }, ..] } && !last.StartsWith("exit 0", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"the start script of {topology.NodeName(index)} failed ({last}); see {Path.Combine(topology.NodeDirectory(index), "safekitd.log")} and postgresql.log");
         }
     }
 

@@ -22,6 +22,11 @@ internal sealed record LabTopology(string Prefix, int NodeCount, bool Mirror = f
     public static readonly IPAddress MirrorVipV4 = IPAddress.Parse("198.18.0.200");
     public static readonly IPAddress MirrorVipV6 = IPAddress.Parse("2001:2::200");
     public const int ReplicationPort = 4900;
+    public const int PostgresPort = 5432;
+    public const string PostgresBin = "/usr/lib/postgresql/15/bin";
+
+    /// <summary>The mirror module's start/stop script (NGINX and PostgreSQL).</summary>
+    public string MirrorAppScriptPath => Path.Combine(StateDirectory, "app.sh");
 
     /// <summary>The replicated directories of a mirror lab (the same paths in both nodes' mount namespaces).</summary>
     public static readonly string[] MirrorDirectories = ["/srv/www", "/srv/pgdata"];

@@ -488,6 +488,10 @@ public sealed class MirrorLab : LabInstance
         }
     }
 
+    /// <summary>Runs SQL on the lab's PostgreSQL through the VIP, from the client, as role <c>lab</c>: unaligned tuples only.</summary>
+    public CommandResult Sql(string sql) =>
+        Exec("client", "env", "PGPASSWORD=lab", "PGCONNECT_TIMEOUT=3", "psql", "-h", "198.18.0.200", "-U", "lab", "-d", "lab", "-v", "ON_ERROR_STOP=1", "-tAq", "-c", sql);
+
     /// <summary>GET on the VIP from the client: status code, the node that served it, the body.</summary>
     public (string Code, string? ServedBy, string Body) Get(string path)
     {

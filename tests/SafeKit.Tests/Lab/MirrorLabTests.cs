@@ -127,6 +127,48 @@ public sealed class MirrorLabTests
     }
 
     [Fact]
+    public void PostgreSql_EveryCommittedTransactionSurvivesACrashOfPrim()
+    {
+        using var lab = new MirrorLab();
+        lab.Require();
+        var created = lab.Sql("CREATE TABLE rpo (id integer PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())");
+        Assert.True(created.Succeeded, created.Error);
+
+        // One session, autocommit: each id is printed once its INSERT committed on PRIM.
+        var committed = new List<string>();
+        const string Inserts = "seq 1 1000000 | sed 's/.*/INSERT INTO rpo (id) VALUES (&) RETURNING id;/' "
+            + "| PGPASSWORD=lab stdbuf -oL psql -h 198.18.0.200 -U lab -d lab -Atq -v ON_ERROR_STOP=1 | grep --line-buffered -E '^[0-9]+$'";
+        using (var writer = StartCollector(lab, "client", committed, "sh", "-c", Inserts))
+        {
+            LabInstance.WaitUntil(() => Count(committed) >= 200, "200 transactions committed on PRIM", 60);
+            lab.Lab("kill", "m1");
+            writer.WaitForExit(30_000);
+        }
+
+        lab.WaitForState(2, "ALONE");
+        LabInstance.WaitUntil(() => lab.Sql("SELECT 1").Succeeded, "PostgreSQL answers on the VIP after the failover", 60);
+        var survived = lab.Sql("SELECT count(*), min(id), max(id), inet_server_addr() FROM rpo");
+        Assert.True(survived.Succeeded, survived.Error);
+        var fields = survived.Output.Trim().Split('|');
+        var count = int.Parse(fields[0], CultureInfo.InvariantCulture);
+        var max = int.Parse(fields[2], CultureInfo.InvariantCulture);
+        int last;
+        lock (committed)
+        {
+            last = int.Parse(committed[^1], CultureInfo.InvariantCulture);
+            Assert.Equal(Enumerable.Range(1, committed.Count).Select(i => i.ToString(CultureInfo.InvariantCulture)), committed);
+        }
+
+        // RPO = 0: every committed id is there, and nothing else but at most the one in flight.
+        Assert.Equal("1", fields[1]);
+        Assert.Equal(max, count);
+        Assert.True(max >= last, $"{last} transactions committed on PRIM, {max} survived");
+        Assert.True(max <= last + 1, $"{last} committed, {max} found");
+        Assert.Equal("198.18.0.200", fields[3]);
+        Assert.Equal("ALONE", lab.State(2));
+    }
+
+    [Fact]
     public void SecondCrash_PrimGoesAloneAndKeepsServing()
     {
         using var lab = new MirrorLab();
@@ -190,10 +232,15 @@ public sealed class MirrorLabTests
     }
 
     /// <summary>Runs the fsync'd appender on a node; every line it prints (an acknowledged record) goes to <paramref name="acknowledged"/>.</summary>
-    private static Process StartWriter(MirrorLab lab, string node, string file, List<string> acknowledged)
+    private static Process StartWriter(MirrorLab lab, string node, string file, List<string> acknowledged) =>
+        StartCollector(lab, node, acknowledged, "python3", "-u", "-c", Writer, file);
+
+    /// <summary>Runs <paramref name="command"/> on a lab node; every line it prints goes to <paramref name="lines"/>.</summary>
+    private static Process StartCollector(MirrorLab lab, string node, List<string> lines, params string[] command)
     {
+        var acknowledged = lines;
         var start = new ProcessStartInfo(Tools.Safekit) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in new[] { "lab", "exec", "--prefix", lab.Prefix, node, "--", "python3", "-u", "-c", Writer, file })
+        foreach (var argument in new[] { "lab", "exec", "--prefix", lab.Prefix, node, "--" }.Concat(command))
         {
             start.ArgumentList.Add(argument);
         }
