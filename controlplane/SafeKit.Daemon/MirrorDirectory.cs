@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using SafeKit.ControlPlane.Configuration;
 using SafeKit.ControlPlane.Status;
+using SafeKit.Native.Files;
 using SafeKit.Native.Fuse;
 using SafeKit.Replication.Channel;
 using SafeKit.Replication.Mirror;
@@ -54,8 +55,16 @@ internal sealed class MirrorDirectory : IAsyncDisposable
         _link = new ReplicationLink(sender, _config.Mode == ReplicationMode.Fsync ? MirrorMode.Fsync : MirrorMode.Sync, _logger);
     }
 
-    /// <summary>ALONE: a link that records changes as missed by SECOND.</summary>
-    public void StartAlone() => _link = new ReplicationLink(null, _config.Mode == ReplicationMode.Fsync ? MirrorMode.Fsync : MirrorMode.Sync, _logger);
+    /// <summary>
+    /// ALONE: a link that records changes as missed by SECOND. What this node applied as SECOND
+    /// is made durable first, in one syncfs: the application restarting on it (a database
+    /// recovering from PRIM's crash fsyncs every file it has) then finds nothing left to flush.
+    /// </summary>
+    public void StartAlone()
+    {
+        DirectorySync.SyncFileSystem(_config.Data);
+        _link = new ReplicationLink(null, _config.Mode == ReplicationMode.Fsync ? MirrorMode.Fsync : MirrorMode.Sync, _logger);
+    }
 
     /// <summary>PRIM or ALONE: mounts the read-write file system on the application's path.</summary>
     public void MountReadWrite()

@@ -7,7 +7,7 @@ using System.Text.Json;
 namespace SafeKit.Loadgen;
 
 /// <summary>
-/// <c>probe --host IP [--port 80] --seconds S [--new N] [--keepalive K] [--interval-ms 20] [--timeout-ms 3000] [--local-port P]</c>:
+/// <c>probe --host IP [--port 80] [--path /] --seconds S [--new N] [--keepalive K] [--interval-ms 20] [--timeout-ms 3000] [--local-port P]</c>:
 /// N streams that each send one request per new connection and K streams that keep one
 /// connection open (reconnecting at once after an error), each every interval, for S seconds.
 /// The first keep-alive stream connects from local port P when given.
@@ -17,10 +17,14 @@ namespace SafeKit.Loadgen;
 /// </summary>
 internal static class ProbeCommand
 {
+    // One probe per process: every stream asks for the same path.
+    private static string s_path = "/";
+
     public static async Task<int> RunAsync(Options options)
     {
         var host = IPAddress.Parse(options.String("host"));
         var port = options.Int("port", 80);
+        s_path = options.String("path", "/");
         var seconds = options.Double("seconds", 10);
         var interval = TimeSpan.FromMilliseconds(options.Int("interval-ms", 20));
         var timeout = TimeSpan.FromMilliseconds(options.Int("timeout-ms", 3000));
@@ -199,7 +203,7 @@ internal static class ProbeCommand
         var received = 0;
         try
         {
-            await socket.SendAsync(Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {hostHeader}\r\nConnection: {(keepAlive ? "keep-alive" : "close")}\r\n\r\n"), cancel);
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {s_path} HTTP/1.1\r\nHost: {hostHeader}\r\nConnection: {(keepAlive ? "keep-alive" : "close")}\r\n\r\n"), cancel);
             return await ReceiveAsync();
         }
         catch (SocketException e) when (received == 0 && e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown)

@@ -11,6 +11,8 @@ const string usage = """
                              --payload-hex HEX [--count N]
            sk-loadgen probe  --host IP --seconds S [--new N] [--keepalive K] [--interval-ms 20]
                              [--timeout-ms 3000]
+           sk-loadgen pg     --host IP --seconds S [--port 5432] [--interval-ms 20] [--timeout-ms 1000]
+                             [--table rpo]
     """;
 if (args.Length == 0)
 {
@@ -28,6 +30,7 @@ try
         "frames" => FramesCommand.Run(options),
         "udp-raw" => UdpRawCommand.Run(options),
         "probe" => await ProbeCommand.RunAsync(options),
+        "pg" => await PostgresCommand.RunAsync(options),
         _ => throw new ArgumentException($"unknown command '{args[0]}'"),
     };
 }

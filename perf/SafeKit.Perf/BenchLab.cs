@@ -45,6 +45,16 @@ internal sealed class BenchLab : IDisposable
         }
     }
 
+    /// <summary><c>safekit lab kill NODE</c>: the moment of the crash (Unix ms) as the lab prints it.</summary>
+    public long Kill(string node)
+    {
+        var result = CommandRunner.Run(Safekit, ["lab", "kill", "--prefix", Prefix, node], timeout: TimeSpan.FromMinutes(1));
+        var match = System.Text.RegularExpressions.Regex.Match(result.Output, @"\((\d+) Unix ms\)");
+        return result.Succeeded && match.Success
+            ? long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture)
+            : throw new InvalidOperationException($"safekit lab kill {node}: {result.Output}{result.Error}");
+    }
+
     /// <summary>safekit lab status --json of this lab.</summary>
     public System.Text.Json.JsonElement Status() =>
         System.Text.Json.JsonDocument.Parse(CommandRunner.Run(Safekit, ["lab", "status", "--json", "--prefix", Prefix]).Output).RootElement;

@@ -74,17 +74,14 @@ internal static class FailoverBenchmark
         var sorted = gaps.Order().ToArray();
         Results.Report(results, "failover",
         [
-            ("gap_p50_ms", Percentile(sorted, 0.50)),
-            ("gap_p99_ms", Percentile(sorted, 0.99)),
+            ("gap_p50_ms", Results.Percentile(sorted, 0.50)),
+            ("gap_p99_ms", Results.Percentile(sorted, 0.99)),
             ("gap_max_ms", sorted[^1]),
             ("kills", kills),
             ("requests", samples.Count),
             ("failed_requests", failed),
         ], perKill);
     }
-
-    private static double Percentile(double[] sorted, double p) =>
-        sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
     private sealed record Sample(int Stream, int Kind, long Start, long End, bool Ok, string? Node, int Port, string? Error);
 }

@@ -8,6 +8,7 @@ using SafeKit.Perf;
 //   sk-bench failover [--results DIR] [--kills 20]
 //   sk-bench rejoin [--results DIR] [--cycles 20]
 //   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512]
+//   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
 string Option(string name, string fallback)
 {
     var index = Array.IndexOf(args, "--" + name);
@@ -29,10 +30,13 @@ switch (args.FirstOrDefault())
     case "mirror":
         MirrorBenchmark.Run(results, int.Parse(Option("seconds", "10")), int.Parse(Option("size-mib", "512")));
         return 0;
+    case "mirror-failover":
+        MirrorFailoverBenchmark.Run(results, int.Parse(Option("rounds", "20")), int.Parse(Option("seed", "1")));
+        return 0;
     case "pps":
         PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
         return 0;
     default:
-        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror [--results DIR] [options]");
+        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror|mirror-failover [--results DIR] [options]");
         return 64;
 }

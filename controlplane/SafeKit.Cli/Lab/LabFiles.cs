@@ -226,13 +226,18 @@ internal static class LabFiles
                 # --no-sync: the files are already applied on both nodes as they are written; a lab
                 # "crash" kills processes, it does not drop page caches.
                 pg "$pgbin/initdb" -D "$data" --no-sync -U postgres -E UTF8 --no-locale --auth-local=peer --auth-host=scram-sha-256 >>"$log" 2>&1
-                printf "listen_addresses = '*'\nport = {{LabTopology.PostgresPort}}\n" >>"$data/postgresql.conf"
+                printf "listen_addresses = '*'\nport = {{LabTopology.PostgresPort}}\nrecovery_init_sync_method = syncfs\n" >>"$data/postgresql.conf"
                 printf 'host all all 198.18.0.0/15 scram-sha-256\nhost all all 2001:2::/48 scram-sha-256\n' >>"$data/pg_hba.conf"
             fi
             if [ -z "$(our_postmaster)" ]; then
+                # Restarted after a crash, PostgreSQL first makes its whole data directory durable
+                # (recovery_init_sync_method). One syncfs of the file system under the mount does it
+                # (safekitd also does it when it takes over); PostgreSQL's own syncfs cannot reach
+                # through FUSE, and its default, one fsync per file, takes seconds.
+                sync -f "{{LabTopology.MirrorVarDirectory}}"
                 rm -f "$data/postmaster.pid"
                 touch "$log" && chown postgres "$log"
-                pg "$pgbin/pg_ctl" -D "$data" -l "$log" -w -t 110 start >/dev/null
+                pg "$pgbin/pg_ctl" -D "$data" -l "$log" -w -t 110 -o "-c cluster_name=$(basename "$dir")" start >/dev/null
             fi
             if [ "$(pg "$pgbin/psql" -tAq -c "SELECT 1 FROM pg_roles WHERE rolname = 'lab'")" != 1 ]; then
                 pg "$pgbin/psql" -q -c "CREATE ROLE lab LOGIN PASSWORD 'lab'" -c "CREATE DATABASE lab OWNER lab"
@@ -279,6 +284,8 @@ internal static class LabFiles
         text.AppendLine("    root /srv/www;");
         text.AppendLine("    default_type text/plain;");
         text.Append("    add_header X-Served-By ").Append(topology.NodeName(index)).AppendLine(";");
+        // Which node answers, for probes (the replicated pages are the same on both).
+        text.Append("    location = /served-by { return 200 \"").Append(topology.NodeName(index)).AppendLine("\\n\"; }");
         text.AppendLine("  }");
         text.AppendLine("}");
         return text.ToString();

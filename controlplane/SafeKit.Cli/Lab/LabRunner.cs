@@ -227,6 +227,7 @@ internal sealed partial class LabRunner
     {
         var ns = topology.NodeName(index);
         var pids = Netns.Pids(ns);
+        var killed = DateTimeOffset.UtcNow;
         foreach (var pid in pids)
         {
             ProcessControl.Signal(pid, ProcessControl.SigKill);
@@ -240,7 +241,8 @@ internal sealed partial class LabRunner
         LabMounts.DetachReplicated(topology, index);
         CommandRunner.Run("ip", ["-n", ns, "addr", "del", $"{topology.Vip4}/32", "dev", LabTopology.NodeInterface]);
         CommandRunner.Run("ip", ["-n", ns, "addr", "del", $"{topology.Vip6}/128", "dev", LabTopology.NodeInterface]);
-        _out.WriteLine($"{ns} crashed: {pids.Count} processes killed, its mounts detached, its VIP gone");
+        // The moment of the crash, for whoever measures how long the service was gone.
+        _out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{ns} crashed at {killed:HH:mm:ss.fff} ({killed.ToUnixTimeMilliseconds()} Unix ms): {pids.Count} processes killed, its mounts detached, its VIP gone"));
         return 0;
     }
 

@@ -2,15 +2,22 @@ using SafeKit.Native.Interop;
 
 namespace SafeKit.Native.Files;
 
-/// <summary>fsync of a directory: makes a rename or a new entry in it durable.</summary>
+/// <summary>Durability of directories: fsync of one, syncfs of the file system that holds one.</summary>
 public static unsafe class DirectorySync
 {
     private const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
     private const int CloseOnExec = 0x80000;
     private const int CurrentDirectory = -100; // AT_FDCWD
 
+    /// <summary>fsync of a directory: makes a rename or a new entry in it durable.</summary>
     /// <exception cref="NativeException">The directory cannot be opened or synced.</exception>
-    public static void Fsync(string directory)
+    public static void Fsync(string directory) => Sync(directory, syncFileSystem: false);
+
+    /// <summary>syncfs: everything written to the file system that holds <paramref name="directory"/> becomes durable, in one call.</summary>
+    /// <exception cref="NativeException">The directory cannot be opened or its file system synced.</exception>
+    public static void SyncFileSystem(string directory) => Sync(directory, syncFileSystem: true);
+
+    private static void Sync(string directory, bool syncFileSystem)
     {
         ArgumentNullException.ThrowIfNull(directory);
         var path = System.Text.Encoding.UTF8.GetBytes(directory + "\0");
@@ -27,9 +34,9 @@ public static unsafe class DirectorySync
 
         try
         {
-            if (Posix.FSync(fd) != 0)
+            if ((syncFileSystem ? Posix.SyncFs(fd) : Posix.FSync(fd)) != 0)
             {
-                throw new NativeException($"fsync {directory}", Posix.Errno);
+                throw new NativeException($"{(syncFileSystem ? "syncfs" : "fsync")} {directory}", Posix.Errno);
             }
         }
         finally
