@@ -38,6 +38,9 @@ internal sealed class MirrorDirectory : IAsyncDisposable
     /// <summary>SECOND: whether PRIM's replication connection has been heard within <paramref name="window"/> (its keepalives count).</summary>
     public bool ReceiverHeardWithin(TimeSpan window) => _receiver is { } receiver && !receiver.Lost.IsCompleted && receiver.SilentFor < window;
 
+    /// <summary>SECOND: the change this copy could not apply (disk full, I/O error), if any.</summary>
+    public string? ApplyFailure => _applier?.Failure;
+
     /// <summary>SECOND: the connection from PRIM was lost (or PRIM closed it).</summary>
     public bool ReceiverLost => _receiver?.Lost.IsCompleted == true || _accepting?.IsFaulted == true;
 
@@ -77,7 +80,7 @@ internal sealed class MirrorDirectory : IAsyncDisposable
     public void ListenAndView(IPEndPoint local, ReplicationChannelOptions options)
     {
         _listener = ReplicationListener.Listen(local, options, _logger);
-        _applier = new SecondApplier(MirrorApplier.Open(_config.Data));
+        _applier = new SecondApplier(MirrorApplier.Open(_config.Data), _logger);
         _acceptStop = new CancellationTokenSource();
         var listener = _listener;
         var applier = _applier;

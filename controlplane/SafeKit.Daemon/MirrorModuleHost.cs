@@ -282,7 +282,10 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
 
             if (relation is DataRelation.Older)
             {
-                await StepDownAsync($"{_peer.Name} went on alone: this copy is behind and waits for a resync");
+                var failure = _directories.Select(d => d.ApplyFailure is { } f ? $"{d.Config.Path}: {f}" : null).FirstOrDefault(f => f is not null);
+                await StepDownAsync(failure is null
+                    ? $"{_peer.Name} went on alone: this copy is behind and waits for a resync"
+                    : $"{_peer.Name} went on alone because this copy failed ({failure}); it is behind and waits for a resync");
                 return;
             }
 
@@ -340,6 +343,13 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
                 DataRelation.Newer => $"{_peer.Name} is behind (its data is older than this node's): it waits for a resync",
                 _ => $"{_peer.Name} is {_peerBeacon?.Role.ToString().ToUpperInvariant() ?? "heard"}",
             };
+
+        // Why this node went alone stays in the reason (SECOND's disk full, a link that stalled…).
+        if (_directories.Select(d => d.Link?.AloneReason).FirstOrDefault(r => r is not null) is { } cause)
+        {
+            reason += $"; went alone: {cause}";
+        }
+
         SetRole(MirrorRole.Alone, reason);
     }
 

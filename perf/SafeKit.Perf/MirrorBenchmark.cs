@@ -120,7 +120,7 @@ internal static class MirrorBenchmark
         var second = Directory.CreateDirectory(Path.Combine(root, name + "-second")).FullName;
         var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
         ReplicationChannelOptions Options(string local, string peer) => new() { ClusterName = "bench", LocalNode = local, PeerNode = peer, Key = key };
-        using var applier = new SecondApplier(MirrorApplier.Open(second));
+        using var applier = new SecondApplier(MirrorApplier.Open(second), NullLogger.Instance);
         using var listener = ReplicationListener.Listen(new IPEndPoint(IPAddress.Loopback, 0), Options("second", "prim"));
         var accepted = listener.AcceptAsync(applier);
         var sender = ReplicationSender.ConnectAsync(listener.LocalEndPoint, Options("prim", "second")).GetAwaiter().GetResult();

@@ -9,6 +9,7 @@ using SafeKit.Perf;
 //   sk-bench rejoin [--results DIR] [--cycles 20]
 //   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512]
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
+//   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
 string Option(string name, string fallback)
 {
     var index = Array.IndexOf(args, "--" + name);
@@ -33,10 +34,13 @@ switch (args.FirstOrDefault())
     case "mirror-failover":
         MirrorFailoverBenchmark.Run(results, int.Parse(Option("rounds", "20")), int.Parse(Option("seed", "1")));
         return 0;
+    case "mirror-pgbench":
+        MirrorPgbenchBenchmark.Run(results, int.Parse(Option("seconds", "30")), int.Parse(Option("scale", "10")));
+        return 0;
     case "pps":
         PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
         return 0;
     default:
-        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror|mirror-failover [--results DIR] [options]");
+        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror|mirror-failover|mirror-pgbench [--results DIR] [options]");
         return 64;
 }

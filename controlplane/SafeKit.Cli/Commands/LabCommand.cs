@@ -14,8 +14,10 @@ internal static partial class LabCommand
           safekit lab up     [--nodes N] [--affinity client-ip-port|client-ip] [--l2 unicast|multicast]
                              [--dataplane userspace|kernel] [--capture ring|pcap] [--workers N]
                              [--no-ipv6] [--prefix P]
-          safekit lab up --mirror [--no-ipv6] [--prefix P]   two nodes m1 (PRIM) and m2 (SECOND),
-                             /srv/www and /srv/pgdata replicated, NGINX on 198.18.0.200
+          safekit lab up --mirror [--mode sync|fsync] [--data-mib N] [--no-ipv6] [--prefix P]
+                             two nodes m1 (PRIM) and m2 (SECOND), /srv/www and /srv/pgdata
+                             replicated (in that mode), NGINX and PostgreSQL on 198.18.0.200;
+                             --data-mib: each node's /var/lib/safekit is a file system of N MiB
           safekit lab down   [--prefix P]
           safekit lab status [--json] [--prefix P]
           safekit lab exec   [--prefix P] client|br|n1..nN|m1|m2 -- COMMAND [ARGS...]
@@ -33,6 +35,7 @@ internal static partial class LabCommand
     private static readonly Dictionary<string, Affinity> Affinities = new(StringComparer.Ordinal) { ["client-ip-port"] = Affinity.ClientIpPort, ["client-ip"] = Affinity.ClientIp };
     private static readonly Dictionary<string, L2Mode> Modes = new(StringComparer.Ordinal) { ["unicast"] = L2Mode.Unicast, ["multicast"] = L2Mode.Multicast };
     private static readonly Dictionary<string, DataplaneMode> Dataplanes = new(StringComparer.Ordinal) { ["userspace"] = DataplaneMode.Userspace, ["kernel"] = DataplaneMode.Kernel };
+    private static readonly Dictionary<string, string> MirrorModes = new(StringComparer.Ordinal) { ["sync"] = "sync", ["fsync"] = "fsync" };
     private static readonly Dictionary<string, CaptureKind> Captures = new(StringComparer.Ordinal) { ["ring"] = CaptureKind.Ring, ["pcap"] = CaptureKind.Pcap };
 
     public static int Run(IReadOnlyList<string> args)
@@ -49,7 +52,7 @@ internal static partial class LabCommand
         {
             case "up":
             {
-                var a = CliArguments.Parse(rest, ["--nodes", "--affinity", "--l2", "--dataplane", "--capture", "--workers", "--prefix"], ["--no-ipv6", "--mirror"]);
+                var a = CliArguments.Parse(rest, ["--nodes", "--affinity", "--l2", "--dataplane", "--capture", "--workers", "--prefix", "--mode", "--data-mib"], ["--no-ipv6", "--mirror"]);
                 NoPositionals(a);
                 var options = new LabOptions
                 {
@@ -62,6 +65,8 @@ internal static partial class LabCommand
                     Workers = a.Integer("--workers", 1, 1, 16),
                     IPv6 = !a.Has("--no-ipv6"),
                     Mirror = a.Has("--mirror"),
+                    MirrorMode = a.Choice("--mode", "sync", MirrorModes),
+                    DataMiB = a.Integer("--data-mib", 0, 64, 1 << 20),
                 };
                 return runner.Up(options);
             }

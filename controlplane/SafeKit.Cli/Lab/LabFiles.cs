@@ -152,6 +152,7 @@ internal static class LabFiles
         foreach (var directory in LabTopology.MirrorDirectories)
         {
             text.Append("      - path: ").AppendLine(directory);
+            text.Append("        mode: ").AppendLine(options.MirrorMode);
         }
 
         text.AppendLine("    replication:");

@@ -19,8 +19,11 @@ internal static class LabMounts
             ? ["nsenter", $"--net=/run/netns/{ns}", $"--mount={topology.MountNamespace(index)}"]
             : ["ip", "netns", "exec", ns];
 
-    /// <summary>Creates node <paramref name="index"/>'s mount namespace: its own /sys (its interfaces), /srv and /var/lib/safekit.</summary>
-    public static void Create(LabTopology topology, int index)
+    /// <summary>
+    /// Creates node <paramref name="index"/>'s mount namespace: its own /sys (its interfaces), /srv and
+    /// /var/lib/safekit (a directory of the host's disk, or a tmpfs of <paramref name="dataMiB"/> MiB).
+    /// </summary>
+    public static void Create(LabTopology topology, int index, int dataMiB)
     {
         var directory = topology.MountNamespaceDirectory;
         if (!Directory.Exists(directory))
@@ -38,7 +41,9 @@ internal static class LabMounts
         Directory.CreateDirectory(LabTopology.MirrorVarDirectory);
         var directories = string.Join(' ', LabTopology.MirrorDirectories);
         var setup = "mount -t sysfs sysfs /sys && mount -t tmpfs -o mode=0755,size=16m sk-srv /srv && mkdir -p " + directories
-            + " && mount --bind '" + variable + "' " + LabTopology.MirrorVarDirectory
+            + (dataMiB > 0
+                ? " && mount -t tmpfs -o mode=0755,size=" + dataMiB.ToString(System.Globalization.CultureInfo.InvariantCulture) + "m sk-data " + LabTopology.MirrorVarDirectory
+                : " && mount --bind '" + variable + "' " + LabTopology.MirrorVarDirectory)
             // PostgreSQL's socket directory, private to the node as on a server of its own.
             + " && mkdir -p " + PostgresRun + " && mount -t tmpfs -o mode=2775,size=1m sk-pgrun " + PostgresRun
             + " && (chown postgres:postgres " + PostgresRun + " 2>/dev/null || true)";

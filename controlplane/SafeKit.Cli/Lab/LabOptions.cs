@@ -28,6 +28,15 @@ internal sealed record LabOptions
     /// <summary>A mirror lab (two nodes m1/m2, replicated directories) instead of a farm.</summary>
     public bool Mirror { get; init; }
 
+    /// <summary>The replication mode of the mirror lab's directories: sync or fsync.</summary>
+    public string MirrorMode { get; init; } = "sync";
+
+    /// <summary>
+    /// A mirror node's /var/lib/safekit (its real files) on a file system of this size instead of
+    /// the host's disk: lets a test fill a node's disk. 0: the host's disk.
+    /// </summary>
+    public int DataMiB { get; init; }
+
     /// <summary>Nginx worker processes per node.</summary>
     public int NginxWorkers { get; init; } = 1;
 }

@@ -94,7 +94,7 @@ internal sealed partial class LabRunner
                 File.WriteAllText(Path.Combine(topology.NodeDirectory(i), "nginx.conf"), options.Mirror ? LabFiles.MirrorNginx(topology, options, i) : LabFiles.Nginx(topology, options, i));
                 if (options.Mirror)
                 {
-                    LabMounts.Create(topology, i);
+                    LabMounts.Create(topology, i, options.DataMiB);
                 }
             }
 

@@ -107,7 +107,7 @@ public sealed partial class ReplicationLink : IReplicationSink
             if (status != 0)
             {
                 LogApplyFailed(_logger, kind, status);
-                GoAlone($"SECOND could not apply a {kind} (errno {status}): its copy no longer follows");
+                GoAlone($"SECOND could not apply a {kind}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(status)} (errno {status}); its copy no longer follows");
             }
         }
         catch (ReplicationLinkLostException e)

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
 using SafeKit.Native.Fuse;
 using SafeKit.Replication.Channel;
 
@@ -9,15 +11,17 @@ namespace SafeKit.Replication.Mirror;
 /// contiguous record (header and payload), from one reused buffer — the receive loop calls it one
 /// operation at a time.
 /// </summary>
-public sealed class SecondApplier : IOperationApplier, IDisposable
+public sealed partial class SecondApplier : IOperationApplier, IDisposable
 {
     private const int EIO = 5;
     private readonly MirrorApplier _applier;
+    private readonly ILogger _logger;
     private readonly byte[] _buffer = new byte[ReplicationOp.MaxHeaderLength + ReplicationOp.MaxPayloadLength];
 
-    public SecondApplier(MirrorApplier applier)
+    public SecondApplier(MirrorApplier applier, ILogger logger)
     {
         _applier = applier;
+        _logger = logger;
     }
 
     /// <summary>The first change SECOND could not apply, if any (its copy stopped following there).</summary>
@@ -39,11 +43,15 @@ public sealed class SecondApplier : IOperationApplier, IDisposable
         var errno = _applier.Apply((MutationKind)op.Type, _buffer.AsSpan(0, length), (op.Flags & OpFlags.DurableBarrier) != 0);
         if (errno != 0)
         {
-            Failure = $"{(MutationKind)op.Type} #{op.Sequence}: errno {errno}";
+            Failure = $"could not apply {(MutationKind)op.Type} #{op.Sequence}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
+            LogFailed(_logger, Failure);
         }
 
         return errno;
     }
+
+    [LoggerMessage(EventId = 610, Level = LogLevel.Critical, Message = "mirror: SECOND {Failure}; this copy no longer follows PRIM, which goes on alone")]
+    private static partial void LogFailed(ILogger logger, string failure);
 
     public void Dispose() => _applier.Dispose();
 }

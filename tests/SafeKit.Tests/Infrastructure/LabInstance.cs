@@ -457,8 +457,9 @@ public sealed class FailureLab : LabInstance
 /// <summary>A mirror lab (m1 PRIM, m2 SECOND): tests that crash nodes build their own, as a crashed pair needs a resync.</summary>
 public sealed class MirrorLab : LabInstance
 {
-    public MirrorLab()
-        : base("--mirror", "--no-ipv6")
+    /// <param name="options">More <c>safekit lab up</c> options (e.g. --data-mib N).</param>
+    public MirrorLab(params string[] options)
+        : base(["--mirror", "--no-ipv6", .. options])
     {
     }
 

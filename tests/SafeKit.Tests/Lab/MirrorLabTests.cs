@@ -223,6 +223,99 @@ public sealed class MirrorLabTests
         Assert.Equal(lab.M(2), lab.Get("/during.txt").ServedBy);
     }
 
+    [Fact]
+    public void ReplicationLinkCut_ShortCutsAreRidden_ALongCutLeavesPrimAloneLosingNothing()
+    {
+        using var lab = new MirrorLab();
+        lab.Require();
+        var acknowledged = new List<string>();
+        using var writer = StartWriter(lab, "m1", "/srv/www/journal.log", acknowledged);
+        LabInstance.WaitUntil(() => Count(acknowledged) >= 50, "50 fsync'd records acknowledged on PRIM", 60);
+
+        // Cuts well under the stall timeout (2 s): writes wait, TCP retransmits, mirroring goes on.
+        // (Cuts that follow each other closely add up: TCP doubles its retransmission timeout
+        // each time, and a link silent for the stall timeout is given up — by design.)
+        for (var i = 0; i < 3; i++)
+        {
+            CutReplication(lab, cut: true);
+            Thread.Sleep(300);
+            CutReplication(lab, cut: false);
+            Thread.Sleep(1500);
+        }
+
+        var before = Count(acknowledged);
+        LabInstance.WaitUntil(() => Count(acknowledged) >= before + 50, "the writer goes on after the flaps", 30);
+        Assert.Equal("PRIM", lab.State(1));
+        Assert.Equal("SECOND", lab.State(2));
+
+        // A cut that lasts: PRIM stalls at most the stall timeout, then goes on ALONE; the writer
+        // never sees an error. Heartbeats still flow, so SECOND knows it is now behind and waits.
+        CutReplication(lab, cut: true);
+        lab.WaitForState(1, "ALONE");
+        before = Count(acknowledged);
+        LabInstance.WaitUntil(() => Count(acknowledged) >= before + 50, "the writer goes on ALONE", 30);
+        LabInstance.WaitUntil(() => lab.State(2) == "WAIT" && lab.Reason(2).Contains("newer data", StringComparison.Ordinal), "SECOND waits: its peer holds newer data", 20);
+        Assert.False(writer.HasExited);
+
+        // PRIM holds every acknowledged record; SECOND's copy is a prefix of PRIM's history.
+        string[] acked;
+        lock (acknowledged)
+        {
+            acked = [.. acknowledged];
+        }
+
+        var prim = lab.Exec("m1", "cat", "/srv/www/journal.log").Output;
+
+        Assert.StartsWith(string.Concat(acked.Select(a => a + "\n")), prim, StringComparison.Ordinal);
+        var second = lab.Exec("m2", "cat", "/var/lib/safekit/mirror/data/srv/www/journal.log");
+        Assert.True(second.Succeeded, second.Error);
+        Assert.True(second.Output.Length > 0 && prim.StartsWith(second.Output, StringComparison.Ordinal), "SECOND's copy is not a prefix of PRIM's");
+        CutReplication(lab, cut: false);
+        Thread.Sleep(1000);
+        Assert.Equal("ALONE", lab.State(1));
+        Assert.Equal("WAIT", lab.State(2));
+    }
+
+    [Fact]
+    public void SecondDiskFull_PrimGoesAloneLosingNothing_AndSecondSaysWhy()
+    {
+        using var lab = new MirrorLab("--data-mib", "160");
+        lab.Require();
+
+        // m2's disk: all but 1 MiB taken by a file outside the replicated directories.
+        var fill = lab.Exec("m2", "sh", "-c", "fallocate -l $(( $(df --output=avail -B1 /var/lib/safekit | tail -n 1) - 1048576 )) /var/lib/safekit/filler && df -h /var/lib/safekit");
+        Assert.True(fill.Succeeded, fill.Error);
+
+        // 8 MiB written and fsync'd on PRIM: SECOND cannot apply it; the writer sees no error.
+        var write = lab.Exec("m1", "sh", "-c", "head -c 8388608 /dev/urandom > /tmp/big && dd if=/tmp/big of=/srv/www/big.bin bs=1M conv=fsync status=none && sha256sum /tmp/big /srv/www/big.bin");
+        Assert.True(write.Succeeded, write.Error);
+        var sums = write.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).ToArray();
+        Assert.Equal(sums[0], sums[1]);
+        lab.WaitForState(1, "ALONE");
+        Assert.Contains("space", lab.Reason(1), StringComparison.OrdinalIgnoreCase);
+        LabInstance.WaitUntil(() => lab.State(2) == "WAIT", $"{lab.M(2)} waits (it is {lab.State(2)}: {lab.Reason(2)})", 20);
+        Assert.Contains("space", File.ReadAllText(Path.Combine(lab.StateDirectory, lab.M(2), "safekitd.log")), StringComparison.OrdinalIgnoreCase);
+
+        // PRIM keeps serving the file, whole.
+        var (code, servedBy, _) = lab.Get("/big.bin");
+        Assert.Equal("200", code);
+        Assert.Equal(lab.M(1), servedBy);
+        var again = lab.Exec("m1", "sha256sum", "/srv/www/big.bin");
+        Assert.StartsWith(sums[0], again.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>Drops (or lets through again) every replication packet of m1, heartbeats untouched.</summary>
+    private static void CutReplication(MirrorLab lab, bool cut)
+    {
+        var rule = cut
+            ? "add table inet repl_cut; add chain inet repl_cut in { type filter hook input priority 0; }; add chain inet repl_cut out { type filter hook output priority 0; }; "
+              + "add rule inet repl_cut in tcp sport 4900-4901 drop; add rule inet repl_cut in tcp dport 4900-4901 drop; "
+              + "add rule inet repl_cut out tcp sport 4900-4901 drop; add rule inet repl_cut out tcp dport 4900-4901 drop"
+            : "delete table inet repl_cut";
+        var result = lab.Exec("m1", "nft", rule);
+        Assert.True(result.Succeeded, result.Error);
+    }
+
     private static int Count(List<string> lines)
     {
         lock (lines)

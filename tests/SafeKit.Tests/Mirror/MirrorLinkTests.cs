@@ -34,7 +34,7 @@ public sealed class MirrorLinkTests
             Data = Directory.CreateDirectory(Path.Combine(_root.FullName, "data")).FullName;
             Second = Directory.CreateDirectory(Path.Combine(_root.FullName, "second")).FullName;
             Mountpoint = Directory.CreateDirectory(Path.Combine(_root.FullName, "mnt")).FullName;
-            Applier = new SecondApplier(MirrorApplier.Open(Second));
+            Applier = new SecondApplier(MirrorApplier.Open(Second), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
             _listener = ReplicationListener.Listen(new IPEndPoint(IPAddress.Loopback, 0), Options("m2", "m1", silence));
             var accepted = _listener.AcceptAsync(Applier);
             Sender = ReplicationSender.ConnectAsync(_listener.LocalEndPoint, Options("m1", "m2", silence)).GetAwaiter().GetResult();
