@@ -20,6 +20,7 @@ internal sealed class MirrorDirectory : IAsyncDisposable
     private FuseMount? _mount;
     private ReplicationLink? _link;
     private ReplicationListener? _listener;
+    private static readonly TimeSpan OrderlyCloseTimeout = TimeSpan.FromSeconds(10);
     private SecondApplier? _applier;
     private Task<ReplicationReceiver>? _accepting;
     private ReplicationReceiver? _receiver;
@@ -112,7 +113,8 @@ internal sealed class MirrorDirectory : IAsyncDisposable
         _mount = null;
         if (_link is { } link)
         {
-            await link.AbandonAsync("the module stops on this node");
+            // Nothing writes any more: SECOND keeps the shared generation if it confirms everything.
+            await link.CloseInOrderAsync(OrderlyCloseTimeout);
             _link = null;
         }
 

@@ -310,6 +310,20 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     /// <summary>PRIM: goes ALONE when SECOND is declared dead by the heartbeats, before the link's own timeout.</summary>
     private async Task ServeMirroredAsync()
     {
+        // The application keeps failing here after its restarts while SECOND is ready: the module
+        // moves. An orderly stop (application, VIP, mounts, then STOP in the heartbeats) hands
+        // SECOND every acknowledged change and it takes over at once; this node stays stopped.
+        if (_supervisor is { GaveUp: true } && _peerAlive && _peerBeacon is { Role: MirrorRole.Second })
+        {
+            var reason = $"the application still failed after {_module.Restart.Max} restarts: the module moved to {_peer.Name}; 'safekit start {_module.Name}' here once it is fixed";
+            LogMoved(_logger, _module.Name, reason);
+            _journal.Record(EventKinds.State, _module.Name, EventSeverities.Error, reason);
+            _administratorStopped = true;
+            await LeaveAsync();
+            SetRole(MirrorRole.Stop, reason);
+            return;
+        }
+
         // Heartbeats lost and the replication links silent too: SECOND is gone. A link still
         // hearing SECOND's keepalives means only the heartbeat networks failed: keep mirroring.
         if (!_peerAlive && _directories.All(d => d.Link is not { } l || l.SilentFor >= HeartbeatTimeout))
@@ -672,6 +686,9 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
 
         _stop.Dispose();
     }
+
+    [LoggerMessage(EventId = 702, Level = LogLevel.Error, Message = "mirror {Module}: {Reason}")]
+    private static partial void LogMoved(ILogger logger, string module, string reason);
 
     [LoggerMessage(EventId = 700, Level = LogLevel.Error, Message = "mirror {Module}: a role transition failed: {Message}")]
     private static partial void LogTransitionFailed(ILogger logger, string module, string message);

@@ -64,7 +64,7 @@ internal static class MirrorPgbenchBenchmark
         var data = $"{Benches}/standby";
         Shell(lab, "m2", $"""
             rm -rf {Benches} && mkdir -p {Benches} && chown postgres:postgres {Benches}
-            runuser -u postgres -- env PGPASSWORD=lab {Bin}/pg_basebackup -h {primary} -p {PlainPort} -U lab -D {data} -R -X stream --no-sync
+            runuser -u postgres -- env PGPASSWORD=lab {Bin}/pg_basebackup -h {primary} -p {PlainPort} -U lab -D {data} -R -X stream -c fast --no-sync
             printf "cluster_name = 'standby'\n" >> {data}/postgresql.conf
             runuser -u postgres -- {Bin}/pg_ctl -D {data} -l {Benches}/standby.log -w start >/dev/null
             """);

@@ -134,6 +134,47 @@ public sealed partial class ReplicationLink : IReplicationSink
     }
 
     /// <summary>
+    /// The node stops in order: once nothing can change the files any more (the mount is gone),
+    /// waits until SECOND acknowledged everything sent, then closes without going alone — SECOND
+    /// holds every change and the nodes keep sharing their data generation (SECOND may take over
+    /// as is). True when it did; false when SECOND could not confirm (lost, or not within
+    /// <paramref name="timeout"/>): then the link went alone as usual and SECOND is behind.
+    /// </summary>
+    public async ValueTask<bool> CloseInOrderAsync(TimeSpan timeout)
+    {
+        if (_sender is not { } sender || State == LinkState.Alone)
+        {
+            await AbandonAsync("the module stops on this node");
+            return false;
+        }
+
+        var deadline = DateTime.UtcNow + timeout;
+        while ((sender.BytesInFlight > 0 || sender.WaitingSends > 0) && !sender.Lost.IsCompleted && State != LinkState.Alone && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(5);
+        }
+
+        bool inOrder;
+        lock (_aloneGate)
+        {
+            inOrder = State != LinkState.Alone && !sender.Lost.IsCompleted && sender.BytesInFlight == 0 && sender.WaitingSends == 0;
+            if (inOrder)
+            {
+                AloneReason = "stopped in order: SECOND acknowledged every change";
+                Volatile.Write(ref _state, (int)LinkState.Alone);
+            }
+        }
+
+        if (!inOrder)
+        {
+            GoAlone("the module stops on this node before SECOND acknowledged every change");
+        }
+
+        await sender.DisposeAsync();
+        return inOrder;
+    }
+
+    /// <summary>
     /// The first caller records the loss (<see cref="WentAlone"/>: the node persists that SECOND
     /// is behind) before the state turns Alone; every other caller — a write whose ack will never
     /// come, a new write — waits for that record, so no write returns unreplicated before it is durable.

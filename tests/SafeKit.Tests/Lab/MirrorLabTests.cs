@@ -169,6 +169,46 @@ public sealed class MirrorLabTests
     }
 
     [Fact]
+    public void PrimStoppedInOrder_SecondTakesOverAtOnceWithEveryChange()
+    {
+        using var lab = new MirrorLab("--mode", "fsync");
+        lab.Require();
+
+        // fsync mode: writes return before SECOND applied them; the orderly stop waits for them.
+        var write = lab.Exec("m1", "sh", "-c", "for i in $(seq 1 200); do echo line $i >> /srv/www/lines.txt; done");
+        Assert.True(write.Succeeded, write.Error);
+        var stop = lab.Exec("client", Tools.Safekit, "stop", "mirror", "--on", lab.M(1));
+        Assert.True(stop.Succeeded, stop.Error);
+        lab.WaitForState(2, "ALONE");
+        lab.WaitForState(1, "STOP");
+        var (code, servedBy, body) = lab.Get("/lines.txt");
+        Assert.Equal("200", code);
+        Assert.Equal(lab.M(2), servedBy);
+        Assert.Equal(string.Concat(Enumerable.Range(1, 200).Select(i => $"line {i}\n")), body);
+        Assert.Contains("stopped its module", lab.Exec("client", Tools.Safekit, "events", "--node", "https://198.18.0.22:9453").Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ApplicationFailingOnPrim_AfterItsRestarts_MovesTheModuleToSecond()
+    {
+        using var lab = new MirrorLab();
+        lab.Require();
+        Assert.True(lab.Exec("m1", "sh", "-c", "echo before > /srv/www/before.txt").Succeeded);
+
+        // NGINX on m1 stopped and unable to start again (its configuration broken).
+        lab.Lab("app", "m1", "break");
+        lab.WaitForState(2, "ALONE", 60);
+        lab.WaitForState(1, "STOP");
+        Assert.Contains("moved to", lab.Reason(1), StringComparison.Ordinal);
+        var (code, servedBy, body) = lab.Get("/before.txt");
+        Assert.Equal("200", code);
+        Assert.Equal(lab.M(2), servedBy);
+        Assert.Equal("before\n", body);
+        LabInstance.WaitUntil(() => lab.Sql("SELECT 1").Succeeded, "PostgreSQL answers on m2", 60);
+        Assert.Contains("moved", lab.Exec("client", Tools.Safekit, "events").Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SecondCrash_PrimGoesAloneAndKeepsServing()
     {
         using var lab = new MirrorLab();

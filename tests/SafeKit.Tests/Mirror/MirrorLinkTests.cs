@@ -106,6 +106,43 @@ public sealed class MirrorLinkTests
     }
 
     [Fact]
+    public async Task OrderlyClose_WaitsForEveryChange_AndDoesNotGoAlone()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Fsync);
+        var wentAlone = 0;
+        pair.Link.WentAlone += _ => Interlocked.Increment(ref wentAlone);
+        // fsync mode: these return before SECOND applied them.
+        var file = Path.Combine(pair.Mountpoint, "lines.txt");
+        for (var i = 0; i < 500; i++)
+        {
+            await File.AppendAllTextAsync(file, $"line {i}\n", TestContext.Current.CancellationToken);
+        }
+
+        pair.Unmount();
+        Assert.True(await pair.Link.CloseInOrderAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, wentAlone);
+        Assert.Equal(LinkState.Alone, pair.Link.State);
+        Assert.Contains("in order", pair.Link.AloneReason, StringComparison.Ordinal);
+        Assert.Equal(File.ReadAllText(Path.Combine(pair.Data, "lines.txt")), File.ReadAllText(Path.Combine(pair.Second, "lines.txt")));
+    }
+
+    [Fact]
+    public async Task OrderlyClose_WithSecondGone_GoesAlone()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync);
+        var wentAlone = 0;
+        pair.Link.WentAlone += _ => Interlocked.Increment(ref wentAlone);
+        await File.WriteAllTextAsync(Path.Combine(pair.Mountpoint, "a.txt"), "a", TestContext.Current.CancellationToken);
+        pair.Unmount();
+        await pair.Receiver.DisposeAsync();
+        LabInstance.WaitUntil(() => pair.Sender.Lost.IsCompleted, "PRIM notices SECOND is gone", 10);
+        Assert.False(await pair.Link.CloseInOrderAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, wentAlone);
+    }
+
+    [Fact]
     public async Task Sync_EveryRecordAcknowledgedToTheApplication_IsAlreadyOnSecond()
     {
         Tools.RequireFuse();
