@@ -84,6 +84,16 @@ internal static unsafe partial class Posix
     [LibraryImport(Lib, EntryPoint = "pwrite", SetLastError = true)]
     internal static partial nint PWrite(int fd, byte* buffer, nuint count, long offset);
 
+    [LibraryImport(Lib, EntryPoint = "pwritev", SetLastError = true)]
+    internal static partial nint PWritev(int fd, IoVector* vectors, int count, long offset);
+
+    /// <summary>struct iovec.</summary>
+    internal struct IoVector
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
     [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
     internal static partial int FSync(int fd);
 

@@ -180,13 +180,7 @@ public sealed class ReplicationSender : IAsyncDisposable
     /// <param name="flags">Passed to the applier (e.g. <see cref="OpFlags.DurableBarrier"/>).</param>
     public ValueTask<int> SendAsync(byte type, ReadOnlyMemory<byte> header, ReadOnlyMemory<byte> payload, OpFlags flags = OpFlags.None)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(header.Length, ReplicationOp.MaxHeaderLength, nameof(header));
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(payload.Length, ReplicationOp.MaxPayloadLength, nameof(payload));
-        if ((flags & ~OpFlags.DurableBarrier) != 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(flags), flags, "unknown operation flags");
-        }
-
+        Validate(header.Length, payload.Length, flags);
         ValueTask<int> task;
         bool sent;
         lock (_lock)
@@ -221,6 +215,57 @@ public sealed class ReplicationSender : IAsyncDisposable
         }
 
         return task;
+    }
+
+    /// <summary>
+    /// Sends an operation at once, copied straight from the caller's spans into the connection,
+    /// when the budget has room and no earlier operation waits for it. Otherwise sends nothing and
+    /// returns false: the caller then hands buffers of its own to
+    /// <see cref="SendAsync(byte, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}, OpFlags)"/>, which
+    /// keeps them until there is room (ordering is the caller's: it holds its own lock across both).
+    /// </summary>
+    public bool TrySend(byte type, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, OpFlags flags, out ValueTask<int> completion)
+    {
+        Validate(header.Length, payload.Length, flags);
+        bool sent;
+        lock (_lock)
+        {
+            if (_loss is { } loss)
+            {
+                completion = ValueTask.FromException<int>(loss);
+                return true;
+            }
+
+            var frameLength = Frames.OpHeaderLength + header.Length + payload.Length;
+            if (_waiting.Count != 0 || !HasRoom(frameLength))
+            {
+                completion = default;
+                return false;
+            }
+
+            var send = _free.TryPop(out var pooled) ? pooled : new PendingSend(this);
+            send.Sequence = ++_lastSequence;
+            send.FrameLength = frameLength;
+            completion = send.Completion;
+            sent = Write(send, type, flags, header, payload) && Frames.Flush(_connection.Output);
+        }
+
+        if (!sent)
+        {
+            Fail(LinkLossReason.ConnectionFailed, "the connection's send side closed", null);
+        }
+
+        return true;
+    }
+
+    private static void Validate(int headerLength, int payloadLength, OpFlags flags)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(headerLength, ReplicationOp.MaxHeaderLength, "header");
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(payloadLength, ReplicationOp.MaxPayloadLength, "payload");
+        if ((flags & ~OpFlags.DurableBarrier) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(flags), flags, "unknown operation flags");
+        }
     }
 
     /// <summary>Ends the link: pending sends fail with <see cref="LinkLossReason.Closed"/>. Await them first for a clean stop.</summary>

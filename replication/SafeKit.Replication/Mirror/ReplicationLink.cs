@@ -78,28 +78,38 @@ public sealed partial class ReplicationLink : IReplicationSink
             return ReplicationTicket.None;
         }
 
-        // The channel may copy later (when its budget is full): it gets a buffer of its own.
-        var buffer = ArrayPool<byte>.Shared.Rent(record.Length + data.Length);
-        record.CopyTo(buffer);
-        data.CopyTo(buffer.AsSpan(record.Length));
-        ValueTask<int> send;
+        var flags = durable ? OpFlags.DurableBarrier : OpFlags.None;
+        var mustWait = durable || (_mode == MirrorMode.Sync && changes);
+        byte[]? buffer = null;
         try
         {
-            send = _sender.SendAsync((byte)kind, buffer.AsMemory(0, record.Length), buffer.AsMemory(record.Length, data.Length), durable ? OpFlags.DurableBarrier : OpFlags.None);
+            // Room in the budget: straight into the connection. Otherwise the channel sends it
+            // later, from a buffer of its own.
+            if (_sender.TrySend((byte)kind, record, data, flags, out var direct))
+            {
+                return new ReplicationTicket(ObserveAsync(direct, null, kind), mustWait);
+            }
+
+            buffer = ArrayPool<byte>.Shared.Rent(record.Length + data.Length);
+            record.CopyTo(buffer);
+            data.CopyTo(buffer.AsSpan(record.Length));
+            var queued = _sender.SendAsync((byte)kind, buffer.AsMemory(0, record.Length), buffer.AsMemory(record.Length, data.Length), flags);
+            return new ReplicationTicket(ObserveAsync(queued, buffer, kind), mustWait);
         }
         catch (Exception e) when (e is ReplicationLinkLostException or ObjectDisposedException)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
             GoAlone(e.Message);
             return ReplicationTicket.None;
         }
-
-        var mustWait = durable || (_mode == MirrorMode.Sync && changes);
-        return new ReplicationTicket(ObserveAsync(send, buffer, kind), mustWait);
     }
 
     /// <summary>Waits for SECOND's answer; never fails: a lost link or a failed apply sends PRIM alone.</summary>
-    private async ValueTask ObserveAsync(ValueTask<int> send, byte[] buffer, MutationKind kind)
+    private async ValueTask ObserveAsync(ValueTask<int> send, byte[]? buffer, MutationKind kind)
     {
         try
         {
@@ -116,7 +126,10 @@ public sealed partial class ReplicationLink : IReplicationSink
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using SafeKit.Native.Fuse;
@@ -14,6 +15,9 @@ namespace SafeKit.Replication.Mirror;
 public sealed partial class SecondApplier : IOperationApplier, IDisposable
 {
     private const int EIO = 5;
+
+    // A Write's header: PRIM's file handle (u64) and the offset (i64), little-endian.
+    private const int WriteHeaderLength = 16;
     private readonly MirrorApplier _applier;
     private readonly ILogger _logger;
     private readonly byte[] _buffer = new byte[ReplicationOp.MaxHeaderLength + ReplicationOp.MaxPayloadLength];
@@ -37,10 +41,22 @@ public sealed partial class SecondApplier : IOperationApplier, IDisposable
             return EIO;
         }
 
-        op.Header.CopyTo(_buffer);
-        op.Payload.CopyTo(_buffer.AsSpan(op.Header.Length));
-        var length = op.Header.Length + (int)op.Payload.Length;
-        var errno = _applier.Apply((MutationKind)op.Type, _buffer.AsSpan(0, length), (op.Flags & OpFlags.DurableBarrier) != 0);
+        var durable = (op.Flags & OpFlags.DurableBarrier) != 0;
+        int errno;
+        if ((MutationKind)op.Type == MutationKind.Write && op.Header.Length == WriteHeaderLength && !op.Payload.IsSingleSegment)
+        {
+            // The data of a large write arrives in several of the channel's blocks: written from
+            // them as they are (pwritev), not gathered into one buffer first.
+            errno = _applier.ApplyWrite(BinaryPrimitives.ReadUInt64LittleEndian(op.Header), BinaryPrimitives.ReadInt64LittleEndian(op.Header[8..]), op.Payload, durable);
+        }
+        else
+        {
+            op.Header.CopyTo(_buffer);
+            op.Payload.CopyTo(_buffer.AsSpan(op.Header.Length));
+            var length = op.Header.Length + (int)op.Payload.Length;
+            errno = _applier.Apply((MutationKind)op.Type, _buffer.AsSpan(0, length), durable);
+        }
+
         if (errno != 0)
         {
             Failure = $"could not apply {(MutationKind)op.Type} #{op.Sequence}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";

@@ -106,6 +106,30 @@ public sealed class MirrorLinkTests
     }
 
     [Fact]
+    public async Task LargeWrites_SpanningManyChannelBlocks_LandWholeOnSecond()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync);
+        var data = new byte[(3 << 20) + 12345];
+        Random.Shared.NextBytes(data);
+        var path = Path.Combine(pair.Mountpoint, "large.bin");
+        await using (var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
+        {
+            // 1 MiB writes at an unaligned offset: each arrives on SECOND in many 64 KiB blocks.
+            file.Seek(777, SeekOrigin.Begin);
+            for (var done = 0; done < data.Length; done += 1 << 20)
+            {
+                await file.WriteAsync(data.AsMemory(done, Math.Min(1 << 20, data.Length - done)), TestContext.Current.CancellationToken);
+            }
+        }
+
+        var second = await File.ReadAllBytesAsync(Path.Combine(pair.Second, "large.bin"), TestContext.Current.CancellationToken);
+        Assert.Equal(777 + data.Length, second.Length);
+        Assert.True(second.AsSpan(777).SequenceEqual(data), "SECOND's copy differs");
+        Assert.Equal(LinkState.Mirroring, pair.Link.State);
+    }
+
+    [Fact]
     public async Task OrderlyClose_WaitsForEveryChange_AndDoesNotGoAlone()
     {
         Tools.RequireFuse();
