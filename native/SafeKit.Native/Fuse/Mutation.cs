@@ -174,6 +174,12 @@ public interface IReplicationSink
     /// <param name="durable">SECOND must make it durable before acknowledging (fsync and O_SYNC writes).</param>
     /// <param name="changes">It changes files (false for bookkeeping: binds, forgets, plain opens, releases).</param>
     ReplicationTicket Enqueue(MutationKind kind, ReadOnlySpan<byte> record, ReadOnlySpan<byte> data, bool durable, bool changes);
+
+    /// <summary>
+    /// A change already queued did not happen here (PRIM's own disk refused a write sent ahead of
+    /// it): SECOND's copy no longer matches this one, so it must stop counting as up to date.
+    /// </summary>
+    void Diverged(string reason);
 }
 
 /// <summary>A queued change: wait on it (when the mode asks to) before answering the application.</summary>

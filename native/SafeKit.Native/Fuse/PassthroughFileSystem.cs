@@ -685,36 +685,65 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     {
         var fd = (int)fileInfo->Fh;
         nint written;
+        var errno = 0;
         var ticket = ReplicationTicket.None;
         lock (_sequence)
         {
-            written = Posix.PWrite(fd, buffer, size, offset);
-            if (written > 0 && _sink is not null)
+            if (_sink is not null && (fileInfo->Flags & Posix.OAppend) == 0 && size > 0)
             {
-                if ((fileInfo->Flags & Posix.OAppend) != 0)
+                // Sent first, so SECOND receives and applies it while this disk writes it: the
+                // write's round trip overlaps the local write instead of following it.
+                Span<byte> ahead = stackalloc byte[16];
+                var sent = new MutationWriter(ahead);
+                sent.U64((ulong)fd);
+                sent.I64(offset);
+                ticket = Send(MutationKind.Write, sent.Written, changes: true, durable: (fileInfo->Flags & Posix.ODsync) != 0, data: new ReadOnlySpan<byte>(buffer, (int)size));
+                written = Posix.PWrite(fd, buffer, size, offset);
+                errno = written < 0 ? Posix.Errno : 0;
+                if (written != (nint)size)
                 {
-                    // O_APPEND wrote at the end, wherever the kernel thought that was: send where it went.
-                    Stat after;
-                    Posix.FStat(fd, &after);
-                    offset = after.Size - written;
+                    _sink.Diverged($"a write of {size} bytes at {offset} sent to SECOND failed on PRIM ({(written < 0 ? $"errno {errno}" : $"{written} bytes written")}): SECOND's copy no longer matches and is behind from now on");
                 }
-
-                Span<byte> header = stackalloc byte[16];
-                var record = new MutationWriter(header);
-                record.U64((ulong)fd);
-                record.I64(offset);
-                ticket = Send(MutationKind.Write, record.Written, changes: true, durable: (fileInfo->Flags & Posix.ODsync) != 0, data: new ReadOnlySpan<byte>(buffer, (int)written));
+            }
+            else
+            {
+                written = WriteThenSend(fd, buffer, size, offset, fileInfo, ref ticket);
+                errno = written < 0 ? Posix.Errno : 0;
             }
         }
 
         if (written < 0)
         {
-            Fail(request, Posix.Errno);
+            Fail(request, errno);
             return;
         }
 
         ticket.Wait();
         LibFuse.ReplyWrite(request, (nuint)written);
+    }
+
+    /// <summary>O_APPEND (where it lands is known only once written) and the alone case: write, then send where it went.</summary>
+    private nint WriteThenSend(int fd, byte* buffer, nuint size, long offset, FuseFileInfo* fileInfo, ref ReplicationTicket ticket)
+    {
+        var written = Posix.PWrite(fd, buffer, size, offset);
+        if (written > 0 && _sink is not null)
+        {
+            if ((fileInfo->Flags & Posix.OAppend) != 0)
+            {
+                // O_APPEND wrote at the end, wherever the kernel thought that was: send where it went.
+                Stat after;
+                Posix.FStat(fd, &after);
+                offset = after.Size - written;
+            }
+
+            Span<byte> header = stackalloc byte[16];
+            var record = new MutationWriter(header);
+            record.U64((ulong)fd);
+            record.I64(offset);
+            ticket = Send(MutationKind.Write, record.Written, changes: true, durable: (fileInfo->Flags & Posix.ODsync) != 0, data: new ReadOnlySpan<byte>(buffer, (int)written));
+        }
+
+        return written;
     }
 
     private static void DoFlush(nint request, FuseFileInfo* fileInfo)

@@ -133,6 +133,12 @@ public sealed partial class ReplicationLink : IReplicationSink
         }
     }
 
+    public void Diverged(string reason)
+    {
+        LogDiverged(_logger, reason);
+        GoAlone(reason);
+    }
+
     /// <summary>
     /// Goes alone now (SECOND declared dead by the heartbeats, or the node leaves): the calls still
     /// waiting for SECOND return, and the channel is closed.
@@ -215,6 +221,9 @@ public sealed partial class ReplicationLink : IReplicationSink
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Error, Message = "mirror: PRIM goes ALONE, SECOND is behind from now on: {Reason}")]
     private static partial void LogAlone(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 602, Level = LogLevel.Critical, Message = "mirror: {Reason}")]
+    private static partial void LogDiverged(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 601, Level = LogLevel.Critical, Message = "mirror: SECOND failed to apply a {Kind}: errno {Errno} (disk full? I/O error?)")]
     private static partial void LogApplyFailed(ILogger logger, MutationKind kind, int errno);

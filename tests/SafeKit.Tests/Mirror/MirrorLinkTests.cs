@@ -28,10 +28,19 @@ public sealed class MirrorLinkTests
         private readonly PassthroughFileSystem _fs;
         private FuseMount? _mount;
 
-        private Pair(MirrorMode mode, TimeSpan silence)
+        private readonly bool _smallDisk;
+
+        private Pair(MirrorMode mode, TimeSpan silence, int dataMiB = 0)
         {
             File.SetUnixFileMode(_root.FullName, (UnixFileMode)0x1ED);
             Data = Directory.CreateDirectory(Path.Combine(_root.FullName, "data")).FullName;
+            if (dataMiB > 0)
+            {
+                // PRIM's own disk, small enough to fill.
+                CommandRunner.RunChecked("mount", ["-t", "tmpfs", "-o", $"size={dataMiB}m", "sk-link-data", Data]);
+                _smallDisk = true;
+            }
+
             Second = Directory.CreateDirectory(Path.Combine(_root.FullName, "second")).FullName;
             Mountpoint = Directory.CreateDirectory(Path.Combine(_root.FullName, "mnt")).FullName;
             Applier = new SecondApplier(MirrorApplier.Open(Second), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
@@ -60,6 +69,9 @@ public sealed class MirrorLinkTests
 
         public static Pair Start(MirrorMode mode, TimeSpan? silence = null) => new(mode, silence ?? TimeSpan.FromSeconds(2));
 
+        /// <summary>A pair whose PRIM keeps its real files on a file system of <paramref name="dataMiB"/> MiB.</summary>
+        public static Pair WithSmallPrimDisk(MirrorMode mode, int dataMiB) => new(mode, TimeSpan.FromSeconds(2), dataMiB);
+
         private static ReplicationChannelOptions Options(string local, string peer, TimeSpan silence) =>
             new() { ClusterName = "links", LocalNode = local, PeerNode = peer, Key = Key, SilenceTimeout = silence };
 
@@ -77,6 +89,11 @@ public sealed class MirrorLinkTests
             await Receiver.DisposeAsync();
             _listener.Dispose();
             Applier.Dispose();
+            if (_smallDisk)
+            {
+                CommandRunner.Run("umount", ["-l", Data]);
+            }
+
             _root.Delete(recursive: true);
         }
     }
@@ -127,6 +144,28 @@ public sealed class MirrorLinkTests
         Assert.Equal(777 + data.Length, second.Length);
         Assert.True(second.AsSpan(777).SequenceEqual(data), "SECOND's copy differs");
         Assert.Equal(LinkState.Mirroring, pair.Link.State);
+    }
+
+    [Fact]
+    public async Task WriteSentAheadThatFailsOnPrim_TheApplicationGetsTheError_AndSecondIsMarkedBehind()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.WithSmallPrimDisk(MirrorMode.Sync, 2);
+        var wentAlone = new List<string>();
+        pair.Link.WentAlone += reason => wentAlone.Add(reason);
+        var path = Path.Combine(pair.Mountpoint, "fill.bin");
+        var error = await Assert.ThrowsAsync<IOException>(async () =>
+        {
+            await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
+            var chunk = new byte[1 << 20];
+            for (var i = 0; i < 4; i++)
+            {
+                await file.WriteAsync(chunk, TestContext.Current.CancellationToken);
+            }
+        });
+        Assert.Contains("space", error.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(LinkState.Alone, pair.Link.State);
+        Assert.Contains("failed on PRIM", Assert.Single(wentAlone), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -42,6 +42,8 @@ public sealed class MirroredMountTests
 
             return new ReplicationTicket(ValueTask.CompletedTask, changes || durable);
         }
+
+        public void Diverged(string reason) => Errors.Enqueue("diverged: " + reason);
     }
 
     /// <summary>Queues changes; a separate thread applies them after a delay and completes their tickets.</summary>
@@ -73,6 +75,8 @@ public sealed class MirroredMountTests
 
             return new ReplicationTicket(new ValueTask(done.Task), changes || durable);
         }
+
+        public void Diverged(string reason) => Errors.Enqueue("diverged: " + reason);
 
         private void Run()
         {
