@@ -286,7 +286,10 @@ public class LabInstance : IDisposable
     {
         var file = Path.Combine(StateDirectory, "synack.pcap");
         var tcpdump = StartCapture("client", file, "tcp port 80 and src 198.18.0.100");
-        HttpFollowingTheTable("198.18.0.100", count);
+        var report = ExecJson("client", Tools.Loadgen, "http", "--host", "198.18.0.100", "--count", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "--concurrency", "4");
+        Assert.Equal(count, report.GetProperty("ok").GetInt32());
+        ServedFollowingTheTable(report.GetProperty("connections"), "198.18.0.100");
+        var opened = report.GetProperty("connections").EnumerateArray().Select(c => c.GetProperty("port").GetInt32()).ToList();
         // On a loaded machine tcpdump may still hold the last packets when the requests are done:
         // stop it once the file shows every connection (or after 5 s, and then judge what it has).
         var deadline = DateTime.UtcNow.AddSeconds(5);
@@ -296,9 +299,10 @@ public class LabInstance : IDisposable
         }
 
         Thread.Sleep(300);
-        StopCapture(tcpdump);
+        var said = StopCapture(tcpdump);
         var (synAcks, resets) = ReadSynAcks(file);
-        Assert.True(count == synAcks.Count, $"{count} connections opened, {synAcks.Count} distinct ones answered by a SYN-ACK in the capture ({synAcks.Values.Sum()} SYN-ACKs, ports {string.Join(' ', synAcks.Keys.Select(k => k.Port).Order())})");
+        var missing = opened.Select((port, i) => (port, i)).Where(o => !synAcks.Keys.Any(k => k.Port == o.port)).Select(o => $"{o.port} (connection #{o.i})");
+        Assert.True(count == synAcks.Count, $"{count} connections opened, {synAcks.Count} distinct ones answered by a SYN-ACK in the capture ({synAcks.Values.Sum()} SYN-ACKs); without one: {string.Join(", ", missing)}; tcpdump: {said}");
         Assert.All(synAcks, pair => Assert.True(pair.Value == 1, $"port {pair.Key} got {pair.Value} SYN-ACKs"));
         Assert.Equal(0, resets);
     }
@@ -343,7 +347,7 @@ public class LabInstance : IDisposable
     public Process StartCapture(string name, string file, string filter)
     {
         var start = new ProcessStartInfo(Tools.Safekit) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var argument in new[] { "lab", "exec", "--prefix", Prefix, name, "--", "tcpdump", "--immediate-mode", "-Z", "root", "-i", "eth0", "-U", "-n", "-w", file, filter })
+        foreach (var argument in new[] { "lab", "exec", "--prefix", Prefix, name, "--", "tcpdump", "--immediate-mode", "-B", "16384", "-Z", "root", "-i", "eth0", "-U", "-n", "-w", file, filter })
         {
             start.ArgumentList.Add(argument);
         }
@@ -356,7 +360,8 @@ public class LabInstance : IDisposable
         return process;
     }
 
-    public static void StopCapture(Process tcpdump)
+    /// <returns>What tcpdump said on leaving (its packet and kernel-drop counts).</returns>
+    public static string StopCapture(Process tcpdump)
     {
         // safekit lab exec runs ip netns exec tcpdump as its child: signal that child by PID.
         // (--immediate-mode: without it libpcap holds packets in ring blocks that a stopped
@@ -369,8 +374,9 @@ public class LabInstance : IDisposable
             }
         }
 
-        tcpdump.WaitForExit(5000);
+        var said = tcpdump.WaitForExit(5000) ? tcpdump.StandardError.ReadToEnd().Trim() : "(tcpdump did not exit)";
         tcpdump.Dispose();
+        return said.ReplaceLineEndings("; ");
     }
 
     public void Dispose()
