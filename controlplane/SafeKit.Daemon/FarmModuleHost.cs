@@ -97,11 +97,7 @@ internal sealed class FarmModuleHost : IDisposable
                 UpdateState();
             }
         });
-        _supervisor.CheckChanged += check => _journal.Record(
-            EventKinds.Check,
-            _module.Name,
-            check.Healthy ? EventSeverities.Info : EventSeverities.Warning,
-            check.Healthy ? $"check {check.Name} healthy again" : $"check {check.Name} failing: {check.Detail}");
+        _supervisor.RecordChecks(_journal, _module.Name);
         await _supervisor.StartAsync();
     }
 

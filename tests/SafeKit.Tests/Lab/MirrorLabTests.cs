@@ -205,7 +205,9 @@ public sealed class MirrorLabTests
         Assert.Equal(lab.M(2), servedBy);
         Assert.Equal("before\n", body);
         LabInstance.WaitUntil(() => lab.Sql("SELECT 1").Succeeded, "PostgreSQL answers on m2", 60);
-        Assert.Contains("moved", lab.Exec("client", Tools.Safekit, "events").Output, StringComparison.Ordinal);
+        var events = lab.Exec("client", Tools.Safekit, "events", "--node", "https://198.18.0.21:9453").Output;
+        Assert.Contains("moved", events, StringComparison.Ordinal);
+        Assert.Contains("check tcp:198.18.0.200:80 failing", events, StringComparison.Ordinal);
     }
 
     [Fact]
