@@ -22,20 +22,31 @@ internal static class MirrorBenchmark
 {
     private const string Example = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c";
 
-    public static void Run(string results, int seconds, int sizeMiB)
+    public static void Run(string results, int seconds, int sizeMiB, string? only = null)
     {
+        // --only keeps the named configurations (e.g. "passthrough_ll,sync"): a quicker loop while tuning.
+        var wanted = only?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var root = Directory.CreateTempSubdirectory("sk-mirror-bench-");
+        var figures = new Dictionary<string, (double Mbps, double Iops, double P99Us)>(StringComparer.Ordinal);
+        void Run(string name, Func<string, (double, double, double)> with)
+        {
+            if (wanted is null || wanted.Contains(name, StringComparer.Ordinal))
+            {
+                figures[name] = with(name);
+            }
+        }
+
+        (double, double, double) Measure(string directory) => MirrorBenchmark.Measure(directory, seconds, sizeMiB);
         try
         {
             File.SetUnixFileMode(root.FullName, (UnixFileMode)0x1ED);
             var passthrough = Path.Combine(root.FullName, "passthrough_ll");
             CommandRunner.RunChecked("gcc", ["-O2", "-o", passthrough, Example, "-I/usr/include/fuse3", "-lfuse3", "-lpthread"]);
-            var figures = new Dictionary<string, (double Mbps, double Iops, double P99Us)>(StringComparer.Ordinal);
-            figures["plain"] = Measure(Directory.CreateDirectory(Path.Combine(root.FullName, "plain")).FullName, seconds, sizeMiB);
-            figures["passthrough_ll"] = WithPassthroughLl(root.FullName, passthrough, d => Measure(d, seconds, sizeMiB));
-            figures["alone"] = WithMount(root.FullName, "alone", null, d => Measure(d, seconds, sizeMiB));
-            figures["sync"] = WithMount(root.FullName, "sync", MirrorMode.Sync, d => Measure(d, seconds, sizeMiB));
-            figures["fsync"] = WithMount(root.FullName, "fsync", MirrorMode.Fsync, d => Measure(d, seconds, sizeMiB));
+            Run("plain", name => Measure(Directory.CreateDirectory(Path.Combine(root.FullName, name)).FullName));
+            Run("passthrough_ll", _ => WithPassthroughLl(root.FullName, passthrough, Measure));
+            Run("alone", name => WithMount(root.FullName, name, null, Measure));
+            Run("sync", name => WithMount(root.FullName, name, MirrorMode.Sync, Measure));
+            Run("fsync", name => WithMount(root.FullName, name, MirrorMode.Fsync, Measure));
 
             // Two servers have two disks. Here SECOND's copy shares PRIM's one disk (above: every
             // byte written back twice by one device) — or sits on a device of its own, a RAM-backed
@@ -45,26 +56,30 @@ internal static class MirrorBenchmark
             CommandRunner.RunChecked("mount", ["-t", "tmpfs", "-o", $"size={(2 * sizeMiB) + 256}m", "sk-bench-second", ownDisk]);
             try
             {
-                figures["sync_own_disk"] = WithMount(root.FullName, "sync-own", MirrorMode.Sync, d => Measure(d, seconds, sizeMiB), ownDisk);
-                figures["fsync_own_disk"] = WithMount(root.FullName, "fsync-own", MirrorMode.Fsync, d => Measure(d, seconds, sizeMiB), ownDisk);
+                Run("sync_own_disk", name => WithMount(root.FullName, name, MirrorMode.Sync, Measure, ownDisk));
+                Run("fsync_own_disk", name => WithMount(root.FullName, name, MirrorMode.Fsync, Measure, ownDisk));
             }
             finally
             {
                 CommandRunner.Run("umount", ["-l", ownDisk]);
             }
 
-            var baseline = figures["passthrough_ll"];
+            if (!figures.TryGetValue("passthrough_ll", out var baseline))
+            {
+                foreach (var (name, value) in figures)
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror {name}: {value.Mbps:F0} MB/s, {value.Iops:F0} IOPS, p99 {value.P99Us:F0} us"));
+                }
+
+                return;
+            }
+
+            var versus = figures.Keys.Where(k => k is not ("plain" or "passthrough_ll" or "alone")).ToArray();
             Results.Report(results, "mirror-fio-seq1m", [.. figures.Select(f => ($"{f.Key}_mbps", Math.Round(f.Value.Mbps))),
-                ("sync_vs_passthrough_ll", Math.Round(figures["sync"].Mbps / baseline.Mbps, 3)),
-                ("fsync_vs_passthrough_ll", Math.Round(figures["fsync"].Mbps / baseline.Mbps, 3)),
-                ("sync_own_disk_vs_passthrough_ll", Math.Round(figures["sync_own_disk"].Mbps / baseline.Mbps, 3)),
-                ("fsync_own_disk_vs_passthrough_ll", Math.Round(figures["fsync_own_disk"].Mbps / baseline.Mbps, 3))], figures.ToDictionary(f => f.Key, f => f.Value.Mbps));
+                .. versus.Select(k => ($"{k}_vs_passthrough_ll", Math.Round(figures[k].Mbps / baseline.Mbps, 3)))], figures.ToDictionary(f => f.Key, f => f.Value.Mbps));
             Results.Report(results, "mirror-fio-randwrite4k-fsync", [.. figures.Select(f => ($"{f.Key}_iops", Math.Round(f.Value.Iops))),
                 .. figures.Select(f => ($"{f.Key}_p99_us", Math.Round(f.Value.P99Us))),
-                ("sync_vs_passthrough_ll", Math.Round(figures["sync"].Iops / baseline.Iops, 3)),
-                ("fsync_vs_passthrough_ll", Math.Round(figures["fsync"].Iops / baseline.Iops, 3)),
-                ("sync_own_disk_vs_passthrough_ll", Math.Round(figures["sync_own_disk"].Iops / baseline.Iops, 3)),
-                ("fsync_own_disk_vs_passthrough_ll", Math.Round(figures["fsync_own_disk"].Iops / baseline.Iops, 3))], figures.ToDictionary(f => f.Key, f => new { f.Value.Iops, f.Value.P99Us }));
+                .. versus.Select(k => ($"{k}_vs_passthrough_ll", Math.Round(figures[k].Iops / baseline.Iops, 3)))], figures.ToDictionary(f => f.Key, f => new { f.Value.Iops, f.Value.P99Us }));
         }
         finally
         {

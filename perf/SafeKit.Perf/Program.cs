@@ -7,7 +7,7 @@ using SafeKit.Perf;
 //   sk-bench pps  [--results DIR] [--seconds 3]
 //   sk-bench failover [--results DIR] [--kills 20]
 //   sk-bench rejoin [--results DIR] [--cycles 20]
-//   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512]
+//   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512] [--only plain,passthrough_ll,alone,sync,fsync,sync_own_disk,fsync_own_disk]
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
 //   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
 string Option(string name, string fallback)
@@ -29,7 +29,7 @@ switch (args.FirstOrDefault())
         RejoinBenchmark.Run(results, int.Parse(Option("cycles", "20")));
         return 0;
     case "mirror":
-        MirrorBenchmark.Run(results, int.Parse(Option("seconds", "10")), int.Parse(Option("size-mib", "512")));
+        MirrorBenchmark.Run(results, int.Parse(Option("seconds", "10")), int.Parse(Option("size-mib", "512")), Option("only", "") is { Length: > 0 } only ? only : null);
         return 0;
     case "mirror-failover":
         MirrorFailoverBenchmark.Run(results, int.Parse(Option("rounds", "20")), int.Parse(Option("seed", "1")));
