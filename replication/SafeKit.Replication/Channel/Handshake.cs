@@ -59,8 +59,8 @@ internal static class Handshake
             peer.Node = Encoding.UTF8.GetString(rest, NonceLength + start[6], start[7]);
 
             var key = DeriveKey(options.Key);
-            var (senderNode, receiverNode) = role == ChannelRole.Sender ? (options.LocalNode, peer.Node) : (peer.Node, options.LocalNode);
-            var (senderNonce, receiverNonce) = role == ChannelRole.Sender ? (nonce, peer.Nonce) : (peer.Nonce, nonce);
+            var (senderNode, receiverNode) = role.Connects() ? (options.LocalNode, peer.Node) : (peer.Node, options.LocalNode);
+            var (senderNonce, receiverNonce) = role.Connects() ? (nonce, peer.Nonce) : (peer.Nonce, nonce);
             var refusal = Check(options, role, peer);
             var verdict = new byte[VerdictLength];
             if (refusal is { } code)
@@ -87,7 +87,7 @@ internal static class Handshake
                 throw Refused((HandshakeFailure)theirs[1], options, peer, remote, byPeer: true);
             }
 
-            var peerRole = role == ChannelRole.Sender ? ChannelRole.Receiver : ChannelRole.Sender;
+            var peerRole = role.Counterpart();
             var expected = Proof(key, peerRole, options.ClusterName, senderNode, receiverNode, senderNonce, receiverNonce);
             if (theirs[0] != VerdictProof || !CryptographicOperations.FixedTimeEquals(expected, theirs.AsSpan(2, 32)))
             {
@@ -112,7 +112,7 @@ internal static class Handshake
     public static byte[] Proof(byte[] key, ChannelRole prover, string cluster, string senderNode, string receiverNode, ReadOnlySpan<byte> senderNonce, ReadOnlySpan<byte> receiverNonce)
     {
         var data = new ArrayBufferWriter<byte>(256);
-        Append(data, prover == ChannelRole.Sender ? "sender" : "receiver");
+        Append(data, prover.Label());
         Append(data, cluster);
         Append(data, senderNode);
         Append(data, receiverNode);
@@ -166,7 +166,7 @@ internal static class Handshake
             return HandshakeFailure.WrongCluster;
         }
 
-        if (peer.Role == role || peer.Role is not (ChannelRole.Sender or ChannelRole.Receiver))
+        if (peer.Role != role.Counterpart())
         {
             return HandshakeFailure.WrongRole;
         }
@@ -182,7 +182,7 @@ internal static class Handshake
             (HandshakeFailure.WrongCluster, true) => $"replication peer '{peer.Node}' at {remote} refused this node: it belongs to cluster '{peer.Cluster}', this node to '{options.ClusterName}'",
             (HandshakeFailure.UnexpectedNode, false) => $"replication peer at {remote} says it is node '{peer.Node}', but this node '{options.LocalNode}' replicates with '{options.PeerNode}' only; connection refused",
             (HandshakeFailure.UnexpectedNode, true) => $"replication peer '{peer.Node}' at {remote} refused this node '{options.LocalNode}': it expects another peer name (check the mirror's node names on both nodes)",
-            (HandshakeFailure.WrongRole, _) => $"replication peer '{peer.Node}' at {remote} plays the same role as this node (two {(peer.Role == ChannelRole.Sender ? "senders" : "receivers")}); connection refused",
+            (HandshakeFailure.WrongRole, _) => $"replication peer '{peer.Node}' at {remote} came as a {(Enum.IsDefined(peer.Role) ? peer.Role.Label() : $"role {(int)peer.Role}")}, which this end does not pair with (two senders or receivers, or a resync meeting a replication link); connection refused",
             (_, true) => $"replication peer '{peer.Node}' at {remote} refused this node (code {(int)code})",
             _ => $"replication peer '{peer.Node}' at {remote} refused ({code})",
         };

@@ -1,0 +1,119 @@
+using System.Text;
+using SafeKit.Native.Files;
+
+namespace SafeKit.Replication.Resync;
+
+/// <summary>
+/// The requests of a resync (source → target); each gets one response, in order, that starts
+/// with the same type byte and a status (0, or an errno with a message naming the path).
+/// <code>
+/// Dir     path, the directory's own metadata, its entries (name, kind, mode, uid, gid, size,
+///         mtime, hard-link key, symlink target) → the regular files whose content differs
+///         (name, the target's size; -1 when new)
+/// Hashes  path, block size, first block, count → target's size, one XxHash128 per block
+/// Data    path, last?, final size and metadata, blocks (offset, length, zstd or raw bytes) → ok
+/// Finish  → the target's copy is durable (syncfs)
+/// </code>
+/// </summary>
+internal enum ResyncMessageType : byte
+{
+    Dir = 1,
+    Hashes = 2,
+    Data = 3,
+    Finish = 4,
+}
+
+/// <summary>An entry as the source describes it. A regular file with several links carries its (device, inode) as key.</summary>
+internal readonly record struct ResyncEntry(TreeEntry Entry, string? SymlinkTarget)
+{
+    public bool HasLinkKey => Entry.Kind == EntryKind.Regular && Entry.Links > 1;
+}
+
+/// <summary>Builds one message.</summary>
+internal sealed class MessageWriter : IDisposable
+{
+    private readonly MemoryStream _stream = new();
+    private readonly BinaryWriter _writer;
+
+    public MessageWriter(ResyncMessageType type)
+    {
+        _writer = new BinaryWriter(_stream, Encoding.UTF8, leaveOpen: true);
+        _writer.Write((byte)type);
+    }
+
+    public BinaryWriter Body => _writer;
+
+    public long Length => _stream.Length;
+
+    public void Entry(TreeEntry entry)
+    {
+        _writer.Write((byte)entry.Kind);
+        _writer.Write(entry.Mode);
+        _writer.Write(entry.Uid);
+        _writer.Write(entry.Gid);
+        _writer.Write(entry.Size);
+        _writer.Write(entry.MtimeNs);
+    }
+
+    public byte[] ToArray()
+    {
+        _writer.Flush();
+        return _stream.ToArray();
+    }
+
+    public void Dispose()
+    {
+        _writer.Dispose();
+        _stream.Dispose();
+    }
+}
+
+/// <summary>Reads one message; a short or malformed one throws <see cref="InvalidDataException"/>.</summary>
+internal sealed class MessageReader : IDisposable
+{
+    private readonly BinaryReader _reader;
+
+    public MessageReader(byte[] message)
+    {
+        _reader = new BinaryReader(new MemoryStream(message, writable: false), Encoding.UTF8);
+        if (message.Length == 0)
+        {
+            throw new InvalidDataException("an empty resync message");
+        }
+
+        Type = (ResyncMessageType)_reader.ReadByte();
+    }
+
+    public ResyncMessageType Type { get; }
+
+    public BinaryReader Body => _reader;
+
+    public TreeEntry Entry(string name)
+    {
+        var kind = (EntryKind)_reader.ReadByte();
+        return new TreeEntry(name, kind, _reader.ReadUInt32(), _reader.ReadUInt32(), _reader.ReadUInt32(), _reader.ReadInt64(), _reader.ReadInt64(), 0, 0, 1);
+    }
+
+    /// <summary>A relative path as sent: no absolute path, no "..", no empty component (a peer must not escape the data directory).</summary>
+    public string RelativePath()
+    {
+        var path = _reader.ReadString();
+        if (path.Length > 0 && (path[0] == '/' || path.Split('/').Any(static c => c is "" or "." or "..")))
+        {
+            throw new InvalidDataException($"the resync source sent an unsafe path '{path}'");
+        }
+
+        return path;
+    }
+
+    /// <summary>An entry name: one component.</summary>
+    public string Name()
+    {
+        var name = _reader.ReadString();
+        return name is "" or "." or ".." || name.Contains('/', StringComparison.Ordinal)
+            ? throw new InvalidDataException($"the resync source sent an unsafe name '{name}'")
+            : name;
+    }
+
+    public void Dispose() => _reader.Dispose();
+}

@@ -1,0 +1,393 @@
+using System.IO.Hashing;
+using Microsoft.Win32.SafeHandles;
+using SafeKit.Native.Files;
+using ZstdSharp;
+
+namespace SafeKit.Replication.Resync;
+
+/// <summary>
+/// The node with the newest data: walks its data directory and brings the target's copy to the
+/// same tree. Per directory one round trip says which files differ (size or modification time);
+/// for those, the target's block hashes (XxHash128 of 64 KiB blocks) are compared with this
+/// side's, and only the blocks that differ travel, zstd-compressed. Requests are pipelined: up to
+/// <see cref="Window"/> are in flight, so memory stays bounded (about <see cref="Window"/> MiB).
+/// A file's time is taken before it is read, so a file written meanwhile shows a newer time to
+/// the next pass and is compared again.
+/// </summary>
+public sealed class ResyncSource : IAsyncDisposable
+{
+    public const int BlockSize = 64 * 1024;
+
+    /// <summary>Hashes one request asks for at most (4 GiB of file; 256 KiB of answer).</summary>
+    public const int HashesPerRequest = 65_536;
+
+    private const int Window = 16;
+    private const int DataMessageBytes = 1024 * 1024;
+
+    private readonly string _root;
+    private readonly ResyncConnection _connection;
+    private readonly Queue<TaskCompletionSource<byte[]>> _pending = new();
+    private readonly SemaphoreSlim _window = new(Window, Window);
+    private readonly Compressor _compressor = new(1);
+    private readonly byte[] _block = new byte[BlockSize];
+    private readonly byte[] _packed = new byte[Compressor.GetCompressBound(BlockSize)];
+    private readonly List<(Task<byte[]> Response, string Path)> _sent = [];
+    private readonly Task _reading;
+    private Exception? _lost;
+
+    public ResyncSource(string root, ResyncConnection connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        _root = Path.GetFullPath(root);
+        _connection = connection;
+        _reading = Task.Run(ReadResponsesAsync);
+    }
+
+    public ResyncStatistics Statistics { get; } = new();
+
+    /// <summary>One pass over the whole tree, then the target makes its copy durable.</summary>
+    /// <exception cref="ResyncException">The target refused a change (the message names the path and errno) or the connection failed.</exception>
+    public async Task<ResyncStatistics> RunAsync(CancellationToken cancellationToken = default)
+    {
+        var directories = new Stack<string>();
+        directories.Push("");
+        while (directories.TryPop(out var directory))
+        {
+            var children = await SyncDirectoryAsync(directory, cancellationToken);
+            for (var i = children.Count - 1; i >= 0; i--)
+            {
+                directories.Push(children[i]);
+            }
+        }
+
+        using (var finish = new MessageWriter(ResyncMessageType.Finish))
+        {
+            await CheckSentAsync(all: true);
+            using var _ = Check(await await SendAsync(finish.ToArray(), cancellationToken), ResyncMessageType.Finish, "the final sync");
+        }
+
+        Statistics.WireBytes = _connection.WireBytes;
+        return Statistics;
+    }
+
+    private string Full(string relative) => relative.Length == 0 ? _root : Path.Join(_root, relative);
+
+    /// <summary>Reconciles one directory's entries; returns its subdirectories (relative paths).</summary>
+    private async Task<List<string>> SyncDirectoryAsync(string relative, CancellationToken cancellationToken)
+    {
+        var directory = Full(relative);
+        if (!FileTree.TryLstat(directory, out var self) || self.Kind != EntryKind.Directory)
+        {
+            return []; // Gone or replaced since its parent was listed: the next pass sees it as it is.
+        }
+
+        var entries = new List<(TreeEntry Entry, string? Target)>();
+        foreach (var entry in FileTree.List(directory))
+        {
+            if (entry.Kind == EntryKind.Other)
+            {
+                continue; // Sockets and devices are not replicated.
+            }
+
+            string? target = null;
+            if (entry.Kind == EntryKind.Symlink && (target = new FileInfo(Path.Join(directory, entry.Name)).LinkTarget) is null)
+            {
+                continue; // Gone since the listing.
+            }
+
+            entries.Add((entry, target));
+        }
+
+        Statistics.Directories++;
+        Statistics.Entries += entries.Count;
+        byte[] message;
+        using (var dir = new MessageWriter(ResyncMessageType.Dir))
+        {
+            dir.Body.Write(relative);
+            dir.Entry(self);
+            dir.Body.Write(entries.Count);
+            foreach (var (entry, target) in entries)
+            {
+                dir.Body.Write(entry.Name);
+                dir.Entry(entry);
+                var linked = entry.Kind == EntryKind.Regular && entry.Links > 1;
+                dir.Body.Write(linked ? entry.Device : 0UL);
+                dir.Body.Write(linked ? entry.Inode : 0UL);
+                if (target is not null)
+                {
+                    dir.Body.Write(target);
+                }
+            }
+
+            message = dir.ToArray();
+        }
+
+        var differing = new List<(string Name, long Size)>();
+        using (var reader = Check(await await SendAsync(message, cancellationToken), ResyncMessageType.Dir, $"directory '{relative}'"))
+        {
+            var count = reader.Body.ReadInt32();
+            for (var i = 0; i < count; i++)
+            {
+                differing.Add((reader.Name(), reader.Body.ReadInt64()));
+            }
+        }
+
+        var byName = entries.ToDictionary(static e => e.Entry.Name, static e => e.Entry, StringComparer.Ordinal);
+        foreach (var (name, targetSize) in differing)
+        {
+            if (byName.TryGetValue(name, out var entry))
+            {
+                await SyncFileAsync(relative.Length == 0 ? name : $"{relative}/{name}", entry, targetSize, cancellationToken);
+            }
+        }
+
+        return entries.Where(static e => e.Entry.Kind == EntryKind.Directory).Select(e => relative.Length == 0 ? e.Entry.Name : $"{relative}/{e.Entry.Name}").ToList();
+    }
+
+    /// <summary>Sends the blocks of one file the target lacks, then its size and metadata as listed.</summary>
+    private async Task SyncFileAsync(string relative, TreeEntry listed, long targetSize, CancellationToken cancellationToken)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(Full(relative), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return; // Removed since the listing: the next pass removes it there too.
+        }
+
+        using (handle)
+        {
+            Statistics.FilesCompared++;
+            var size = RandomAccess.GetLength(handle);
+            var blocks = (size + BlockSize - 1) / BlockSize;
+            UInt128[] theirs = [];
+            long theirsFrom = 0;
+            var chunk = new BlockBatch();
+            try
+            {
+                for (long b = 0; b < blocks; b++)
+                {
+                    // Hashes are worth a round trip only where the target has data.
+                    if (targetSize > 0 && b * BlockSize < targetSize && b - theirsFrom >= theirs.Length)
+                    {
+                        theirsFrom = b;
+                        theirs = await HashesAsync(relative, b, cancellationToken);
+                    }
+
+                    var read = ResyncTarget.ReadFully(handle, _block, b * BlockSize);
+                    Statistics.BytesCompared += read;
+                    var index = b - theirsFrom;
+                    if (index < theirs.Length && XxHash128.HashToUInt128(_block.AsSpan(0, read)) == theirs[index])
+                    {
+                        continue;
+                    }
+
+                    var packed = _compressor.Wrap(_block.AsSpan(0, read), _packed);
+                    chunk.Add(b * BlockSize, _block.AsSpan(0, read), packed < read ? _packed.AsSpan(0, packed) : default);
+                    Statistics.BlocksSent++;
+                    Statistics.BytesSent += read;
+                    if (chunk.Bytes >= DataMessageBytes)
+                    {
+                        await SendDataAsync(relative, chunk, last: null, cancellationToken);
+                        chunk.Dispose();
+                        chunk = new BlockBatch();
+                    }
+                }
+
+                await SendDataAsync(relative, chunk, last: listed with { Size = size }, cancellationToken);
+            }
+            finally
+            {
+                chunk.Dispose();
+            }
+        }
+    }
+
+    private async Task<UInt128[]> HashesAsync(string relative, long first, CancellationToken cancellationToken)
+    {
+        byte[] message;
+        using (var request = new MessageWriter(ResyncMessageType.Hashes))
+        {
+            request.Body.Write(relative);
+            request.Body.Write(BlockSize);
+            request.Body.Write(first);
+            request.Body.Write(HashesPerRequest);
+            message = request.ToArray();
+        }
+
+        using var reader = Check(await await SendAsync(message, cancellationToken), ResyncMessageType.Hashes, $"hashes of '{relative}'");
+        _ = reader.Body.ReadInt64();
+        var count = reader.Body.ReadInt32();
+        var hashes = new UInt128[count];
+        for (var i = 0; i < count; i++)
+        {
+            var low = reader.Body.ReadUInt64();
+            var high = reader.Body.ReadUInt64();
+            hashes[i] = new UInt128(high, low);
+        }
+
+        return hashes;
+    }
+
+    private async Task SendDataAsync(string relative, BlockBatch chunk, TreeEntry? last, CancellationToken cancellationToken)
+    {
+        byte[] message;
+        using (var data = new MessageWriter(ResyncMessageType.Data))
+        {
+            data.Body.Write(relative);
+            data.Body.Write(last is not null);
+            data.Entry(last ?? default);
+            data.Body.Write(chunk.Count);
+            chunk.WriteTo(data.Body);
+            message = data.ToArray();
+        }
+
+        _sent.Add((await SendAsync(message, cancellationToken), relative));
+        await CheckSentAsync(all: false);
+    }
+
+    /// <summary>Looks at the data responses that arrived (all of them when <paramref name="all"/>): a refused write ends the pass.</summary>
+    private async Task CheckSentAsync(bool all)
+    {
+        var done = 0;
+        foreach (var (response, path) in _sent)
+        {
+            if (!all && !response.IsCompleted)
+            {
+                break;
+            }
+
+            using var _ = Check(await response, ResyncMessageType.Data, $"data of '{path}'");
+            done++;
+        }
+
+        _sent.RemoveRange(0, done);
+    }
+
+    /// <summary>Writes a request once the window has room; the task it returns is the response.</summary>
+    private async Task<Task<byte[]>> SendAsync(byte[] message, CancellationToken cancellationToken)
+    {
+        await _window.WaitAsync(cancellationToken);
+        var response = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_pending)
+        {
+            if (_lost is { } lost)
+            {
+                throw new ResyncException($"the resync connection to {_connection.Remote} was lost: {lost.Message}", lost);
+            }
+
+            _pending.Enqueue(response);
+        }
+
+        await _connection.WriteAsync(message, cancellationToken);
+        return response.Task;
+    }
+
+    private async Task ReadResponsesAsync()
+    {
+        Exception lost;
+        try
+        {
+            while (await _connection.ReadAsync() is { } message)
+            {
+                TaskCompletionSource<byte[]> waiting;
+                lock (_pending)
+                {
+                    if (!_pending.TryDequeue(out waiting!))
+                    {
+                        throw new InvalidDataException("the resync target answered a request that was not made");
+                    }
+                }
+
+                _window.Release();
+                waiting.SetResult(message);
+            }
+
+            lost = new IOException("the target closed the connection");
+        }
+#pragma warning disable CA1031 // Whatever ended the read loop fails every waiting request with it.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            lost = e;
+        }
+
+        lock (_pending)
+        {
+            _lost = lost;
+            while (_pending.TryDequeue(out var waiting))
+            {
+                waiting.SetException(new ResyncException($"the resync connection to {_connection.Remote} was lost: {lost.Message}", lost));
+            }
+        }
+    }
+
+    private static MessageReader Check(byte[] response, ResyncMessageType expected, string what)
+    {
+        var reader = new MessageReader(response);
+        if (reader.Type != expected)
+        {
+            reader.Dispose();
+            throw new ResyncException($"the resync target answered {what} with a {reader.Type} response");
+        }
+
+        var status = reader.Body.ReadInt32();
+        if (status != 0)
+        {
+            var message = reader.Body.ReadString();
+            reader.Dispose();
+            throw new ResyncException($"the resync target could not apply {what}: {message}", status);
+        }
+
+        return reader;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _connection.DisposeAsync();
+        await _reading;
+        _compressor.Dispose();
+        _window.Dispose();
+    }
+
+    /// <summary>Blocks gathered for one data message.</summary>
+    private sealed class BlockBatch : IDisposable
+    {
+        private readonly MemoryStream _bytes = new();
+        private readonly BinaryWriter _writer;
+
+        public BlockBatch()
+        {
+            _writer = new BinaryWriter(_bytes);
+        }
+
+        public int Count { get; private set; }
+
+        public long Bytes => _bytes.Length;
+
+        /// <summary>Adds a block: compressed when that is smaller (<paramref name="packed"/> non-empty), else raw.</summary>
+        public void Add(long offset, ReadOnlySpan<byte> raw, ReadOnlySpan<byte> packed)
+        {
+            var stored = packed.IsEmpty ? raw : packed;
+            _writer.Write(offset);
+            _writer.Write(raw.Length);
+            _writer.Write(stored.Length);
+            _writer.Write(stored);
+            Count++;
+        }
+
+        public void WriteTo(BinaryWriter destination)
+        {
+            _writer.Flush();
+            destination.Write(_bytes.GetBuffer(), 0, (int)_bytes.Length);
+        }
+
+        public void Dispose()
+        {
+            _writer.Dispose();
+            _bytes.Dispose();
+        }
+    }
+}

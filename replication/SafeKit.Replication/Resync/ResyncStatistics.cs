@@ -1,0 +1,29 @@
+namespace SafeKit.Replication.Resync;
+
+/// <summary>What one resync pass did, as the source counts it.</summary>
+public sealed class ResyncStatistics
+{
+    /// <summary>Directories compared.</summary>
+    public long Directories { get; internal set; }
+
+    /// <summary>Entries (files, links, directories…) the source listed.</summary>
+    public long Entries { get; internal set; }
+
+    /// <summary>Regular files whose size or time differed, so their blocks were compared or sent.</summary>
+    public long FilesCompared { get; internal set; }
+
+    /// <summary>Bytes of those files read on the source.</summary>
+    public long BytesCompared { get; internal set; }
+
+    /// <summary>Blocks sent (they differed, or the target had nothing there).</summary>
+    public long BlocksSent { get; internal set; }
+
+    /// <summary>Uncompressed bytes of the blocks sent: what changed, at block granularity.</summary>
+    public long BytesSent { get; internal set; }
+
+    /// <summary>Bytes on the connection, both ways, headers included.</summary>
+    public long WireBytes { get; internal set; }
+
+    public override string ToString() =>
+        $"{Directories} directories, {Entries} entries, {FilesCompared} files compared ({BytesCompared} bytes), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
+}

@@ -1,0 +1,340 @@
+using System.IO.Hashing;
+using Microsoft.Win32.SafeHandles;
+using SafeKit.Native.Files;
+using SafeKit.Native.Interop;
+using ZstdSharp;
+
+namespace SafeKit.Replication.Resync;
+
+/// <summary>
+/// The node being brought up to date: answers a source's requests on its own data directory.
+/// It removes what the source no longer has, creates what is missing, reports which files differ
+/// (size or modification time), hashes its blocks on request and writes the blocks it is sent.
+/// Every path stays inside the data directory (see <see cref="MessageReader.RelativePath"/>).
+/// </summary>
+public sealed class ResyncTarget : IDisposable
+{
+    private readonly string _root;
+    private readonly Decompressor _decompressor = new();
+    private readonly Dictionary<(ulong Device, ulong Inode), string> _links = [];
+    private readonly byte[] _block = new byte[ResyncSource.BlockSize];
+    private SafeFileHandle? _open;
+    private string? _openPath;
+
+    public ResyncTarget(string root)
+    {
+        _root = Path.GetFullPath(root);
+    }
+
+    /// <summary>Files whose content was written.</summary>
+    public long FilesWritten { get; private set; }
+
+    /// <summary>Uncompressed bytes written.</summary>
+    public long BytesWritten { get; private set; }
+
+    /// <summary>Entries removed because the source no longer has them.</summary>
+    public long Removed { get; private set; }
+
+    /// <summary>Answers requests until the source closes the connection.</summary>
+    public async Task ServeAsync(ResyncConnection connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        while (await connection.ReadAsync(cancellationToken) is { } request)
+        {
+            await connection.WriteAsync(Handle(request), cancellationToken);
+        }
+
+        CloseOpen();
+    }
+
+    /// <summary>One request → its response (a failure becomes a status, never an exception that ends the session silently).</summary>
+    internal byte[] Handle(byte[] request)
+    {
+        using var reader = new MessageReader(request);
+        using var response = new MessageWriter(reader.Type);
+        var body = new MemoryStream();
+        using (var answer = new BinaryWriter(body))
+        {
+            try
+            {
+                switch (reader.Type)
+                {
+                    case ResyncMessageType.Dir:
+                        Dir(reader, answer);
+                        break;
+                    case ResyncMessageType.Hashes:
+                        Hashes(reader, answer);
+                        break;
+                    case ResyncMessageType.Data:
+                        Data(reader);
+                        break;
+                    case ResyncMessageType.Finish:
+                        CloseOpen();
+                        DirectorySync.SyncFileSystem(_root);
+                        break;
+                    default:
+                        throw new InvalidDataException($"unknown resync request type {(int)reader.Type}");
+                }
+
+                response.Body.Write(0);
+            }
+            catch (Exception e) when (e is NativeException or IOException or UnauthorizedAccessException or InvalidDataException or EndOfStreamException or ZstdException)
+            {
+                CloseOpen();
+                response.Body.Write(e is NativeException n ? n.Errno : 5);
+                response.Body.Write(e.Message);
+                return response.ToArray();
+            }
+
+            answer.Flush();
+            response.Body.Write(body.GetBuffer(), 0, (int)body.Length);
+        }
+
+        return response.ToArray();
+    }
+
+    private string Full(string relative) => relative.Length == 0 ? _root : Path.Join(_root, relative);
+
+    private void Dir(MessageReader reader, BinaryWriter answer)
+    {
+        var relative = reader.RelativePath();
+        var self = reader.Entry(Path.GetFileName(relative));
+        var count = reader.Body.ReadInt32();
+        var directory = Full(relative);
+        Directory.CreateDirectory(directory);
+        var existing = FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
+        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, string? Target)>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var entry = reader.Entry(reader.Name());
+            var device = reader.Body.ReadUInt64();
+            var inode = reader.Body.ReadUInt64();
+            var target = entry.Kind == EntryKind.Symlink ? reader.Body.ReadString() : null;
+            wanted.Add((entry, device, inode, target));
+        }
+
+        var names = wanted.Select(static w => w.Entry.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, entry) in existing)
+        {
+            if (!names.Contains(name) || entry.Kind == EntryKind.Other || wanted.First(w => w.Entry.Name == name).Entry.Kind != entry.Kind)
+            {
+                FileTree.Remove(Path.Join(directory, name));
+                existing.Remove(name);
+                Removed++;
+            }
+        }
+
+        var differing = new List<(string Name, long Size)>();
+        foreach (var (entry, linkDevice, linkInode, target) in wanted)
+        {
+            var path = Path.Join(directory, entry.Name);
+            var present = existing.TryGetValue(entry.Name, out var mine);
+            switch (entry.Kind)
+            {
+                case EntryKind.Directory:
+                    if (!present)
+                    {
+                        Directory.CreateDirectory(path);
+                    }
+
+                    break;
+                case EntryKind.Symlink:
+                    if (present && ReadLink(path) != target)
+                    {
+                        FileTree.Remove(path);
+                        present = false;
+                    }
+
+                    if (!present)
+                    {
+                        File.CreateSymbolicLink(path, target!);
+                    }
+
+                    FileTree.SetMetadata(path, entry.Kind, entry.Mode, entry.Uid, entry.Gid, entry.MtimeNs);
+                    break;
+                case EntryKind.Fifo:
+                    if (!present)
+                    {
+                        FileTree.MakeFifo(path, entry.Mode);
+                    }
+
+                    FileTree.SetMetadata(path, entry.Kind, entry.Mode, entry.Uid, entry.Gid, entry.MtimeNs);
+                    break;
+                case EntryKind.Regular:
+                    if (Regular(path, entry, present ? mine : null, linkDevice, linkInode) is { } size)
+                    {
+                        differing.Add((entry.Name, size));
+                    }
+
+                    break;
+            }
+        }
+
+        // Last: creating and removing entries above moved the directory's own time.
+        FileTree.SetMetadata(directory, EntryKind.Directory, self.Mode, self.Uid, self.Gid, self.MtimeNs);
+        answer.Write(differing.Count);
+        foreach (var (name, size) in differing)
+        {
+            answer.Write(name);
+            answer.Write(size);
+        }
+    }
+
+    /// <summary>A regular file: the size to report when its content must be sent, or null when it matches (or is a hard link of one already handled).</summary>
+    private long? Regular(string path, TreeEntry entry, TreeEntry? mine, ulong linkDevice, ulong linkInode)
+    {
+        if (linkInode != 0 && _links.TryGetValue((linkDevice, linkInode), out var first))
+        {
+            if (!FileTree.SameFile(first, path))
+            {
+                FileTree.Remove(path);
+                FileTree.Link(first, path);
+            }
+
+            return null;
+        }
+
+        // A file linked here but not on the source: writing it would change its other names too.
+        if (mine is { Links: > 1 } && linkInode == 0)
+        {
+            FileTree.Remove(path);
+            mine = null;
+        }
+
+        if (linkInode != 0)
+        {
+            _links[(linkDevice, linkInode)] = path;
+        }
+
+        if (mine is not { } current)
+        {
+            File.Create(path).Dispose();
+            return -1;
+        }
+
+        if (current.Size != entry.Size || current.MtimeNs != entry.MtimeNs)
+        {
+            return current.Size;
+        }
+
+        if (current.Mode != entry.Mode || current.Uid != entry.Uid || current.Gid != entry.Gid)
+        {
+            FileTree.SetMetadata(path, entry.Kind, entry.Mode, entry.Uid, entry.Gid, entry.MtimeNs);
+        }
+
+        return null;
+    }
+
+    private static string? ReadLink(string path) => new FileInfo(path).LinkTarget;
+
+    private void Hashes(MessageReader reader, BinaryWriter answer)
+    {
+        var path = Full(reader.RelativePath());
+        var blockSize = reader.Body.ReadInt32();
+        var firstBlock = reader.Body.ReadInt64();
+        var count = reader.Body.ReadInt32();
+        if (blockSize != ResyncSource.BlockSize || count is < 0 or > ResyncSource.HashesPerRequest || firstBlock < 0)
+        {
+            throw new InvalidDataException($"hashes of {path}: block size {blockSize}, {count} blocks from {firstBlock} are out of bounds");
+        }
+
+        CloseOpen();
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var size = RandomAccess.GetLength(handle);
+        var blocks = (int)Math.Clamp(((size + blockSize - 1) / blockSize) - firstBlock, 0, count);
+        answer.Write(size);
+        answer.Write(blocks);
+        for (var i = 0; i < blocks; i++)
+        {
+            var read = ReadFully(handle, _block, (firstBlock + i) * blockSize);
+            var hash = XxHash128.HashToUInt128(_block.AsSpan(0, read));
+            answer.Write((ulong)hash);
+            answer.Write((ulong)(hash >> 64));
+        }
+    }
+
+    private void Data(MessageReader reader)
+    {
+        var relative = reader.RelativePath();
+        var path = Full(relative);
+        var last = reader.Body.ReadBoolean();
+        var meta = reader.Entry(Path.GetFileName(path));
+        var count = reader.Body.ReadInt32();
+        if (_openPath != path)
+        {
+            CloseOpen();
+            _open = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite);
+            _openPath = path;
+            FilesWritten++;
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            var offset = reader.Body.ReadInt64();
+            var length = reader.Body.ReadInt32();
+            var stored = reader.Body.ReadInt32();
+            if (length is < 0 or > ResyncSource.BlockSize || stored < 0 || stored > ResyncConnection.MaxMessageLength || offset < 0)
+            {
+                throw new InvalidDataException($"data for {relative}: a block of {length} bytes stored in {stored} at {offset} is out of bounds");
+            }
+
+            var bytes = reader.Body.ReadBytes(stored);
+            if (bytes.Length != stored)
+            {
+                throw new EndOfStreamException($"data for {relative}: a block is cut short");
+            }
+
+            ReadOnlySpan<byte> block = bytes;
+            if (stored != length)
+            {
+                var unpacked = _decompressor.Unwrap(bytes, _block);
+                if (unpacked != length)
+                {
+                    throw new InvalidDataException($"data for {relative}: a block unpacked to {unpacked} bytes, {length} announced");
+                }
+
+                block = _block.AsSpan(0, length);
+            }
+
+            RandomAccess.Write(_open!, block, offset);
+            BytesWritten += length;
+        }
+
+        if (last)
+        {
+            RandomAccess.SetLength(_open!, meta.Size);
+            CloseOpen();
+            FileTree.SetMetadata(path, EntryKind.Regular, meta.Mode, meta.Uid, meta.Gid, meta.MtimeNs);
+        }
+    }
+
+    internal static int ReadFully(SafeFileHandle handle, byte[] buffer, long offset)
+    {
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var read = RandomAccess.Read(handle, buffer.AsSpan(total), offset + total);
+            if (read == 0)
+            {
+                break;
+            }
+
+            total += read;
+        }
+
+        return total;
+    }
+
+    private void CloseOpen()
+    {
+        _open?.Dispose();
+        _open = null;
+        _openPath = null;
+    }
+
+    public void Dispose()
+    {
+        CloseOpen();
+        _decompressor.Dispose();
+    }
+}
