@@ -61,6 +61,15 @@ internal sealed class InodeTable : IDisposable
         }
     }
 
+    /// <summary>The nodes held now (a copy).</summary>
+    public List<Inode> Snapshot()
+    {
+        lock (_gate)
+        {
+            return [.. _byId.Values];
+        }
+    }
+
     public Inode? Find(ulong id)
     {
         lock (_gate)

@@ -14,6 +14,7 @@ public sealed unsafe class MirrorApplier : IDisposable
 {
     private readonly Dictionary<ulong, int> _nodes = [];
     private const int MaxVectors = 64;
+    private const int OTmpfile = 0x410000;
     private readonly Dictionary<ulong, int> _handles = [];
     private readonly MemoryHandle[] _pins = new MemoryHandle[MaxVectors];
 
@@ -149,6 +150,32 @@ public sealed unsafe class MirrorApplier : IDisposable
                 var parent = _nodes[r.U64()];
                 var id = r.U64();
                 return Bind(id, parent, Terminated(r.Bytes(), name));
+            }
+
+            case MutationKind.BindPath:
+            {
+                var id = r.U64();
+                var deleted = r.U32() != 0;
+                var relative = r.Bytes();
+                if (deleted)
+                {
+                    // Open on PRIM after its last name went: writes to it land in a nameless file here too.
+                    var anonymous = Posix.OpenAt(_nodes[InodeTable.RootId], (byte*)PassthroughFileSystem.Dot, OTmpfile | Posix.ORdwr | Posix.OCloexec, 0x180);
+                    if (anonymous < 0)
+                    {
+                        return Posix.Errno;
+                    }
+
+                    if (_nodes.Remove(id, out var replaced))
+                    {
+                        Posix.Close(replaced);
+                    }
+
+                    _nodes[id] = anonymous;
+                    return 0;
+                }
+
+                return Bind(id, _nodes[InodeTable.RootId], Terminated(relative, name));
             }
 
             case MutationKind.Forget:

@@ -69,6 +69,12 @@ public enum MutationKind : byte
 
     /// <summary>(handle in, offset in, handle out, offset out, length copied on PRIM, flags).</summary>
     CopyFileRange = 20,
+
+    /// <summary>
+    /// (id, deleted, path): a node PRIM already held when SECOND attached, by its path from the
+    /// data directory — or, deleted but still open, a file of its own with no name.
+    /// </summary>
+    BindPath = 21,
 }
 
 /// <summary>Writes a mutation's fields (little-endian; names and values length-prefixed) into a span.</summary>

@@ -117,8 +117,15 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     private static ReadOnlySpan<byte> Name(byte* name) => MemoryMarshal.CreateReadOnlySpanFromNullTerminated(name);
 
     /// <summary>Hands a change to the sink (under <see cref="_sequence"/>).</summary>
-    private ReplicationTicket Send(MutationKind kind, scoped ReadOnlySpan<byte> record, bool changes, bool durable = false, scoped ReadOnlySpan<byte> data = default) =>
-        _sink?.Enqueue(kind, record, data, durable, changes) ?? ReplicationTicket.None;
+    private ReplicationTicket Send(MutationKind kind, scoped ReadOnlySpan<byte> record, bool changes, bool durable = false, scoped ReadOnlySpan<byte> data = default)
+    {
+        if (changes)
+        {
+            Track(kind, record);
+        }
+
+        return _sink?.Enqueue(kind, record, data, durable, changes) ?? ReplicationTicket.None;
+    }
 
     private static int Fail(nint request, int errno) => LibFuse.ReplyErr(request, errno == 0 ? Posix.EIO : errno);
 
@@ -558,6 +565,11 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         lock (_sequence)
         {
             fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), RealFlags(fileInfo->Flags), 0);
+            if (fd >= 0)
+            {
+                Opened(fd, id, fileInfo->Flags);
+            }
+
             if (fd >= 0 && _sink is not null)
             {
                 Span<byte> buffer = stackalloc byte[24];
@@ -612,6 +624,11 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
                     errno = Lookup(dir, name, &entry);
                 }
 
+                if (errno == 0)
+                {
+                    Opened(fd, entry.Ino, fileInfo->Flags);
+                }
+
                 if (_sink is not null)
                 {
                     Stat made;
@@ -658,6 +675,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         lock (_sequence)
         {
             Posix.Close(fd);
+            Closed(fd);
             if (_sink is not null)
             {
                 Span<byte> buffer = stackalloc byte[8];
@@ -818,7 +836,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
     }
 
-    private static readonly nint Dot = Marshal.StringToCoTaskMemUTF8(".");
+    internal static readonly nint Dot = Marshal.StringToCoTaskMemUTF8(".");
 
     private void DoReaddir(nint request, nuint size, long offset, FuseFileInfo* fileInfo)
     {

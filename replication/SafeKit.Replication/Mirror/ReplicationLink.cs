@@ -25,7 +25,7 @@ public enum LinkState
 /// </summary>
 public sealed partial class ReplicationLink : IReplicationSink
 {
-    private readonly ReplicationSender? _sender;
+    private ReplicationSender? _sender;
     private readonly MirrorMode _mode;
     private readonly ILogger _logger;
     private readonly Lock _aloneGate = new();
@@ -50,6 +50,30 @@ public sealed partial class ReplicationLink : IReplicationSink
     }
 
     public LinkState State => (LinkState)Volatile.Read(ref _state);
+
+    /// <summary>
+    /// An alone link starts mirroring to a SECOND brought up to date meanwhile (a resync). Call it
+    /// with the file system frozen (no change in progress), then announce the nodes and open files:
+    /// every change after it goes to SECOND.
+    /// </summary>
+    public void Attach(ReplicationSender sender)
+    {
+        ArgumentNullException.ThrowIfNull(sender);
+        lock (_aloneGate)
+        {
+            if (State != LinkState.Alone || _sender is not null)
+            {
+                throw new InvalidOperationException("only a link that started alone can be attached to a SECOND");
+            }
+
+            _sender = sender;
+            AloneReason = null;
+            Interlocked.Exchange(ref _sinceAlone, 0);
+            Volatile.Write(ref _state, (int)LinkState.Mirroring);
+        }
+
+        _ = sender.Lost.ContinueWith(t => GoAlone(t.Result.Message), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
 
     /// <summary>Bytes sent to SECOND and not yet acknowledged (0 when alone).</summary>
     public long BytesInFlight => _sender is null || State == LinkState.Alone ? 0 : _sender.BytesInFlight;

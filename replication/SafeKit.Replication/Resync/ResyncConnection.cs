@@ -122,6 +122,10 @@ public sealed class ResyncConnection : IAsyncDisposable
             {
                 throw new IOException($"the resync connection to {Remote} was reset", e);
             }
+            catch (ConnectionAbortedException)
+            {
+                return null; // Closed on this side.
+            }
 
             var buffer = result.Buffer;
             if (buffer.Length >= 4)

@@ -1,6 +1,7 @@
 using System.IO.Hashing;
 using Microsoft.Win32.SafeHandles;
 using SafeKit.Native.Files;
+using SafeKit.Native.Fuse;
 using ZstdSharp;
 
 namespace SafeKit.Replication.Resync;
@@ -49,36 +50,120 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <exception cref="ResyncException">The target refused a change (the message names the path and errno) or the connection failed.</exception>
     public async Task<ResyncStatistics> RunAsync(CancellationToken cancellationToken = default)
     {
+        await PassAsync(null, cancellationToken);
+        await FinishAsync(null, cancellationToken);
+        return Statistics;
+    }
+
+    /// <summary>
+    /// One pass: over the whole tree (<paramref name="changes"/> null), or over what changed since
+    /// the previous pass — each changed directory's listing, each changed entry compared even if
+    /// its size and time match, everything under a name that arrived by rename, and everything
+    /// under a directory the target had to create.
+    /// </summary>
+    public async Task PassAsync(ChangeSet? changes, CancellationToken cancellationToken = default)
+    {
+        if (changes is null)
+        {
+            await WalkAsync("", cancellationToken);
+        }
+        else
+        {
+            var directories = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+            var trees = new List<string>();
+            HashSet<string> Forced(string directory) => directories.TryGetValue(directory, out var names) ? names : directories[directory] = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (path, scope) in changes.Paths)
+            {
+                switch (scope)
+                {
+                    case ChangeScope.Directory:
+                        Forced(path);
+                        break;
+                    case ChangeScope.Tree:
+                        trees.Add(path);
+                        Forced(Parent(path)).Add(Path.GetFileName(path));
+                        break;
+                    default:
+                        if (path.Length > 0)
+                        {
+                            Forced(Parent(path)).Add(Path.GetFileName(path));
+                        }
+
+                        break;
+                }
+            }
+
+            // Parents before children: a directory's listing creates the subdirectories below it.
+            foreach (var (directory, forced) in directories.OrderBy(static d => d.Key.Count(static c => c == '/') + (d.Key.Length > 0 ? 1 : 0)).ThenBy(static d => d.Key, StringComparer.Ordinal))
+            {
+                var (_, created) = await SyncDirectoryAsync(directory, forced, cancellationToken);
+                foreach (var child in created)
+                {
+                    await WalkAsync(child, cancellationToken);
+                }
+            }
+
+            foreach (var tree in trees)
+            {
+                if (FileTree.TryLstat(Full(tree), out var entry) && entry.Kind == EntryKind.Directory)
+                {
+                    await WalkAsync(tree, cancellationToken);
+                }
+            }
+        }
+
+        await CheckSentAsync(all: true);
+        Statistics.WireBytes = _connection.WireBytes;
+    }
+
+    /// <summary>
+    /// Ends the resync: the target makes its copy durable; with <paramref name="handover"/>, it
+    /// then takes its part of the handover (given these bytes) before answering.
+    /// </summary>
+    public async Task FinishAsync(byte[]? handover, CancellationToken cancellationToken = default)
+    {
+        await CheckSentAsync(all: true);
+        using var finish = new MessageWriter(ResyncMessageType.Finish);
+        finish.Body.Write(handover is not null);
+        if (handover is not null)
+        {
+            finish.Body.Write(handover.Length);
+            finish.Body.Write(handover);
+        }
+
+        using var _ = Check(await await SendAsync(finish.ToArray(), cancellationToken), ResyncMessageType.Finish, handover is null ? "the final sync" : "the handover");
+        Statistics.WireBytes = _connection.WireBytes;
+    }
+
+    private static string Parent(string relative) => relative.LastIndexOf('/') is var slash and >= 0 ? relative[..slash] : "";
+
+    /// <summary>Reconciles <paramref name="start"/> and everything under it.</summary>
+    private async Task WalkAsync(string start, CancellationToken cancellationToken)
+    {
         var directories = new Stack<string>();
-        directories.Push("");
+        directories.Push(start);
         while (directories.TryPop(out var directory))
         {
-            var children = await SyncDirectoryAsync(directory, cancellationToken);
+            var (children, _) = await SyncDirectoryAsync(directory, null, cancellationToken);
             for (var i = children.Count - 1; i >= 0; i--)
             {
                 directories.Push(children[i]);
             }
         }
-
-        using (var finish = new MessageWriter(ResyncMessageType.Finish))
-        {
-            await CheckSentAsync(all: true);
-            using var _ = Check(await await SendAsync(finish.ToArray(), cancellationToken), ResyncMessageType.Finish, "the final sync");
-        }
-
-        Statistics.WireBytes = _connection.WireBytes;
-        return Statistics;
     }
 
     private string Full(string relative) => relative.Length == 0 ? _root : Path.Join(_root, relative);
 
-    /// <summary>Reconciles one directory's entries; returns its subdirectories (relative paths).</summary>
-    private async Task<List<string>> SyncDirectoryAsync(string relative, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reconciles one directory's entries (those in <paramref name="forced"/> compared whatever
+    /// their size and time); returns its subdirectories and those the target had to create.
+    /// </summary>
+    private async Task<(List<string> Children, List<string> Created)> SyncDirectoryAsync(string relative, HashSet<string>? forced, CancellationToken cancellationToken)
     {
         var directory = Full(relative);
         if (!FileTree.TryLstat(directory, out var self) || self.Kind != EntryKind.Directory)
         {
-            return []; // Gone or replaced since its parent was listed: the next pass sees it as it is.
+            return ([], []); // Gone or replaced since it was noted: whatever removed it noted its parent.
         }
 
         var entries = new List<(TreeEntry Entry, string? Target)>();
@@ -113,6 +198,7 @@ public sealed class ResyncSource : IAsyncDisposable
                 var linked = entry.Kind == EntryKind.Regular && entry.Links > 1;
                 dir.Body.Write(linked ? entry.Device : 0UL);
                 dir.Body.Write(linked ? entry.Inode : 0UL);
+                dir.Body.Write(forced?.Contains(entry.Name) == true);
                 if (target is not null)
                 {
                     dir.Body.Write(target);
@@ -123,12 +209,19 @@ public sealed class ResyncSource : IAsyncDisposable
         }
 
         var differing = new List<(string Name, long Size)>();
+        var created = new List<string>();
         using (var reader = Check(await await SendAsync(message, cancellationToken), ResyncMessageType.Dir, $"directory '{relative}'"))
         {
             var count = reader.Body.ReadInt32();
             for (var i = 0; i < count; i++)
             {
                 differing.Add((reader.Name(), reader.Body.ReadInt64()));
+            }
+
+            count = reader.Body.ReadInt32();
+            for (var i = 0; i < count; i++)
+            {
+                created.Add(Join(relative, reader.Name()));
             }
         }
 
@@ -137,12 +230,14 @@ public sealed class ResyncSource : IAsyncDisposable
         {
             if (byName.TryGetValue(name, out var entry))
             {
-                await SyncFileAsync(relative.Length == 0 ? name : $"{relative}/{name}", entry, targetSize, cancellationToken);
+                await SyncFileAsync(Join(relative, name), entry, targetSize, cancellationToken);
             }
         }
 
-        return entries.Where(static e => e.Entry.Kind == EntryKind.Directory).Select(e => relative.Length == 0 ? e.Entry.Name : $"{relative}/{e.Entry.Name}").ToList();
+        return (entries.Where(static e => e.Entry.Kind == EntryKind.Directory).Select(e => Join(relative, e.Entry.Name)).ToList(), created);
     }
+
+    private static string Join(string directory, string name) => directory.Length == 0 ? name : $"{directory}/{name}";
 
     /// <summary>Sends the blocks of one file the target lacks, then its size and metadata as listed.</summary>
     private async Task SyncFileAsync(string relative, TreeEntry listed, long targetSize, CancellationToken cancellationToken)

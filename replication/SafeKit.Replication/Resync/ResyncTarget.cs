@@ -26,6 +26,13 @@ public sealed class ResyncTarget : IDisposable
         _root = Path.GetFullPath(root);
     }
 
+    /// <summary>
+    /// Called when the source ends its resync with a handover (its bytes given), after this copy
+    /// is durable and before the source hears back: the node takes its new role here (a failure
+    /// is reported to the source).
+    /// </summary>
+    public Action<byte[]>? Handover { get; init; }
+
     /// <summary>Files whose content was written.</summary>
     public long FilesWritten { get; private set; }
 
@@ -71,6 +78,12 @@ public sealed class ResyncTarget : IDisposable
                     case ResyncMessageType.Finish:
                         CloseOpen();
                         DirectorySync.SyncFileSystem(_root);
+                        if (reader.Body.ReadBoolean())
+                        {
+                            var handover = reader.Body.ReadBytes(reader.Body.ReadInt32());
+                            (Handover ?? throw new InvalidDataException("this node takes no handover"))(handover);
+                        }
+
                         break;
                     default:
                         throw new InvalidDataException($"unknown resync request type {(int)reader.Type}");
@@ -78,7 +91,7 @@ public sealed class ResyncTarget : IDisposable
 
                 response.Body.Write(0);
             }
-            catch (Exception e) when (e is NativeException or IOException or UnauthorizedAccessException or InvalidDataException or EndOfStreamException or ZstdException)
+            catch (Exception e) when (e is NativeException or IOException or UnauthorizedAccessException or InvalidDataException or EndOfStreamException or ZstdException or InvalidOperationException)
             {
                 CloseOpen();
                 response.Body.Write(e is NativeException n ? n.Errno : 5);
@@ -103,14 +116,15 @@ public sealed class ResyncTarget : IDisposable
         var directory = Full(relative);
         Directory.CreateDirectory(directory);
         var existing = FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
-        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, string? Target)>(count);
+        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)>(count);
         for (var i = 0; i < count; i++)
         {
             var entry = reader.Entry(reader.Name());
             var device = reader.Body.ReadUInt64();
             var inode = reader.Body.ReadUInt64();
+            var force = reader.Body.ReadBoolean();
             var target = entry.Kind == EntryKind.Symlink ? reader.Body.ReadString() : null;
-            wanted.Add((entry, device, inode, target));
+            wanted.Add((entry, device, inode, force, target));
         }
 
         var names = wanted.Select(static w => w.Entry.Name).ToHashSet(StringComparer.Ordinal);
@@ -125,7 +139,8 @@ public sealed class ResyncTarget : IDisposable
         }
 
         var differing = new List<(string Name, long Size)>();
-        foreach (var (entry, linkDevice, linkInode, target) in wanted)
+        var created = new List<string>();
+        foreach (var (entry, linkDevice, linkInode, force, target) in wanted)
         {
             var path = Path.Join(directory, entry.Name);
             var present = existing.TryGetValue(entry.Name, out var mine);
@@ -135,6 +150,7 @@ public sealed class ResyncTarget : IDisposable
                     if (!present)
                     {
                         Directory.CreateDirectory(path);
+                        created.Add(entry.Name);
                     }
 
                     break;
@@ -161,7 +177,7 @@ public sealed class ResyncTarget : IDisposable
                     FileTree.SetMetadata(path, entry.Kind, entry.Mode, entry.Uid, entry.Gid, entry.MtimeNs);
                     break;
                 case EntryKind.Regular:
-                    if (Regular(path, entry, present ? mine : null, linkDevice, linkInode) is { } size)
+                    if (Regular(path, entry, present ? mine : null, linkDevice, linkInode, force) is { } size)
                     {
                         differing.Add((entry.Name, size));
                     }
@@ -178,10 +194,16 @@ public sealed class ResyncTarget : IDisposable
             answer.Write(name);
             answer.Write(size);
         }
+
+        answer.Write(created.Count);
+        foreach (var name in created)
+        {
+            answer.Write(name);
+        }
     }
 
     /// <summary>A regular file: the size to report when its content must be sent, or null when it matches (or is a hard link of one already handled).</summary>
-    private long? Regular(string path, TreeEntry entry, TreeEntry? mine, ulong linkDevice, ulong linkInode)
+    private long? Regular(string path, TreeEntry entry, TreeEntry? mine, ulong linkDevice, ulong linkInode, bool force)
     {
         if (linkInode != 0 && _links.TryGetValue((linkDevice, linkInode), out var first))
         {
@@ -212,7 +234,7 @@ public sealed class ResyncTarget : IDisposable
             return -1;
         }
 
-        if (current.Size != entry.Size || current.MtimeNs != entry.MtimeNs)
+        if (force || current.Size != entry.Size || current.MtimeNs != entry.MtimeNs)
         {
             return current.Size;
         }

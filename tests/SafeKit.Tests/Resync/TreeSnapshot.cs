@@ -10,7 +10,7 @@ namespace SafeKit.Tests.Resync;
 /// </summary>
 internal static class TreeSnapshot
 {
-    public static List<string> Of(string root, bool withDirectoryTimes = true)
+    public static List<string> Of(string root, bool withTimes = true)
     {
         var lines = new List<string>();
         var groups = new Dictionary<(ulong, ulong), string>();
@@ -18,7 +18,7 @@ internal static class TreeSnapshot
         {
             var directory = relative.Length == 0 ? root : Path.Join(root, relative);
             FileTree.TryLstat(directory, out var self);
-            lines.Add($"{(relative.Length == 0 ? "." : relative)} dir {Convert.ToString(self.Mode, 8)} {self.Uid}:{self.Gid}{(withDirectoryTimes ? $" {self.MtimeNs}" : "")}");
+            lines.Add($"{(relative.Length == 0 ? "." : relative)} dir {Convert.ToString(self.Mode, 8)} {self.Uid}:{self.Gid}{(withTimes ? $" {self.MtimeNs}" : "")}");
             foreach (var entry in FileTree.List(directory))
             {
                 var path = relative.Length == 0 ? entry.Name : $"{relative}/{entry.Name}";
@@ -36,13 +36,13 @@ internal static class TreeSnapshot
                             groups.TryAdd((entry.Device, entry.Inode), path);
                         }
 
-                        lines.Add($"{path} file {Convert.ToString(entry.Mode, 8)} {entry.Uid}:{entry.Gid} {entry.Size} {entry.MtimeNs} {Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(full)))}{group}");
+                        lines.Add($"{path} file {Convert.ToString(entry.Mode, 8)} {entry.Uid}:{entry.Gid} {entry.Size}{(withTimes ? $" {entry.MtimeNs}" : "")} {Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(full)))}{group}");
                         break;
                     case EntryKind.Symlink:
-                        lines.Add($"{path} symlink {entry.Uid}:{entry.Gid} {entry.MtimeNs} -> {new FileInfo(full).LinkTarget}");
+                        lines.Add($"{path} symlink {entry.Uid}:{entry.Gid}{(withTimes ? $" {entry.MtimeNs}" : "")} -> {new FileInfo(full).LinkTarget}");
                         break;
                     default:
-                        lines.Add($"{path} {entry.Kind} {Convert.ToString(entry.Mode, 8)} {entry.Uid}:{entry.Gid} {entry.MtimeNs}");
+                        lines.Add($"{path} {entry.Kind} {Convert.ToString(entry.Mode, 8)} {entry.Uid}:{entry.Gid}{(withTimes ? $" {entry.MtimeNs}" : "")}");
                         break;
                 }
             }

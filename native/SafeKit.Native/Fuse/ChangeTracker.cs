@@ -1,0 +1,77 @@
+namespace SafeKit.Native.Fuse;
+
+/// <summary>How far a resync must look at a changed path.</summary>
+public enum ChangeScope : byte
+{
+    /// <summary>The entry itself changed (content, size, metadata): compare it even if its size and time match.</summary>
+    Entry = 1,
+
+    /// <summary>Names were added to or removed from this directory, or its own metadata changed.</summary>
+    Directory = 2,
+
+    /// <summary>Something arrived here by rename: compare everything under it.</summary>
+    Tree = 3,
+}
+
+/// <summary>
+/// The paths (relative to the data directory) a node changed since tracking began or since the
+/// last <see cref="ChangeTracker.Take"/>. A path is the one the changed file had when the change was
+/// made; one renamed since is also covered by the rename's own entries (both directories, and the
+/// new name as a tree).
+/// </summary>
+public sealed class ChangeSet
+{
+    internal ChangeSet(Dictionary<string, ChangeScope> paths)
+    {
+        Paths = paths;
+    }
+
+    public IReadOnlyDictionary<string, ChangeScope> Paths { get; }
+
+    public int Count => Paths.Count;
+}
+
+/// <summary>Collects changed paths for the next resync pass (thread-safe; called under the file system's sequencing lock).</summary>
+internal sealed class ChangeTracker
+{
+    private readonly Lock _gate = new();
+    private Dictionary<string, ChangeScope> _paths = new(StringComparer.Ordinal);
+    private HashSet<ulong> _noted = [];
+
+    /// <summary>Whether the node was already noted as changed in this round (a write storm pays the path lookup once).</summary>
+    public bool AlreadyNoted(ulong node)
+    {
+        lock (_gate)
+        {
+            return _noted.Contains(node);
+        }
+    }
+
+    public void Note(string relative, ChangeScope scope, ulong node = 0)
+    {
+        lock (_gate)
+        {
+            if (!_paths.TryGetValue(relative, out var known) || known < scope)
+            {
+                _paths[relative] = scope;
+            }
+
+            if (node != 0)
+            {
+                _noted.Add(node);
+            }
+        }
+    }
+
+    /// <summary>What changed so far; tracking goes on from empty.</summary>
+    public ChangeSet Take()
+    {
+        lock (_gate)
+        {
+            var taken = _paths;
+            _paths = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
+            _noted = [];
+            return new ChangeSet(taken);
+        }
+    }
+}

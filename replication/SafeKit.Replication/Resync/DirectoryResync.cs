@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Net;
+using SafeKit.Native.Fuse;
+using SafeKit.Replication.Channel;
+using SafeKit.Replication.Mirror;
+
+namespace SafeKit.Replication.Resync;
+
+/// <summary>
+/// Brings the peer's copy of one replicated directory up to date while the application keeps
+/// writing to it here, then hands over to mirroring — the failback. Pre-copy passes run with the
+/// file system live: a full one, then passes over what changed during the previous one, until
+/// little is left; then the file system is frozen (writes wait, reads go on), a last pass makes
+/// the copies equal, and the link attaches to SECOND with every node and open file announced,
+/// so the application's next write is mirrored. The freeze lasts one short pass.
+/// </summary>
+public sealed class DirectoryResync : IAsyncDisposable
+{
+    /// <summary>Changed paths few enough for the frozen pass.</summary>
+    public const int SmallEnough = 256;
+
+    private const int MaxPrecopyPasses = 6;
+
+    private readonly PassthroughFileSystem _fileSystem;
+    private readonly ResyncSource _source;
+    private PassthroughFileSystem.FrozenFileSystem? _frozen;
+    private long _frozenSince;
+
+    /// <summary>What changed during the last live pass, left for the frozen one.</summary>
+    private ChangeSet? _pending;
+
+    private DirectoryResync(PassthroughFileSystem fileSystem, ResyncSource source)
+    {
+        _fileSystem = fileSystem;
+        _source = source;
+    }
+
+    public ResyncStatistics Statistics => _source.Statistics;
+
+    /// <summary>Pre-copy passes run (the frozen one not included).</summary>
+    public int Passes { get; private set; }
+
+    /// <summary>How long the application's writes were held back (the frozen pass, the handover, the attach).</summary>
+    public TimeSpan Frozen { get; private set; }
+
+    /// <summary>Starts tracking changes on the live file system, then connects to the target.</summary>
+    public static async Task<DirectoryResync> ConnectAsync(PassthroughFileSystem fileSystem, IPEndPoint target, ReplicationChannelOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(fileSystem);
+        fileSystem.TrackChanges();
+        _ = fileSystem.TakeChanges(); // The first pass looks at everything.
+        var connection = await ResyncConnection.ConnectAsync(target, options, cancellationToken);
+        return new DirectoryResync(fileSystem, new ResyncSource(fileSystem.DataDirectory, connection));
+    }
+
+    /// <summary>The live passes: everything once, then what changed meanwhile, until it is little.</summary>
+    public async Task PrecopyAsync(IProgress<string>? progress, CancellationToken cancellationToken)
+    {
+        await _source.PassAsync(null, cancellationToken);
+        Passes = 1;
+        progress?.Report($"pass 1: {_source.Statistics}");
+        while (true)
+        {
+            var changes = _fileSystem.TakeChanges();
+            if (changes.Count <= SmallEnough || Passes >= MaxPrecopyPasses)
+            {
+                _pending = changes;
+                return;
+            }
+
+            await _source.PassAsync(changes, cancellationToken);
+            Passes++;
+            progress?.Report($"pass {Passes}: {changes.Count} changed paths; {_source.Statistics}");
+        }
+    }
+
+    /// <summary>Freezes the file system and makes the target equal to it (what changed since the last live pass).</summary>
+    public async Task FreezeAndCatchUpAsync(CancellationToken cancellationToken)
+    {
+        _frozen = _fileSystem.Freeze();
+        _frozenSince = Stopwatch.GetTimestamp();
+        var changes = _fileSystem.TakeChanges();
+        if (_pending is { } pending)
+        {
+            await _source.PassAsync(pending, cancellationToken);
+        }
+
+        await _source.PassAsync(changes, cancellationToken);
+    }
+
+    /// <summary>The target makes its copy durable (and with <paramref name="handover"/>, takes its new role).</summary>
+    public Task FinishAsync(byte[]? handover, CancellationToken cancellationToken) => _source.FinishAsync(handover, cancellationToken);
+
+    /// <summary>Within the freeze: <paramref name="link"/> starts mirroring to <paramref name="sender"/>, nodes and open files announced.</summary>
+    public async Task AttachAsync(ReplicationLink link, ReplicationSender sender)
+    {
+        ArgumentNullException.ThrowIfNull(link);
+        var frozen = _frozen ?? throw new InvalidOperationException("attach comes after the frozen pass");
+        await frozen.Announce(() => link.Attach(sender));
+    }
+
+    /// <summary>Lets the application's writes through again.</summary>
+    public void Thaw()
+    {
+        if (_frozen is { } frozen)
+        {
+            frozen.Dispose();
+            _frozen = null;
+            Frozen = Stopwatch.GetElapsedTime(_frozenSince);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Thaw();
+        await _source.DisposeAsync();
+    }
+}
