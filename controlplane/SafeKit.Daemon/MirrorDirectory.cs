@@ -6,6 +6,7 @@ using SafeKit.Native.Files;
 using SafeKit.Native.Fuse;
 using SafeKit.Replication.Channel;
 using SafeKit.Replication.Mirror;
+using SafeKit.Replication.Resync;
 
 namespace SafeKit.Daemon;
 
@@ -13,7 +14,7 @@ namespace SafeKit.Daemon;
 /// One replicated directory on this node, in whichever role: PRIM's read-write mount feeding a
 /// replication link, SECOND's listener and applier under a read-only view, or only the guard.
 /// </summary>
-internal sealed class MirrorDirectory : IAsyncDisposable
+internal sealed partial class MirrorDirectory : IAsyncDisposable
 {
     private readonly MirrorDirectoryConfig _config;
     private readonly ILogger _logger;
@@ -25,6 +26,10 @@ internal sealed class MirrorDirectory : IAsyncDisposable
     private Task<ReplicationReceiver>? _accepting;
     private ReplicationReceiver? _receiver;
     private CancellationTokenSource? _acceptStop;
+    private PassthroughFileSystem? _fileSystem;
+    private ResyncListener? _resyncListener;
+    private CancellationTokenSource? _resyncStop;
+    private Task? _resyncServing;
 
     public MirrorDirectory(MirrorDirectoryConfig config, ILogger logger)
     {
@@ -35,6 +40,15 @@ internal sealed class MirrorDirectory : IAsyncDisposable
     public MirrorDirectoryConfig Config => _config;
 
     public ReplicationLink? Link => _link;
+
+    /// <summary>PRIM or ALONE: the mounted file system (null otherwise).</summary>
+    public PassthroughFileSystem? FileSystem => _fileSystem;
+
+    /// <summary>WAIT with older data: whether this directory's resync listener is bound.</summary>
+    public bool ResyncListening => _resyncListener is not null;
+
+    /// <summary>The last resync this directory received as target: what was written, or why it failed.</summary>
+    public string? LastResync { get; private set; }
 
     /// <summary>SECOND: whether PRIM's replication connection has been heard within <paramref name="window"/> (its keepalives count).</summary>
     public bool ReceiverHeardWithin(TimeSpan window) => _receiver is { } receiver && !receiver.Lost.IsCompleted && receiver.SilentFor < window;
@@ -75,6 +89,7 @@ internal sealed class MirrorDirectory : IAsyncDisposable
     {
         var fileSystem = PassthroughFileSystem.Open(_config.Data, _link);
         _mount = FuseMount.Mount(fileSystem, _config.Path, "safekit:" + _config.Data);
+        _fileSystem = fileSystem;
     }
 
     /// <summary>SECOND: listens for PRIM and mounts the read-only view.</summary>
@@ -106,11 +121,81 @@ internal sealed class MirrorDirectory : IAsyncDisposable
         _mount = FuseMount.Mount(PassthroughFileSystem.Open(_config.Data, null, readOnly: true), _config.Path, "safekit:" + _config.Data);
     }
 
+    /// <summary>
+    /// WAIT with older data: accepts the node with the newest data and lets it bring this copy up
+    /// to date (<see cref="ResyncTarget"/>), one source at a time; <paramref name="handover"/>
+    /// runs when the source ends with a handover.
+    /// </summary>
+    public void ListenForResync(IPEndPoint local, ReplicationChannelOptions options, Action<byte[]> handover)
+    {
+        var listener = ResyncListener.Listen(local, options);
+        var stop = new CancellationTokenSource();
+        _resyncListener = listener;
+        _resyncStop = stop;
+        _resyncServing = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await using var connection = await listener.AcceptAsync(stop.Token);
+                    using var target = new ResyncTarget(_config.Data) { Handover = handover };
+                    await target.ServeAsync(connection, stop.Token);
+                    LastResync = $"{target.FilesWritten} files written ({target.BytesWritten} bytes), {target.Removed} entries removed";
+                }
+                catch (ReplicationHandshakeException)
+                {
+                    // A stray or refused peer: keep listening.
+                }
+                catch (Exception e) when ((e is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException && stop.IsCancellationRequested) || _resyncListener != listener)
+                {
+                    return; // Stopped, or handed over: no more sources.
+                }
+                catch (Exception e) when (e is IOException or ResyncException or System.Net.Sockets.SocketException or InvalidDataException)
+                {
+                    LastResync = $"failed: {e.Message}";
+                    ResyncFailed(_logger, _config.Path, e.Message);
+                }
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Stops accepting resync sources. From the handover (<paramref name="cancelActive"/> false)
+    /// the session in progress finishes on its own: it must still answer the source.
+    /// </summary>
+    public async Task StopResyncListeningAsync(bool cancelActive)
+    {
+        var serving = _resyncServing;
+        _resyncListener?.Dispose();
+        _resyncListener = null;
+        if (!cancelActive)
+        {
+            return;
+        }
+
+        if (_resyncStop is { } stop)
+        {
+            await stop.CancelAsync();
+        }
+
+        if (serving is not null)
+        {
+            await serving.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
+        _resyncStop?.Dispose();
+        _resyncStop = null;
+        _resyncServing = null;
+    }
+
     /// <summary>Unmounts (the guard shows again) and ends replication in either direction.</summary>
     public async Task CloseAsync()
     {
+        await StopResyncListeningAsync(cancelActive: true);
         _mount?.Dispose();
         _mount = null;
+        _fileSystem = null;
         if (_link is { } link)
         {
             // Nothing writes any more: SECOND keeps the shared generation if it confirms everything.
@@ -172,4 +257,7 @@ internal sealed class MirrorDirectory : IAsyncDisposable
             _applier?.Applied ?? 0,
             _link?.BytesInFlight ?? 0);
     }
+
+    [LoggerMessage(EventId = 710, Level = LogLevel.Error, Message = "mirror {Path}: a resync into this copy failed: {Reason}")]
+    private static partial void ResyncFailed(ILogger logger, string path, string reason);
 }

@@ -206,8 +206,13 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         {
             switch (r)
             {
+                case DataRelation.Older when peer.Role == MirrorRole.Alone && !_administratorStopped:
+                    ListenForResync();
+                    Wait($"{_peer.Name} holds newer data (it went on alone from this node's copy) and serves it: this node waits while {_peer.Name} resynchronises it{(_directories.Select(d => d.LastResync).FirstOrDefault(r => r is not null) is { } last ? $" (last resync: {last})" : "")}");
+                    return;
                 case DataRelation.Older:
-                    Wait($"{_peer.Name} holds newer data (it went on alone from this node's copy): this node does not start until it is resynchronised");
+                    await StopResyncListeningAsync();
+                    Wait($"{_peer.Name} holds newer data (it went on alone from this node's copy): this node does not start until it is resynchronised ({_peer.Name} does that once it serves)");
                     return;
                 case DataRelation.Diverged:
                     Wait($"this node's data and {_peer.Name}'s diverged (both ran alone: split brain); keep one copy with 'safekit prim --force {_module.Name}' on the node to keep");
@@ -349,6 +354,11 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
 
     private void DescribeAlone(DataRelation? relation)
     {
+        if (_peerAlive && relation == DataRelation.Newer && _peerBeacon is { Role: MirrorRole.Wait, ResyncReady: true })
+        {
+            StartResyncIfDue();
+        }
+
         var reason = !_peerAlive
             ? $"{_peer.Name} is not heard; it is behind: it misses every change since this node went alone"
             : relation switch
@@ -362,6 +372,11 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         if (_directories.Select(d => d.Link?.AloneReason).FirstOrDefault(r => r is not null) is { } cause)
         {
             reason += $"; went alone: {cause}";
+        }
+
+        if (_resyncProgress is { } progress)
+        {
+            reason += $"; {progress}";
         }
 
         SetRole(MirrorRole.Alone, reason);
@@ -443,6 +458,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     /// <summary>Takes writes without the peer: a new generation first (durably), then mounts, VIP, application.</summary>
     private async Task BecomeAloneAsync(string reason)
     {
+        await StopResyncListeningAsync();
         if (_role == MirrorRole.Second)
         {
             foreach (var directory in _directories)
@@ -549,7 +565,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     {
         Span<byte> beacon = stackalloc byte[MirrorBeacon.Length];
         var record = _record;
-        new MirrorBeacon(_role, _role == MirrorRole.Second, record.Current, record.Parent).Write(beacon);
+        new MirrorBeacon(_role, _role == MirrorRole.Second, record.Current, record.Parent, _role == MirrorRole.Wait && _directories.All(d => d.ResyncListening)).Write(beacon);
         _membership.SetBeacon(beacon);
     }
 
@@ -624,6 +640,8 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
 
     private async Task LeaveAsync()
     {
+        await StopResyncAsync();
+        await StopResyncListeningAsync();
         if (_supervisor is { } supervisor)
         {
             await supervisor.StopAsync();

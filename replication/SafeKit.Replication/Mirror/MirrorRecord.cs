@@ -40,6 +40,12 @@ public sealed record MirrorRecord(Guid Current, Guid Parent, bool Diverging, str
     /// <summary>The record of a node that starts taking writes alone: a new generation, unless it already holds one the peer lacks.</summary>
     public MirrorRecord GoneAlone() => Diverging ? this with { LastRole = "ALONE" } : new MirrorRecord(Guid.NewGuid(), Current, true, "ALONE");
 
+    /// <summary>
+    /// A new generation from this one, even if the node already went alone: after a handover the
+    /// peer holds this node's current generation, so changes it does not get need one of their own.
+    /// </summary>
+    public MirrorRecord Branched() => new(Guid.NewGuid(), Current, true, "ALONE");
+
     /// <summary>Reads the record in <paramref name="directory"/> (<see cref="Fresh"/> when there is none).</summary>
     /// <exception cref="InvalidDataException">The file exists but cannot be read: the node must not guess.</exception>
     public static MirrorRecord Load(string directory)

@@ -45,9 +45,23 @@ public sealed partial class ReplicationLink : IReplicationSink
         }
         else
         {
-            _ = sender.Lost.ContinueWith(t => GoAlone(t.Result.Message), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            Follow(sender);
         }
     }
+
+    /// <summary>Goes alone when <paramref name="sender"/> loses its link — while it is still this link's sender.</summary>
+    private void Follow(ReplicationSender sender) =>
+        _ = sender.Lost.ContinueWith(
+            t =>
+            {
+                if (ReferenceEquals(Volatile.Read(ref _sender), sender))
+                {
+                    GoAlone(t.Result.Message);
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
 
     public LinkState State => (LinkState)Volatile.Read(ref _state);
 
@@ -59,20 +73,27 @@ public sealed partial class ReplicationLink : IReplicationSink
     public void Attach(ReplicationSender sender)
     {
         ArgumentNullException.ThrowIfNull(sender);
+        ReplicationSender? previous;
         lock (_aloneGate)
         {
-            if (State != LinkState.Alone || _sender is not null)
+            if (State != LinkState.Alone)
             {
-                throw new InvalidOperationException("only a link that started alone can be attached to a SECOND");
+                throw new InvalidOperationException("only a link that is alone can be attached to a SECOND");
             }
 
-            _sender = sender;
+            previous = _sender;
+            Volatile.Write(ref _sender, sender);
             AloneReason = null;
             Interlocked.Exchange(ref _sinceAlone, 0);
             Volatile.Write(ref _state, (int)LinkState.Mirroring);
         }
 
-        _ = sender.Lost.ContinueWith(t => GoAlone(t.Result.Message), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        Follow(sender);
+        if (previous is not null)
+        {
+            // The connection this link lost before it went alone: nothing waits on it any more.
+            _ = previous.DisposeAsync().AsTask().ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
     }
 
     /// <summary>Bytes sent to SECOND and not yet acknowledged (0 when alone).</summary>

@@ -72,7 +72,7 @@ public sealed class MirrorLabTests
     }
 
     [Fact]
-    public void PrimCrash_SecondTakesOverWithEveryAcknowledgedRecord_AndTheStaleNodeRefusesToStart()
+    public void PrimCrash_SecondTakesOverWithEveryAcknowledgedRecord_AndTheCrashedNodeIsResynchronisedAsSecond()
     {
         using var lab = new MirrorLab();
         lab.Require();
@@ -109,21 +109,23 @@ public sealed class MirrorLabTests
             Assert.StartsWith(string.Create(CultureInfo.InvariantCulture, $"record {i:00000000} "), kept[i], StringComparison.Ordinal);
         }
 
-        // The crashed node comes back with older data: it waits, says why, and refuses to start.
+        // The crashed node comes back with older data: m2, serving alone, brings it up to date
+        // while it keeps serving (its in-flight record, if any, is replaced by m2's history), and
+        // it follows as SECOND; m2 is PRIM without restarting anything.
+        var nginxPid = Path.Combine(lab.StateDirectory, lab.M(2), "nginx.pid");
+        var pid = File.ReadAllText(nginxPid);
         var start = Tools.Run(Tools.Safekit, "lab", "start", "--prefix", lab.Prefix, "m1");
         Assert.True(start.Succeeded, start.Output + start.Error);
-        Assert.Equal("WAIT", lab.State(1));
-        Assert.Contains("newer data", lab.Reason(1), StringComparison.Ordinal);
-        Assert.Equal("ALONE", lab.State(2));
-        var refused = lab.Exec("client", Tools.Safekit, "start", "mirror", "--on", lab.M(1));
-        Assert.Equal(1, refused.ExitCode);
-        Assert.Contains("newer data", refused.Error, StringComparison.Ordinal);
-        var stopped = lab.Exec("client", Tools.Safekit, "stop", "mirror", "--on", lab.M(1));
-        Assert.True(stopped.Succeeded, stopped.Error);
-        refused = lab.Exec("client", Tools.Safekit, "start", "mirror", "--on", lab.M(1));
-        Assert.Equal(1, refused.ExitCode);
-        Assert.Contains("does not start", refused.Error, StringComparison.Ordinal);
-        Assert.Equal(lab.M(2), lab.Get("/journal.log").ServedBy);
+        lab.WaitForState(1, "SECOND", 60);
+        lab.WaitForState(2, "PRIM");
+        Assert.Equal(pid, File.ReadAllText(nginxPid));
+        Assert.Equal(journal, lab.Exec("m1", "cat", "/var/lib/safekit/mirror/data/srv/www/journal.log").Output);
+        Assert.Contains("resynchronised", string.Join('\n', lab.Exec("client", Tools.Safekit, "events", "--node", "https://198.18.0.22:9453").Output), StringComparison.Ordinal);
+
+        // Mirroring again: a write on m2 is on m1's copy when it returns.
+        var after = lab.Exec("m2", "sh", "-c", "echo after-failback >> /srv/www/journal.log");
+        Assert.True(after.Succeeded, after.Error);
+        Assert.EndsWith("after-failback\n", lab.Exec("m1", "cat", "/var/lib/safekit/mirror/data/srv/www/journal.log").Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -211,7 +213,7 @@ public sealed class MirrorLabTests
     }
 
     [Fact]
-    public void SecondCrash_PrimGoesAloneAndKeepsServing()
+    public void SecondCrash_PrimGoesAlone_TheStaleNodeWaitsWhileTheNewestIsStopped_ThenFollowsOnceItServes()
     {
         using var lab = new MirrorLab();
         lab.Require();
@@ -228,11 +230,25 @@ public sealed class MirrorLabTests
             () => lab.Module(1).GetProperty("mirror").GetProperty("directories")[0].GetProperty("changes_since_alone").GetInt64() > 0,
             "PRIM counts the changes SECOND misses");
 
+        // While the node with the newest data does not serve, the stale one waits, says why, and
+        // refuses to start — also when asked to.
+        Assert.True(lab.Exec("client", Tools.Safekit, "stop", "mirror", "--on", lab.M(1)).Succeeded);
+        lab.WaitForState(1, "STOP");
         Assert.True(Tools.Run(Tools.Safekit, "lab", "start", "--prefix", lab.Prefix, "m2").Succeeded);
         Assert.Equal("WAIT", lab.State(2));
         Assert.Contains("newer data", lab.Reason(2), StringComparison.Ordinal);
-    }
+        var refused = lab.Exec("client", Tools.Safekit, "start", "mirror", "--on", lab.M(2));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("newer data", refused.Error, StringComparison.Ordinal);
+        Thread.Sleep(1500);
+        Assert.Equal("WAIT", lab.State(2));
 
+        // The newest copy serves again: it resynchronises m2, which follows as SECOND.
+        Assert.True(lab.Exec("client", Tools.Safekit, "start", "mirror", "--on", lab.M(1)).Succeeded);
+        lab.WaitForState(2, "SECOND", 60);
+        lab.WaitForState(1, "PRIM");
+        Assert.Equal("after\n", lab.Exec("m2", "cat", "/var/lib/safekit/mirror/data/srv/www/after.txt").Output);
+    }
     [Fact]
     public void HeartbeatsLost_NoTakeoverWhileTheReplicationLinkLives_NorWithoutTheWitness()
     {
@@ -266,7 +282,7 @@ public sealed class MirrorLabTests
     }
 
     [Fact]
-    public void ReplicationLinkCut_ShortCutsAreRidden_ALongCutLeavesPrimAloneLosingNothing()
+    public void ReplicationLinkCut_ShortCutsAreRidden_ALongCutLeavesPrimAloneLosingNothing_TheHealedLinkCatchesUp()
     {
         using var lab = new MirrorLab();
         lab.Require();
@@ -312,10 +328,18 @@ public sealed class MirrorLabTests
         var second = lab.Exec("m2", "cat", "/var/lib/safekit/mirror/data/srv/www/journal.log");
         Assert.True(second.Succeeded, second.Error);
         Assert.True(second.Output.Length > 0 && prim.StartsWith(second.Output, StringComparison.Ordinal), "SECOND's copy is not a prefix of PRIM's");
+        // The link heals: m1 brings m2 up to date under the running writer and mirrors again.
         CutReplication(lab, cut: false);
-        Thread.Sleep(1000);
-        Assert.Equal("ALONE", lab.State(1));
-        Assert.Equal("WAIT", lab.State(2));
+        lab.WaitForState(2, "SECOND", 60);
+        lab.WaitForState(1, "PRIM");
+        before = Count(acknowledged);
+        LabInstance.WaitUntil(() => Count(acknowledged) >= before + 50, "the writer goes on, mirrored", 30);
+        writer.Kill(entireProcessTree: true);
+        writer.WaitForExit(5000);
+        LabInstance.WaitUntil(
+            () => lab.Exec("m1", "cat", "/srv/www/journal.log").Output == lab.Exec("m2", "cat", "/var/lib/safekit/mirror/data/srv/www/journal.log").Output,
+            "SECOND's copy equals PRIM's once the writer stopped",
+            10);
     }
 
     [Fact]
