@@ -315,7 +315,19 @@ public sealed unsafe class MirrorApplier : IDisposable
             {
                 if (_handles.Remove(r.U64(), out var fd))
                 {
+                    // PRIM's modification time when it closed a handle that could write.
+                    var errno = 0;
+                    if (r.Rest.Length >= 16)
+                    {
+                        var times = stackalloc Timespec[2];
+                        times[0].Nanoseconds = Posix.UtimeOmit;
+                        times[1].Seconds = r.I64();
+                        times[1].Nanoseconds = r.I64();
+                        errno = Result(Posix.FUtimens(fd, times));
+                    }
+
                     Posix.Close(fd);
+                    return errno;
                 }
 
                 return 0;

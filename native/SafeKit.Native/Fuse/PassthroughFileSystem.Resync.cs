@@ -38,7 +38,8 @@ public sealed unsafe partial class PassthroughFileSystem
 
     private void Opened(int fd, ulong node, int flags) => _open[(ulong)fd] = (node, flags);
 
-    private void Closed(int fd) => _open.TryRemove((ulong)fd, out _);
+    /// <summary>Forgets an open handle; its open flags, or null when it was not known.</summary>
+    private int? Closed(int fd) => _open.TryRemove((ulong)fd, out var file) ? file.Flags : null;
 
     /// <summary>Under <see cref="_sequence"/>, for a change just made: notes the paths a resync must look at.</summary>
     private void Track(MutationKind kind, ReadOnlySpan<byte> record)

@@ -674,13 +674,23 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         var ticket = ReplicationTicket.None;
         lock (_sequence)
         {
+            // A handle that could write: its file's modification time goes along, so SECOND's copy
+            // carries the same time (a resync then sees the file unchanged by its size and time).
+            var writable = Closed(fd) is { } flags && (flags & Posix.OAccessMode) != Posix.ORdonly;
+            Stat stat = default;
+            var timed = writable && _sink is not null && Posix.FStat(fd, &stat) == 0;
             Posix.Close(fd);
-            Closed(fd);
             if (_sink is not null)
             {
-                Span<byte> buffer = stackalloc byte[8];
+                Span<byte> buffer = stackalloc byte[24];
                 var record = new MutationWriter(buffer);
                 record.U64((ulong)fd);
+                if (timed)
+                {
+                    record.I64(stat.Mtime.Seconds);
+                    record.I64(stat.Mtime.Nanoseconds);
+                }
+
                 ticket = Send(MutationKind.Release, record.Written, changes: false);
             }
         }

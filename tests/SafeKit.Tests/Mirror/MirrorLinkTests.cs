@@ -123,6 +123,24 @@ public sealed class MirrorLinkTests
     }
 
     [Fact]
+    public async Task ClosedFile_CarriesItsModificationTimeToSecond_SoAResyncSeesItUnchanged()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync);
+        var path = Path.Combine(pair.Mountpoint, "timed.txt");
+        await File.WriteAllTextAsync(path, "first", TestContext.Current.CancellationToken);
+        await Task.Delay(20, TestContext.Current.CancellationToken);
+        await File.AppendAllTextAsync(path, " second", TestContext.Current.CancellationToken);
+        _ = await File.ReadAllTextAsync(path, TestContext.Current.CancellationToken); // A read-only handle changes nothing.
+
+        LabInstance.WaitUntil(() => pair.Applier.Applied > 0 && pair.Sender.BytesInFlight == 0, "every change acknowledged", 10);
+        Assert.True(SafeKit.Native.Files.FileTree.TryLstat(Path.Combine(pair.Data, "timed.txt"), out var prim));
+        Assert.True(SafeKit.Native.Files.FileTree.TryLstat(Path.Combine(pair.Second, "timed.txt"), out var second));
+        Assert.Equal(prim.Size, second.Size);
+        Assert.Equal(prim.MtimeNs, second.MtimeNs);
+    }
+
+    [Fact]
     public async Task LargeWrites_SpanningManyChannelBlocks_LandWholeOnSecond()
     {
         Tools.RequireFuse();
