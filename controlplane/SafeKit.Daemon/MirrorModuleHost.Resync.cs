@@ -138,6 +138,7 @@ internal sealed partial class MirrorModuleHost
     {
         var resyncs = new List<DirectoryResync>();
         var handedOver = false;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, stop);
@@ -189,7 +190,7 @@ internal sealed partial class MirrorModuleHost
                 resync.Thaw();
             }
 
-            var summary = $"{Summarise(resyncs)}; writes held back {resyncs.Max(r => r.Frozen).TotalMilliseconds:0} ms";
+            var summary = $"in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms: {Summarise(resyncs)}; writes held back {resyncs.Max(r => r.Frozen).TotalMilliseconds:0} ms";
             // The node may be leaving meanwhile (it holds the gate and waits for this task).
             if (await _gate.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None))
             {
@@ -248,7 +249,8 @@ internal sealed partial class MirrorModuleHost
         var files = resyncs.Sum(r => r.Statistics.FilesCompared);
         var sent = resyncs.Sum(r => r.Statistics.BytesSent);
         var wire = resyncs.Sum(r => r.Statistics.WireBytes);
-        return $"{passes} live passes, {files} files compared, {sent} bytes changed, {wire} bytes on the wire";
+        var first = resyncs.Sum(r => r.FirstPass.TotalMilliseconds);
+        return $"{passes} live passes (the first {first:0} ms), {files} files compared, {sent} bytes changed, {wire} bytes on the wire";
     }
 
     [LoggerMessage(EventId = 720, Level = LogLevel.Information, Message = "mirror {Module}: {Peer} resynchronised ({Summary}); mirroring again")]

@@ -9,6 +9,7 @@ using SafeKit.Perf;
 //   sk-bench rejoin [--results DIR] [--cycles 20]
 //   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512] [--only plain,passthrough_ll,alone,sync,fsync,sync_own_disk,fsync_own_disk]
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
+//   sk-bench mirror-resync [--results DIR] [--files 100000] [--mib 2300] [--percent 1]
 //   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
 string Option(string name, string fallback)
 {
@@ -34,6 +35,9 @@ switch (args.FirstOrDefault())
     case "mirror-failover":
         MirrorFailoverBenchmark.Run(results, int.Parse(Option("rounds", "20")), int.Parse(Option("seed", "1")));
         return 0;
+    case "mirror-resync":
+        MirrorResyncBenchmark.Run(results, int.Parse(Option("files", "100000")), int.Parse(Option("mib", "2300")), double.Parse(Option("percent", "1"), System.Globalization.CultureInfo.InvariantCulture));
+        return 0;
     case "mirror-pgbench":
         MirrorPgbenchBenchmark.Run(results, int.Parse(Option("seconds", "30")), int.Parse(Option("scale", "10")));
         return 0;
@@ -41,6 +45,6 @@ switch (args.FirstOrDefault())
         PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
         return 0;
     default:
-        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror|mirror-failover|mirror-pgbench [--results DIR] [options]");
+        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror|mirror-failover|mirror-pgbench|mirror-resync [--results DIR] [options]");
         return 64;
 }

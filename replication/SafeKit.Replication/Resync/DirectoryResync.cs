@@ -37,6 +37,9 @@ public sealed class DirectoryResync : IAsyncDisposable
 
     public ResyncStatistics Statistics => _source.Statistics;
 
+    /// <summary>How long the first (full) pass took.</summary>
+    public TimeSpan FirstPass { get; private set; }
+
     /// <summary>Pre-copy passes run (the frozen one not included).</summary>
     public int Passes { get; private set; }
 
@@ -56,7 +59,9 @@ public sealed class DirectoryResync : IAsyncDisposable
     /// <summary>The live passes: everything once, then what changed meanwhile, until it is little.</summary>
     public async Task PrecopyAsync(IProgress<string>? progress, CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         await _source.PassAsync(null, cancellationToken);
+        FirstPass = Stopwatch.GetElapsedTime(started);
         Passes = 1;
         progress?.Report($"pass 1: {_source.Statistics}");
         while (true)

@@ -23,6 +23,9 @@ public sealed class ResyncSource : IAsyncDisposable
     public const int HashesPerRequest = 65_536;
 
     private const int Window = 16;
+
+    /// <summary>Directory requests a walk keeps in flight (fewer than <see cref="Window"/>: hash and data requests need room too).</summary>
+    private const int DirectoriesInFlight = 8;
     private const int DataMessageBytes = 1024 * 1024;
 
     private readonly string _root;
@@ -96,7 +99,7 @@ public sealed class ResyncSource : IAsyncDisposable
             // Parents before children: a directory's listing creates the subdirectories below it.
             foreach (var (directory, forced) in directories.OrderBy(static d => d.Key.Count(static c => c == '/') + (d.Key.Length > 0 ? 1 : 0)).ThenBy(static d => d.Key, StringComparer.Ordinal))
             {
-                var (_, created) = await SyncDirectoryAsync(directory, forced, cancellationToken);
+                var created = await SyncDirectoryAsync(directory, forced, cancellationToken);
                 foreach (var child in created)
                 {
                     await WalkAsync(child, cancellationToken);
@@ -137,81 +140,126 @@ public sealed class ResyncSource : IAsyncDisposable
 
     private static string Parent(string relative) => relative.LastIndexOf('/') is var slash and >= 0 ? relative[..slash] : "";
 
-    /// <summary>Reconciles <paramref name="start"/> and everything under it.</summary>
+    /// <summary>
+    /// Reconciles <paramref name="start"/> and everything under it. Directories are asked by
+    /// digest, several in flight while this side lists the next ones: a directory whose listing
+    /// matches costs one small message; only one that differs sends its entries.
+    /// </summary>
     private async Task WalkAsync(string start, CancellationToken cancellationToken)
     {
         var directories = new Stack<string>();
+        var pending = new Queue<(string Path, Listing Listing, Task<byte[]> Response)>();
         directories.Push(start);
-        while (directories.TryPop(out var directory))
+        while (true)
         {
-            var (children, _) = await SyncDirectoryAsync(directory, null, cancellationToken);
-            for (var i = children.Count - 1; i >= 0; i--)
+            if (directories.TryPop(out var directory))
             {
-                directories.Push(children[i]);
+                if (List(directory) is { } listing)
+                {
+                    pending.Enqueue((directory, listing, await SendDirAsync(directory, listing, null, digestOnly: true, cancellationToken)));
+                    for (var i = listing.Entries.Count - 1; i >= 0; i--)
+                    {
+                        if (listing.Entries[i].Entry.Kind == EntryKind.Directory)
+                        {
+                            directories.Push(Join(directory, listing.Entries[i].Entry.Name));
+                        }
+                    }
+                }
+
+                if (pending.Count < DirectoriesInFlight)
+                {
+                    continue;
+                }
             }
+
+            if (!pending.TryDequeue(out var head))
+            {
+                return;
+            }
+
+            await CompleteDirectoryAsync(head.Path, head.Listing, head.Response, null, cancellationToken);
         }
     }
 
     private string Full(string relative) => relative.Length == 0 ? _root : Path.Join(_root, relative);
 
-    /// <summary>
-    /// Reconciles one directory's entries (those in <paramref name="forced"/> compared whatever
-    /// their size and time); returns its subdirectories and those the target had to create.
-    /// </summary>
-    private async Task<(List<string> Children, List<string> Created)> SyncDirectoryAsync(string relative, HashSet<string>? forced, CancellationToken cancellationToken)
+    /// <summary>A directory as this side sees it: its own metadata and its entries.</summary>
+    private sealed record Listing(TreeEntry Self, List<(TreeEntry Entry, string? Target)> Entries);
+
+    private Listing? List(string relative)
     {
         var directory = Full(relative);
-        if (!FileTree.TryLstat(directory, out var self) || self.Kind != EntryKind.Directory)
+        if (!FileTree.TryLstat(directory, out var self) || self.Kind != EntryKind.Directory || ListingDigest.Read(directory) is not { } entries)
         {
-            return ([], []); // Gone or replaced since it was noted: whatever removed it noted its parent.
-        }
-
-        var entries = new List<(TreeEntry Entry, string? Target)>();
-        foreach (var entry in FileTree.List(directory))
-        {
-            if (entry.Kind == EntryKind.Other)
-            {
-                continue; // Sockets and devices are not replicated.
-            }
-
-            string? target = null;
-            if (entry.Kind == EntryKind.Symlink && (target = new FileInfo(Path.Join(directory, entry.Name)).LinkTarget) is null)
-            {
-                continue; // Gone since the listing.
-            }
-
-            entries.Add((entry, target));
+            return null; // Gone or replaced since it was noted: whatever removed it noted its parent.
         }
 
         Statistics.Directories++;
         Statistics.Entries += entries.Count;
+        return new Listing(self, entries);
+    }
+
+    /// <summary>
+    /// Reconciles one directory's entries (those in <paramref name="forced"/> compared whatever
+    /// their size and time); returns the subdirectories the target had to create.
+    /// </summary>
+    private async Task<List<string>> SyncDirectoryAsync(string relative, HashSet<string>? forced, CancellationToken cancellationToken) =>
+        List(relative) is { } listing
+            ? await CompleteDirectoryAsync(relative, listing, await SendDirAsync(relative, listing, forced, digestOnly: false, cancellationToken), forced, cancellationToken)
+            : [];
+
+    private async Task<Task<byte[]>> SendDirAsync(string relative, Listing listing, HashSet<string>? forced, bool digestOnly, CancellationToken cancellationToken)
+    {
         byte[] message;
         using (var dir = new MessageWriter(ResyncMessageType.Dir))
         {
             dir.Body.Write(relative);
-            dir.Entry(self);
-            dir.Body.Write(entries.Count);
-            foreach (var (entry, target) in entries)
+            dir.Entry(listing.Self);
+            dir.Body.Write(digestOnly);
+            if (digestOnly)
             {
-                dir.Body.Write(entry.Name);
-                dir.Entry(entry);
-                var linked = entry.Kind == EntryKind.Regular && entry.Links > 1;
-                dir.Body.Write(linked ? entry.Device : 0UL);
-                dir.Body.Write(linked ? entry.Inode : 0UL);
-                dir.Body.Write(forced?.Contains(entry.Name) == true);
-                if (target is not null)
+                var digest = ListingDigest.Of(listing.Entries);
+                dir.Body.Write((ulong)digest);
+                dir.Body.Write((ulong)(digest >> 64));
+            }
+            else
+            {
+                dir.Body.Write(listing.Entries.Count);
+                foreach (var (entry, target) in listing.Entries)
                 {
-                    dir.Body.Write(target);
+                    dir.Body.Write(entry.Name);
+                    dir.Entry(entry);
+                    var linked = entry.Kind == EntryKind.Regular && entry.Links > 1;
+                    dir.Body.Write(linked ? entry.Device : 0UL);
+                    dir.Body.Write(linked ? entry.Inode : 0UL);
+                    dir.Body.Write(forced?.Contains(entry.Name) == true);
+                    if (target is not null)
+                    {
+                        dir.Body.Write(target);
+                    }
                 }
             }
 
             message = dir.ToArray();
         }
 
+        return await SendAsync(message, cancellationToken);
+    }
+
+    /// <summary>Handles a directory's answer: its entries sent when the digest differed, then the files that differ.</summary>
+    private async Task<List<string>> CompleteDirectoryAsync(string relative, Listing listing, Task<byte[]> response, HashSet<string>? forced, CancellationToken cancellationToken)
+    {
         var differing = new List<(string Name, long Size)>();
         var created = new List<string>();
-        using (var reader = Check(await await SendAsync(message, cancellationToken), ResyncMessageType.Dir, $"directory '{relative}'"))
+        using (var reader = Check(await response, ResyncMessageType.Dir, $"directory '{relative}'"))
         {
+            if (!reader.Body.ReadBoolean())
+            {
+                // The listings differ: compare entry by entry.
+                Statistics.DirectoriesListed++;
+                return await CompleteDirectoryAsync(relative, listing, await SendDirAsync(relative, listing, forced, digestOnly: false, cancellationToken), forced, cancellationToken);
+            }
+
             var count = reader.Body.ReadInt32();
             for (var i = 0; i < count; i++)
             {
@@ -225,7 +273,7 @@ public sealed class ResyncSource : IAsyncDisposable
             }
         }
 
-        var byName = entries.ToDictionary(static e => e.Entry.Name, static e => e.Entry, StringComparer.Ordinal);
+        var byName = listing.Entries.ToDictionary(static e => e.Entry.Name, static e => e.Entry, StringComparer.Ordinal);
         foreach (var (name, targetSize) in differing)
         {
             if (byName.TryGetValue(name, out var entry))
@@ -234,7 +282,7 @@ public sealed class ResyncSource : IAsyncDisposable
             }
         }
 
-        return (entries.Where(static e => e.Entry.Kind == EntryKind.Directory).Select(e => Join(relative, e.Entry.Name)).ToList(), created);
+        return created;
     }
 
     private static string Join(string directory, string name) => directory.Length == 0 ? name : $"{directory}/{name}";

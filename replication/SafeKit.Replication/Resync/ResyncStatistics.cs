@@ -6,6 +6,9 @@ public sealed class ResyncStatistics
     /// <summary>Directories compared.</summary>
     public long Directories { get; internal set; }
 
+    /// <summary>Directories whose listing differed from the target's, so their entries were sent.</summary>
+    public long DirectoriesListed { get; internal set; }
+
     /// <summary>Entries (files, links, directories…) the source listed.</summary>
     public long Entries { get; internal set; }
 
@@ -25,5 +28,5 @@ public sealed class ResyncStatistics
     public long WireBytes { get; internal set; }
 
     public override string ToString() =>
-        $"{Directories} directories, {Entries} entries, {FilesCompared} files compared ({BytesCompared} bytes), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
+        $"{Directories} directories ({DirectoriesListed} differing), {Entries} entries, {FilesCompared} files compared ({BytesCompared} bytes), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
 }

@@ -112,8 +112,24 @@ public sealed class ResyncTarget : IDisposable
     {
         var relative = reader.RelativePath();
         var self = reader.Entry(Path.GetFileName(relative));
-        var count = reader.Body.ReadInt32();
         var directory = Full(relative);
+        if (reader.Body.ReadBoolean())
+        {
+            var digest = new UInt128(0, reader.Body.ReadUInt64()) | (new UInt128(0, reader.Body.ReadUInt64()) << 64);
+            var same = ListingDigest.Read(directory) is { } mine && ListingDigest.Of(mine) == digest;
+            answer.Write(same);
+            if (same)
+            {
+                SelfMetadata(directory, self);
+                answer.Write(0);
+                answer.Write(0);
+            }
+
+            return;
+        }
+
+        answer.Write(true);
+        var count = reader.Body.ReadInt32();
         Directory.CreateDirectory(directory);
         var existing = FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
         var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)>(count);
@@ -187,7 +203,7 @@ public sealed class ResyncTarget : IDisposable
         }
 
         // Last: creating and removing entries above moved the directory's own time.
-        FileTree.SetMetadata(directory, EntryKind.Directory, self.Mode, self.Uid, self.Gid, self.MtimeNs);
+        SelfMetadata(directory, self);
         answer.Write(differing.Count);
         foreach (var (name, size) in differing)
         {
@@ -199,6 +215,15 @@ public sealed class ResyncTarget : IDisposable
         foreach (var name in created)
         {
             answer.Write(name);
+        }
+    }
+
+    /// <summary>A directory's own owner, permissions and time, set only where they differ.</summary>
+    private static void SelfMetadata(string directory, TreeEntry self)
+    {
+        if (!FileTree.TryLstat(directory, out var mine) || mine.Mode != self.Mode || mine.Uid != self.Uid || mine.Gid != self.Gid || mine.MtimeNs != self.MtimeNs)
+        {
+            FileTree.SetMetadata(directory, EntryKind.Directory, self.Mode, self.Uid, self.Gid, self.MtimeNs);
         }
     }
 

@@ -97,6 +97,8 @@ public sealed class ResyncTests : IDisposable
 
         Assert.Equal(0, statistics.BlocksSent);
         Assert.Equal(0, statistics.FilesCompared);
+        Assert.Equal(0, statistics.DirectoriesListed);
+        Assert.True(statistics.WireBytes < 100 * statistics.Directories, statistics.ToString());
         Assert.Equal(TreeSnapshot.Of(Source), TreeSnapshot.Of(Target));
     }
 

@@ -1,0 +1,44 @@
+"""Dataset and change for sk-bench mirror-resync (100 files per directory, 50 directories per group).
+  make ROOT FILES MIB SEED    FILES files, about MIB MiB in all: mostly 4-24 KiB, 0.04% of them 1-43 MiB
+  change ROOT PERCENT SEED    overwrites PERCENT% of the bytes, spread over PERCENT% of the files
+Prints the bytes written (make) or changed (change)."""
+import os
+import random
+import sys
+
+command, root = sys.argv[1], sys.argv[2]
+if command == "make":
+    files, mib, seed = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    rng = random.Random(seed)
+    big = max(1, files // 2500)
+    small_total = mib * 1024 * 1024 * 6 // 10
+    written = 0
+    for i in range(files):
+        directory = os.path.join(root, "d%03d" % (i // 5000), "e%02d" % (i // 100 % 50))
+        os.makedirs(directory, exist_ok=True)
+        if i < big:
+            size = rng.randint(1, 43) * 1024 * 1024
+        else:
+            size = rng.randint(4096, max(4096, 2 * small_total // max(1, files - big) - 4096))
+        with open(os.path.join(directory, "f%06d.bin" % i), "wb") as f:
+            f.write(os.urandom(size))
+        written += size
+    print(written)
+else:
+    percent, seed = float(sys.argv[3]), int(sys.argv[4])
+    rng = random.Random(seed)
+    paths = sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
+    total = sum(os.path.getsize(p) for p in paths)
+    chosen = rng.sample(paths, max(1, int(len(paths) * percent / 100)))
+    budget = int(total * percent / 100)
+    per_file = max(1, budget // len(chosen))
+    changed = 0
+    for path in chosen:
+        size = os.path.getsize(path)
+        span = min(size, per_file)
+        offset = rng.randint(0, size - span)
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            f.write(os.urandom(span))
+        changed += span
+    print(changed)
