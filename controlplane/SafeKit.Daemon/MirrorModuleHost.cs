@@ -207,10 +207,12 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             switch (r)
             {
                 case DataRelation.Older when peer.Role == MirrorRole.Alone && !_administratorStopped:
+                    MarkStale();
                     ListenForResync();
                     Wait($"{_peer.Name} holds newer data (it went on alone from this node's copy) and serves it: this node waits while {_peer.Name} resynchronises it{(_directories.Select(d => d.LastResync).FirstOrDefault(r => r is not null) is { } last ? $" (last resync: {last})" : "")}");
                     return;
                 case DataRelation.Older:
+                    MarkStale();
                     await StopResyncListeningAsync();
                     Wait($"{_peer.Name} holds newer data (it went on alone from this node's copy): this node does not start until it is resynchronised ({_peer.Name} does that once it serves)");
                     return;
@@ -253,6 +255,12 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         if (waited < TimeSpan.FromMilliseconds(_module.StartupWaitMilliseconds))
         {
             Wait($"waiting to hear {_peer.Name} ({waited.TotalSeconds:0}/{_module.StartupWaitMilliseconds / 1000.0:0} s)");
+            return;
+        }
+
+        if (_record.LastRole == MirrorRecord.Stale)
+        {
+            Wait($"{_peer.Name} is not heard, and it had gone on alone from this node's copy (older, maybe partly resynchronised): this node waits for {_peer.Name}; 'safekit prim --force {_module.Name}' keeps this copy anyway");
             return;
         }
 
@@ -404,6 +412,18 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         }
 
         return reachable;
+    }
+
+    /// <summary>
+    /// This node learnt that its peer went on alone from its copy: remembered across restarts, so
+    /// that without the peer it never takes over with data it knows is old (or half resynchronised).
+    /// </summary>
+    private void MarkStale()
+    {
+        if (_record.LastRole != MirrorRecord.Stale)
+        {
+            SaveRecord(_record with { LastRole = MirrorRecord.Stale });
+        }
     }
 
     /// <summary>WAIT (or SECOND still holding its copy) with a reason.</summary>

@@ -36,6 +36,7 @@ public sealed unsafe class MirrorApplier : IDisposable
     public static MirrorApplier Open(string dataDirectory)
     {
         ArgumentNullException.ThrowIfNull(dataDirectory);
+        Host.OpenFileLimit.Raise(); // One descriptor per node PRIM names.
         var path = PassthroughFileSystem.Utf8(dataDirectory);
         int fd;
         fixed (byte* p = path)

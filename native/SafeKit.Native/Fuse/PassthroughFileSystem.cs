@@ -65,6 +65,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     public static PassthroughFileSystem Open(string dataDirectory, IReplicationSink? sink = null, bool readOnly = false)
     {
         ArgumentNullException.ThrowIfNull(dataDirectory);
+        Host.OpenFileLimit.Raise();
         var path = Utf8(dataDirectory);
         int fd;
         fixed (byte* p = path)

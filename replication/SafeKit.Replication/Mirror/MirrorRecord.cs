@@ -13,10 +13,13 @@ namespace SafeKit.Replication.Mirror;
 /// <param name="Current">The generation this node's data is at (<see cref="Guid.Empty"/>: the empty start every pair shares).</param>
 /// <param name="Parent">The generation it moved from when it last went alone.</param>
 /// <param name="Diverging">True once Current was created alone: the peer does not have it (yet).</param>
-/// <param name="LastRole">The role the node last held (PRIM, SECOND, ALONE, WAIT): decides whether it may start without its peer.</param>
+/// <param name="LastRole">The role the node last held (PRIM, SECOND, ALONE, WAIT, or STALE once it learnt its copy is older): decides whether it may start without its peer.</param>
 public sealed record MirrorRecord(Guid Current, Guid Parent, bool Diverging, string LastRole)
 {
     public const string FileName = "mirror.json";
+
+    /// <summary>The last role of a node that learnt its peer went on alone from its copy: it never serves without that peer.</summary>
+    public const string Stale = "STALE";
 
     /// <summary>A pair's start: empty data, nothing known.</summary>
     public static MirrorRecord Fresh { get; } = new(Guid.Empty, Guid.Empty, false, "NONE");

@@ -129,6 +129,39 @@ public sealed class MirrorLabTests
     }
 
     [Fact]
+    public void CrashedPrimReturningWhileTheSurvivorIsStopped_KnowsItIsStale_AndNeverServesWithoutIt()
+    {
+        using var lab = new MirrorLab();
+        lab.Require();
+        lab.Lab("kill", "m1");
+        lab.WaitForState(2, "ALONE");
+        Assert.True(lab.Exec("m2", "sh", "-c", "echo only-on-m2 > /srv/www/later.txt").Succeeded);
+        var stop = lab.Exec("client", Tools.Safekit, "stop", "mirror", "--on", lab.M(2), "--node", "https://198.18.0.22:9453");
+        Assert.True(stop.Succeeded, stop.Output + stop.Error);
+        lab.WaitForState(2, "STOP");
+
+        // m1 was PRIM when it crashed; it hears that m2 went on alone from its copy: it is stale.
+        Assert.True(Tools.Run(Tools.Safekit, "lab", "start", "--prefix", lab.Prefix, "m1").Succeeded);
+        Assert.Equal("WAIT", lab.State(1));
+        Assert.Contains("newer data", lab.Reason(1), StringComparison.Ordinal);
+
+        // m2 crashes: m1 must not take over (the witness answers, its last role was PRIM — but it
+        // knows its copy lacks m2's changes).
+        lab.Lab("kill", "m2");
+        LabInstance.WaitUntil(() => lab.Reason(1).Contains("not heard", StringComparison.Ordinal), "m1 sees m2 gone", 20);
+        Thread.Sleep(3000);
+        Assert.Equal("WAIT", lab.State(1));
+        Assert.Contains("older", lab.Reason(1), StringComparison.Ordinal);
+        Assert.NotEqual("200", lab.Get("/later.txt").Code);
+
+        // m2 back: it holds the newest copy, serves, and brings m1 up to date.
+        Assert.True(Tools.Run(Tools.Safekit, "lab", "start", "--prefix", lab.Prefix, "m2").Succeeded);
+        lab.WaitForState(1, "SECOND", 60);
+        lab.WaitForState(2, "PRIM");
+        Assert.Equal("only-on-m2\n", lab.Exec("m1", "cat", "/var/lib/safekit/mirror/data/srv/www/later.txt").Output);
+    }
+
+    [Fact]
     public void PostgreSql_EveryCommittedTransactionSurvivesACrashOfPrim()
     {
         using var lab = new MirrorLab();
@@ -213,7 +246,7 @@ public sealed class MirrorLabTests
     }
 
     [Fact]
-    public void SecondCrash_PrimGoesAlone_TheStaleNodeWaitsWhileTheNewestIsStopped_ThenFollowsOnceItServes()
+    public void SecondCrash_PrimGoesAlone_TheStaleNodeNeverServes_ThenFollowsOnceTheNewestServes()
     {
         using var lab = new MirrorLab();
         lab.Require();
@@ -243,8 +276,15 @@ public sealed class MirrorLabTests
         Thread.Sleep(1500);
         Assert.Equal("WAIT", lab.State(2));
 
+        // The newest node crashes: the stale one knows its copy is older and does not take over,
+        // although the witness answers (it would serve data without m1's changes).
+        lab.Lab("kill", "m1");
+        LabInstance.WaitUntil(() => lab.Reason(2).Contains("older", StringComparison.Ordinal) && lab.Reason(2).Contains("not heard", StringComparison.Ordinal), "m2 sees m1 gone and still waits", 20);
+        Thread.Sleep(2000);
+        Assert.Equal("WAIT", lab.State(2));
+
         // The newest copy serves again: it resynchronises m2, which follows as SECOND.
-        Assert.True(lab.Exec("client", Tools.Safekit, "start", "mirror", "--on", lab.M(1)).Succeeded);
+        Assert.True(Tools.Run(Tools.Safekit, "lab", "start", "--prefix", lab.Prefix, "m1").Succeeded);
         lab.WaitForState(2, "SECOND", 60);
         lab.WaitForState(1, "PRIM");
         Assert.Equal("after\n", lab.Exec("m2", "cat", "/var/lib/safekit/mirror/data/srv/www/after.txt").Output);
