@@ -34,7 +34,7 @@ internal static partial class MirrorResyncBenchmark
 
             lab.Kill("m2");
             Wait(() => State(lab, 1) == "ALONE", "m1 serves alone", 30);
-            var changed = Python(lab, "m1", "change", "/srv/www/bench", percent.ToString(CultureInfo.InvariantCulture), "2");
+            var changed = Python(lab, "m1", "change", "/srv/www/bench", percent.ToString(CultureInfo.InvariantCulture), "2", "/var/lib/safekit/mirror/data/srv/www/bench");
 
             DropCaches();
             var clock = Stopwatch.StartNew();

@@ -1,6 +1,8 @@
 """Dataset and change for sk-bench mirror-resync (100 files per directory, 50 directories per group).
   make ROOT FILES MIB SEED    FILES files, about MIB MiB in all: mostly 4-24 KiB, 0.04% of them 1-43 MiB
-  change ROOT PERCENT SEED    overwrites PERCENT% of the bytes, spread over PERCENT% of the files
+  change ROOT PERCENT SEED DATA  overwrites PERCENT% of the bytes, spread over PERCENT% of the files
+                              (chosen by listing DATA, the real files behind ROOT: a walk through
+                              the mount would make the daemon hold a descriptor for every file)
 Prints the bytes written (make) or changed (change)."""
 import os
 import random
@@ -30,16 +32,18 @@ if command == "make":
                 f.write("2")
     print(written)
 else:
-    percent, seed = float(sys.argv[3]), int(sys.argv[4])
+    percent, seed, data = float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     rng = random.Random(seed)
-    paths = sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
-    total = sum(os.path.getsize(p) for p in paths)
+    real = sorted(os.path.join(d, f) for d, _, names in os.walk(data) for f in names)
+    sizes = {os.path.join(root, os.path.relpath(p, data)): os.path.getsize(p) for p in real}
+    paths = sorted(sizes)
+    total = sum(sizes.values())
     chosen = rng.sample(paths, max(1, int(len(paths) * percent / 100)))
     budget = int(total * percent / 100)
     per_file = max(1, budget // len(chosen))
     changed = 0
     for path in chosen:
-        size = os.path.getsize(path)
+        size = sizes[path]
         span = min(size, per_file)
         offset = rng.randint(0, size - span)
         with open(path, "r+b") as f:

@@ -161,19 +161,7 @@ public sealed unsafe class MirrorApplier : IDisposable
                 if (deleted)
                 {
                     // Open on PRIM after its last name went: writes to it land in a nameless file here too.
-                    var anonymous = Posix.OpenAt(_nodes[InodeTable.RootId], (byte*)PassthroughFileSystem.Dot, OTmpfile | Posix.ORdwr | Posix.OCloexec, 0x180);
-                    if (anonymous < 0)
-                    {
-                        return Posix.Errno;
-                    }
-
-                    if (_nodes.Remove(id, out var replaced))
-                    {
-                        Posix.Close(replaced);
-                    }
-
-                    _nodes[id] = anonymous;
-                    return 0;
+                    return Hold(id, Posix.OpenAt(_nodes[InodeTable.RootId], (byte*)PassthroughFileSystem.Dot, OTmpfile | Posix.ORdwr | Posix.OCloexec, 0x180));
                 }
 
                 return Bind(id, _nodes[InodeTable.RootId], Terminated(relative, name));
@@ -467,6 +455,12 @@ public sealed unsafe class MirrorApplier : IDisposable
             fd = Posix.OpenAt(parent, n, Posix.OPath | Posix.ONofollow | Posix.OCloexec, 0);
         }
 
+        return Hold(id, fd);
+    }
+
+    /// <summary>Keeps <paramref name="fd"/> (just opened; negative: errno) as node <paramref name="id"/>, closing the one it replaces.</summary>
+    private int Hold(ulong id, int fd)
+    {
         if (fd < 0)
         {
             return Posix.Errno;

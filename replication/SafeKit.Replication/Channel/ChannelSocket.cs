@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using System.Net;
 using System.Net.Sockets;
 using Pipelines.Sockets.Unofficial;
 
@@ -41,6 +42,24 @@ internal static class ChannelSocket
             minimumSegmentSize: BlockPool.BlockSize,
             useSynchronizationContext: false);
         return SocketConnection.Create(socket, send, receive, SocketConnectionOptions.None, name);
+    }
+
+    /// <summary>A socket bound to <paramref name="endpoint"/> (address reuse on: a restarted node binds at once) and listening.</summary>
+    public static Socket Listen(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(endpoint);
+            socket.Listen(4);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     /// <summary>

@@ -33,19 +33,7 @@ public sealed class ReplicationListener : IDisposable
         ArgumentNullException.ThrowIfNull(endpoint);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            socket.Bind(endpoint);
-            socket.Listen(4);
-            return new ReplicationListener(socket, options, logger ?? NullLogger.Instance);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+        return new ReplicationListener(ChannelSocket.Listen(endpoint), options, logger ?? NullLogger.Instance);
     }
 
     /// <summary>

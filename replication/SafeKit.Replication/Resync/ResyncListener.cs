@@ -23,19 +23,7 @@ public sealed class ResyncListener : IDisposable
         ArgumentNullException.ThrowIfNull(endpoint);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            socket.Bind(endpoint);
-            socket.Listen(4);
-            return new ResyncListener(socket, options);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+        return new ResyncListener(ChannelSocket.Listen(endpoint), options);
     }
 
     /// <summary>Accepts one source and proves both ends.</summary>

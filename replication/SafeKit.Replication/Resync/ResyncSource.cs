@@ -26,12 +26,16 @@ public sealed class ResyncSource : IAsyncDisposable
 
     /// <summary>Directory requests a walk keeps in flight (fewer than <see cref="Window"/>: hash and data requests need room too).</summary>
     private const int DirectoriesInFlight = 8;
+
+    /// <summary>Files whose hashes are asked before the file before them is done.</summary>
+    private const int FilesAhead = 4;
     private const int DataMessageBytes = 1024 * 1024;
 
     private readonly string _root;
     private readonly ResyncConnection _connection;
     private readonly Queue<TaskCompletionSource<byte[]>> _pending = new();
     private readonly SemaphoreSlim _window = new(Window, Window);
+    private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly Compressor _compressor = new(1);
     private readonly byte[] _block = new byte[BlockSize];
     private readonly byte[] _packed = new byte[Compressor.GetCompressBound(BlockSize)];
@@ -273,13 +277,29 @@ public sealed class ResyncSource : IAsyncDisposable
             }
         }
 
+        // The target's hashes of the next few files are asked ahead, so its reads overlap this
+        // side's and the round trips overlap each other.
         var byName = listing.Entries.ToDictionary(static e => e.Entry.Name, static e => e.Entry, StringComparer.Ordinal);
+        var ahead = new Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes)>();
         foreach (var (name, targetSize) in differing)
         {
-            if (byName.TryGetValue(name, out var entry))
+            if (!byName.TryGetValue(name, out var entry))
             {
-                await SyncFileAsync(Join(relative, name), entry, targetSize, cancellationToken);
+                continue;
             }
+
+            var path = Join(relative, name);
+            ahead.Enqueue((path, entry, targetSize, targetSize > 0 ? HashesAsync(path, 0, cancellationToken) : null));
+            if (ahead.Count >= FilesAhead)
+            {
+                var next = ahead.Dequeue();
+                await SyncFileAsync(next.Path, next.Entry, next.TargetSize, next.Hashes, cancellationToken);
+            }
+        }
+
+        while (ahead.TryDequeue(out var next))
+        {
+            await SyncFileAsync(next.Path, next.Entry, next.TargetSize, next.Hashes, cancellationToken);
         }
 
         return created;
@@ -288,7 +308,7 @@ public sealed class ResyncSource : IAsyncDisposable
     private static string Join(string directory, string name) => directory.Length == 0 ? name : $"{directory}/{name}";
 
     /// <summary>Sends the blocks of one file the target lacks, then its size and metadata as listed.</summary>
-    private async Task SyncFileAsync(string relative, TreeEntry listed, long targetSize, CancellationToken cancellationToken)
+    private async Task SyncFileAsync(string relative, TreeEntry listed, long targetSize, Task<UInt128[]>? firstHashes, CancellationToken cancellationToken)
     {
         SafeFileHandle handle;
         try
@@ -297,6 +317,11 @@ public sealed class ResyncSource : IAsyncDisposable
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
+            if (firstHashes is not null)
+            {
+                await firstHashes; // Its answer is on the way: take it, or a failure surfaces here.
+            }
+
             return; // Removed since the listing: the next pass removes it there too.
         }
 
@@ -305,7 +330,7 @@ public sealed class ResyncSource : IAsyncDisposable
             Statistics.FilesCompared++;
             var size = RandomAccess.GetLength(handle);
             var blocks = (size + BlockSize - 1) / BlockSize;
-            UInt128[] theirs = [];
+            UInt128[] theirs = firstHashes is null ? [] : await firstHashes;
             long theirsFrom = 0;
             var chunk = new BlockBatch();
             try
@@ -313,7 +338,7 @@ public sealed class ResyncSource : IAsyncDisposable
                 for (long b = 0; b < blocks; b++)
                 {
                     // Hashes are worth a round trip only where the target has data.
-                    if (targetSize > 0 && b * BlockSize < targetSize && b - theirsFrom >= theirs.Length)
+                    if (targetSize > 0 && b * BlockSize < targetSize && b - theirsFrom >= theirs.Length && b > 0)
                     {
                         theirsFrom = b;
                         theirs = await HashesAsync(relative, b, cancellationToken);
@@ -414,17 +439,29 @@ public sealed class ResyncSource : IAsyncDisposable
     {
         await _window.WaitAsync(cancellationToken);
         var response = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_pending)
+
+        // Requests sent from several tasks (hashes asked ahead): each is queued for its answer in
+        // the order it is written.
+        await _sendGate.WaitAsync(cancellationToken);
+        try
         {
-            if (_lost is { } lost)
+            lock (_pending)
             {
-                throw new ResyncException($"the resync connection to {_connection.Remote} was lost: {lost.Message}", lost);
+                if (_lost is { } lost)
+                {
+                    throw new ResyncException($"the resync connection to {_connection.Remote} was lost: {lost.Message}", lost);
+                }
+
+                _pending.Enqueue(response);
             }
 
-            _pending.Enqueue(response);
+            await _connection.WriteAsync(message, cancellationToken);
+        }
+        finally
+        {
+            _sendGate.Release();
         }
 
-        await _connection.WriteAsync(message, cancellationToken);
         return response.Task;
     }
 
@@ -493,6 +530,7 @@ public sealed class ResyncSource : IAsyncDisposable
         await _reading;
         _compressor.Dispose();
         _window.Dispose();
+        _sendGate.Dispose();
     }
 
     /// <summary>Blocks gathered for one data message.</summary>
