@@ -161,19 +161,20 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stops accepting resync sources. From the handover (<paramref name="cancelActive"/> false)
-    /// the session in progress finishes on its own: it must still answer the source.
+    /// Stops accepting resync sources; the session in progress finishes on its own (from the
+    /// handover: it must still answer the source). Frees the port for the replication listener.
     /// </summary>
-    public async Task StopResyncListeningAsync(bool cancelActive)
+    public void StopAcceptingResync()
     {
-        var serving = _resyncServing;
         _resyncListener?.Dispose();
         _resyncListener = null;
-        if (!cancelActive)
-        {
-            return;
-        }
+    }
 
+    /// <summary>Stops accepting resync sources and ends the session in progress.</summary>
+    public async Task StopResyncListeningAsync()
+    {
+        var serving = _resyncServing;
+        StopAcceptingResync();
         if (_resyncStop is { } stop)
         {
             await stop.CancelAsync();
@@ -192,7 +193,7 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     /// <summary>Unmounts (the guard shows again) and ends replication in either direction.</summary>
     public async Task CloseAsync()
     {
-        await StopResyncListeningAsync(cancelActive: true);
+        await StopResyncListeningAsync();
         _mount?.Dispose();
         _mount = null;
         _fileSystem = null;

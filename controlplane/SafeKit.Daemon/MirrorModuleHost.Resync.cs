@@ -53,7 +53,7 @@ internal sealed partial class MirrorModuleHost
         {
             foreach (var directory in _directories)
             {
-                await directory.StopResyncListeningAsync(cancelActive: true);
+                await directory.StopResyncListeningAsync();
             }
 
             Publish();
@@ -86,7 +86,7 @@ internal sealed partial class MirrorModuleHost
 
             foreach (var directory in _directories)
             {
-                directory.StopResyncListeningAsync(cancelActive: false).GetAwaiter().GetResult();
+                directory.StopAcceptingResync();
             }
 
             var options = ChannelOptions();

@@ -29,6 +29,23 @@ public sealed class ChangeSet
     public IReadOnlyDictionary<string, ChangeScope> Paths { get; }
 
     public int Count => Paths.Count;
+
+    /// <summary>Both sets in one (each path with the wider of its scopes): one pass covers them.</summary>
+    public static ChangeSet Union(ChangeSet first, ChangeSet second)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        var paths = new Dictionary<string, ChangeScope>(first.Paths, StringComparer.Ordinal);
+        foreach (var (path, scope) in second.Paths)
+        {
+            if (!paths.TryGetValue(path, out var known) || known < scope)
+            {
+                paths[path] = scope;
+            }
+        }
+
+        return new ChangeSet(paths);
+    }
 }
 
 /// <summary>Collects changed paths for the next resync pass (thread-safe; called under the file system's sequencing lock).</summary>

@@ -85,12 +85,7 @@ public sealed class DirectoryResync : IAsyncDisposable
         _frozen = _fileSystem.Freeze();
         _frozenSince = Stopwatch.GetTimestamp();
         var changes = _fileSystem.TakeChanges();
-        if (_pending is { } pending)
-        {
-            await _source.PassAsync(pending, cancellationToken);
-        }
-
-        await _source.PassAsync(changes, cancellationToken);
+        await _source.PassAsync(_pending is { } pending ? ChangeSet.Union(pending, changes) : changes, cancellationToken);
     }
 
     /// <summary>The target makes its copy durable (and with <paramref name="handover"/>, takes its new role).</summary>

@@ -143,10 +143,10 @@ public sealed class ResyncTarget : IDisposable
             wanted.Add((entry, device, inode, force, target));
         }
 
-        var names = wanted.Select(static w => w.Entry.Name).ToHashSet(StringComparer.Ordinal);
+        var kinds = wanted.ToDictionary(static w => w.Entry.Name, static w => w.Entry.Kind, StringComparer.Ordinal);
         foreach (var (name, entry) in existing)
         {
-            if (!names.Contains(name) || entry.Kind == EntryKind.Other || wanted.First(w => w.Entry.Name == name).Entry.Kind != entry.Kind)
+            if (!kinds.TryGetValue(name, out var kind) || kind != entry.Kind)
             {
                 FileTree.Remove(Path.Join(directory, name));
                 existing.Remove(name);
