@@ -161,6 +161,34 @@ public sealed partial class MembershipService : IDisposable
         }
     }
 
+    /// <summary>
+    /// The heartbeat socket on <paramref name="address"/>. A daemon restarted right after a crash
+    /// may find the port still held while the dead process is torn down: it retries for a while.
+    /// </summary>
+    private Socket Bind(IPAddress address)
+    {
+        var deadline = Environment.TickCount64 + 10_000;
+        while (true)
+        {
+            var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            try
+            {
+                socket.Bind(new IPEndPoint(address, _config.Heartbeat.Port));
+                return socket;
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                if (e.SocketErrorCode != SocketError.AddressAlreadyInUse || Environment.TickCount64 > deadline)
+                {
+                    throw new InvalidOperationException($"cannot listen for heartbeats on {address}:{_config.Heartbeat.Port}: {e.Message}", e);
+                }
+
+                Thread.Sleep(200);
+            }
+        }
+    }
+
     /// <summary>Binds the sockets and starts the threads.</summary>
     public void Start()
     {
@@ -168,18 +196,7 @@ public sealed partial class MembershipService : IDisposable
         for (var network = 0; network < self.Addresses.Count; network++)
         {
             var address = self.Addresses[network];
-            var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-            try
-            {
-                socket.Bind(new IPEndPoint(address, _config.Heartbeat.Port));
-            }
-            catch (SocketException e)
-            {
-                socket.Dispose();
-                throw new InvalidOperationException($"cannot listen for heartbeats on {address}:{_config.Heartbeat.Port}: {e.Message}", e);
-            }
-
-            _sockets.Add(socket);
+            _sockets.Add(Bind(address));
         }
 
         for (var network = 0; network < _sockets.Count; network++)
