@@ -19,6 +19,9 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     private readonly MirrorDirectoryConfig _config;
     private readonly ILogger _logger;
     private FuseMount? _mount;
+    private ChangeJournal? _journal;
+    private Task? _rotation;
+    private long _lastRotation = System.Diagnostics.Stopwatch.GetTimestamp();
     private ReplicationLink? _link;
     private ReplicationListener? _listener;
     private static readonly TimeSpan OrderlyCloseTimeout = TimeSpan.FromSeconds(10);
@@ -31,11 +34,15 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     private CancellationTokenSource? _resyncStop;
     private Task? _resyncServing;
 
-    public MirrorDirectory(MirrorDirectoryConfig config, ILogger logger)
+    public MirrorDirectory(MirrorDirectoryConfig config, string stateDirectory, ILogger logger)
     {
         _config = config;
         _logger = logger;
+        JournalDirectory = Path.Combine(stateDirectory, "journal", config.Data.Trim('/').Replace('/', '_'));
     }
+
+    /// <summary>Where this directory's change journal lives (next to the node's generation record).</summary>
+    public string JournalDirectory { get; }
 
     public MirrorDirectoryConfig Config => _config;
 
@@ -84,12 +91,55 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
         _link = new ReplicationLink(null, _config.Mode == ReplicationMode.Fsync ? MirrorMode.Fsync : MirrorMode.Sync, _logger);
     }
 
-    /// <summary>PRIM or ALONE: mounts the read-write file system on the application's path.</summary>
-    public void MountReadWrite()
+    /// <summary>
+    /// PRIM or ALONE: mounts the read-write file system on the application's path, every change
+    /// written first into the change journal that lists what the peer may lack since
+    /// <paramref name="journalBase"/> (kept from before when it continues that generation).
+    /// </summary>
+    /// <param name="completeIfNew">Whether a journal started afresh lists everything (this copy is <paramref name="journalBase"/>'s as is).</param>
+    public void MountReadWrite(Guid journalBase, bool completeIfNew)
     {
         var fileSystem = PassthroughFileSystem.Open(_config.Data, _link);
+        _journal = ChangeJournal.Open(JournalDirectory, journalBase, completeIfNew);
+        fileSystem.UseJournal(_journal);
         _mount = FuseMount.Mount(fileSystem, _config.Path, "safekit:" + _config.Data);
         _fileSystem = fileSystem;
+    }
+
+    /// <summary>
+    /// PRIM mirroring: every <paramref name="every"/>, a new journal epoch and a checkpoint to
+    /// SECOND; once SECOND made everything before it durable, the older epochs are dropped.
+    /// </summary>
+    public void RotateJournalIfDue(TimeSpan every)
+    {
+        if (_fileSystem is not { Journal: { } journal } fileSystem || _link is not { State: LinkState.Mirroring } link
+            || _rotation is { IsCompleted: false } || System.Diagnostics.Stopwatch.GetElapsedTime(_lastRotation) < every)
+        {
+            return;
+        }
+
+        _lastRotation = System.Diagnostics.Stopwatch.GetTimestamp();
+        var attached = link.Attachments;
+        var (epoch, acknowledged) = fileSystem.RotateJournal();
+        _rotation = acknowledged.ContinueWith(
+            t =>
+            {
+                // A link that went alone (or was re-attached) meanwhile keeps every epoch.
+                if (t.IsCompletedSuccessfully && link.State == LinkState.Mirroring && link.Attachments == attached)
+                {
+                    try
+                    {
+                        journal.DropThrough(epoch);
+                    }
+                    catch (IOException e)
+                    {
+                        JournalTrimFailed(_logger, _config.Path, e.Message);
+                    }
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.None,
+            TaskScheduler.Default);
     }
 
     /// <summary>SECOND: listens for PRIM and mounts the read-only view.</summary>
@@ -126,7 +176,7 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     /// to date (<see cref="ResyncTarget"/>), one source at a time; <paramref name="handover"/>
     /// runs when the source ends with a handover.
     /// </summary>
-    public void ListenForResync(IPEndPoint local, ReplicationChannelOptions options, Action<byte[]> handover)
+    public void ListenForResync(IPEndPoint local, ReplicationChannelOptions options, Action<byte[]> handover, Guid dataGeneration)
     {
         var listener = ResyncListener.Listen(local, options);
         var stop = new CancellationTokenSource();
@@ -139,7 +189,11 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
                 try
                 {
                     await using var connection = await listener.AcceptAsync(stop.Token);
-                    using var target = new ResyncTarget(_config.Data) { Handover = handover };
+                    using var target = new ResyncTarget(_config.Data)
+                    {
+                        Handover = handover,
+                        Journal = () => TargetJournal.Of(dataGeneration, ChangeJournal.Read(JournalDirectory)),
+                    };
                     await target.ServeAsync(connection, stop.Token);
                     LastResync = $"{target.FilesWritten} files written ({target.BytesWritten} bytes), {target.Removed} entries removed";
                 }
@@ -197,6 +251,8 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
         _mount?.Dispose();
         _mount = null;
         _fileSystem = null;
+        _journal?.Dispose();
+        _journal = null;
         if (_link is { } link)
         {
             // Nothing writes any more: SECOND keeps the shared generation if it confirms everything.
@@ -258,6 +314,9 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
             _applier?.Applied ?? 0,
             _link?.BytesInFlight ?? 0);
     }
+
+    [LoggerMessage(EventId = 711, Level = LogLevel.Warning, Message = "mirror {Path}: the journal's older epochs could not be removed: {Reason}")]
+    private static partial void JournalTrimFailed(ILogger logger, string path, string reason);
 
     [LoggerMessage(EventId = 710, Level = LogLevel.Error, Message = "mirror {Path}: a resync into this copy failed: {Reason}")]
     private static partial void ResyncFailed(ILogger logger, string path, string reason);

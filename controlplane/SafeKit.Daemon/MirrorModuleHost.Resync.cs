@@ -40,7 +40,7 @@ internal sealed partial class MirrorModuleHost
         {
             if (!_directories[i].ResyncListening)
             {
-                _directories[i].ListenForResync(new IPEndPoint(address, _module.ReplicationPort + i), options, HandOver);
+                _directories[i].ListenForResync(new IPEndPoint(address, _module.ReplicationPort + i), options, HandOver, _record.Current);
             }
         }
 
@@ -87,6 +87,9 @@ internal sealed partial class MirrorModuleHost
             foreach (var directory in _directories)
             {
                 directory.StopAcceptingResync();
+
+                // This copy is the source's now: what it changed as PRIM before it crashed is overwritten.
+                Native.Fuse.ChangeJournal.Delete(directory.JournalDirectory);
             }
 
             var options = ChannelOptions();
@@ -177,6 +180,10 @@ internal sealed partial class MirrorModuleHost
             // The peer holds this generation now: one shared history again. A link that fails
             // from here goes alone as on any PRIM (a new generation first).
             SaveRecord(_record with { Diverging = false, LastRole = "PRIM" });
+            foreach (var directory in _directories)
+            {
+                directory.FileSystem?.Journal?.Restart(_record.Current); // Equal copies: nothing to remember.
+            }
             for (var i = 0; i < _directories.Count; i++)
             {
                 var link = _directories[i].Link!;
@@ -250,7 +257,8 @@ internal sealed partial class MirrorModuleHost
         var sent = resyncs.Sum(r => r.Statistics.BytesSent);
         var wire = resyncs.Sum(r => r.Statistics.WireBytes);
         var first = resyncs.Sum(r => r.FirstPass.TotalMilliseconds);
-        return $"{passes} live passes (the first {first:0} ms), {files} files compared, {sent} bytes changed, {wire} bytes on the wire";
+        var scope = string.Join("; ", resyncs.Select(r => r.FirstPassScope));
+        return $"{passes} live passes (the first over {scope}: {first:0} ms), {files} files compared, {sent} bytes changed, {wire} bytes on the wire";
     }
 
     [LoggerMessage(EventId = 720, Level = LogLevel.Information, Message = "mirror {Module}: {Peer} resynchronised ({Summary}); mirroring again")]

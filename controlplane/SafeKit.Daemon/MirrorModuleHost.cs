@@ -28,6 +28,9 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan WitnessRetry = TimeSpan.FromSeconds(1);
 
+    /// <summary>How often PRIM starts a journal epoch and trims the ones SECOND holds durably (a path is written once per epoch).</summary>
+    private static readonly TimeSpan JournalEpoch = TimeSpan.FromSeconds(30);
+
     private readonly MirrorModuleConfig _module;
     private readonly NodeConfig _self;
     private readonly NodeConfig _peer;
@@ -76,7 +79,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             module.Name,
             t.To is ModuleStates.Prim or ModuleStates.Second ? EventSeverities.Info : t.To is ModuleStates.Alone or ModuleStates.Wait ? EventSeverities.Warning : EventSeverities.Info,
             t.From == t.To ? $"{t.To}: {t.Reason}" : $"{t.From} → {t.To}: {t.Reason}");
-        _directories = module.Directories.Select(d => new MirrorDirectory(d, logger)).ToList();
+        _directories = module.Directories.Select(d => new MirrorDirectory(d, module.StateDirectory, logger)).ToList();
         _vip = new VipHolder(module.Interface, module.Vips);
         _witness = new Witness(module.Witnesses);
         _record = MirrorRecord.Fresh;
@@ -358,6 +361,10 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         }
 
         SetRole(MirrorRole.Prim, $"replicating to {_peer.Name}");
+        foreach (var directory in _directories)
+        {
+            directory.RotateJournalIfDue(JournalEpoch);
+        }
     }
 
     private void DescribeAlone(DataRelation? relation)
@@ -459,7 +466,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         }
 
         SaveRecord(_record with { LastRole = "PRIM", Diverging = false });
-        await RunApplicationAsync(MirrorRole.Prim, $"replicating to {_peer.Name}");
+        await RunApplicationAsync(MirrorRole.Prim, $"replicating to {_peer.Name}", completeJournal: true);
     }
 
     private async Task BecomeSecondAsync()
@@ -487,21 +494,25 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             }
         }
 
+        var sharedBefore = !_record.Diverging;
         SaveRecord(_record.GoneAlone());
         foreach (var directory in _directories)
         {
             directory.StartAlone();
         }
 
-        await RunApplicationAsync(MirrorRole.Alone, reason);
+        await RunApplicationAsync(MirrorRole.Alone, reason, completeJournal: sharedBefore);
     }
 
     /// <summary>Mounts read-write, takes the VIP, starts the application: the node serves.</summary>
-    private async Task RunApplicationAsync(MirrorRole role, string reason)
+    private async Task RunApplicationAsync(MirrorRole role, string reason, bool completeJournal)
     {
+        // The journal lists what the peer may lack since the generation both last shared; one
+        // started now lists everything only if this copy is that generation's (not after a crash alone).
+        var journalBase = _record.Diverging ? _record.Parent : _record.Current;
         foreach (var directory in _directories)
         {
-            directory.MountReadWrite();
+            directory.MountReadWrite(journalBase, completeJournal);
         }
 
         _vip.Take();

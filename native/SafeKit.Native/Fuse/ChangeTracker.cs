@@ -30,6 +30,25 @@ public sealed class ChangeSet
 
     public int Count => Paths.Count;
 
+    /// <summary>No path.</summary>
+    public static ChangeSet Empty { get; } = new(new Dictionary<string, ChangeScope>(StringComparer.Ordinal));
+
+    /// <summary>A set built from paths and scopes received from a peer.</summary>
+    public static ChangeSet Of(IEnumerable<KeyValuePair<string, ChangeScope>> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        var all = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
+        foreach (var (path, scope) in paths)
+        {
+            if (!all.TryGetValue(path, out var known) || known < scope)
+            {
+                all[path] = scope;
+            }
+        }
+
+        return new ChangeSet(all);
+    }
+
     /// <summary>Both sets in one (each path with the wider of its scopes): one pass covers them.</summary>
     public static ChangeSet Union(ChangeSet first, ChangeSet second)
     {

@@ -331,6 +331,20 @@ public sealed unsafe class MirrorApplier : IDisposable
                 return Result(r.I32() != 0 ? Posix.FDataSync(fd) : Posix.FSync(fd));
             }
 
+            case MutationKind.Checkpoint:
+            {
+                var fd = Posix.OpenAt(Posix.AtFdCwd, PassthroughFileSystem.ProcPath(_nodes[InodeTable.RootId], path), Posix.ORdonly | Posix.ODirectory | Posix.OCloexec, 0);
+                if (fd < 0)
+                {
+                    return Posix.Errno;
+                }
+
+                var result = Posix.SyncFs(fd);
+                var errno = result < 0 ? Posix.Errno : 0;
+                Posix.Close(fd);
+                return errno;
+            }
+
             case MutationKind.Fsyncdir:
             {
                 var fd = Posix.OpenAt(Posix.AtFdCwd, PassthroughFileSystem.ProcPath(_nodes[r.U64()], path), Posix.ORdonly | Posix.ODirectory | Posix.OCloexec, 0);

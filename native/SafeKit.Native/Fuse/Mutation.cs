@@ -75,6 +75,12 @@ public enum MutationKind : byte
     /// data directory — or, deleted but still open, a file of its own with no name.
     /// </summary>
     BindPath = 21,
+
+    /// <summary>
+    /// (): SECOND makes its whole copy durable (syncfs) before acknowledging — every change sent
+    /// before it is then safe on SECOND, and PRIM's journal may forget them.
+    /// </summary>
+    Checkpoint = 22,
 }
 
 /// <summary>Writes a mutation's fields (little-endian; names and values length-prefixed) into a span.</summary>
@@ -217,6 +223,9 @@ public readonly struct ReplicationTicket : IEquatable<ReplicationTicket>
             _completion.GetAwaiter().GetResult();
         }
     }
+
+    /// <summary>The acknowledgement itself, to await once (for a caller that is not answering the application).</summary>
+    public ValueTask AsValueTask() => _completion;
 
     public bool Equals(ReplicationTicket other) => _completion.Equals(other._completion) && MustWait == other.MustWait;
 

@@ -251,8 +251,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
 
         var ticket = ReplicationTicket.None;
         int errno;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendNode(id, ChangeScope.Entry);
             var done = 0;
             errno = ApplySetattr(inode, attr, toSet, fileInfo, ref done);
             if (done != 0 && _sink is not null)
@@ -277,6 +279,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -379,8 +382,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         FuseEntryParam entry = default;
         int errno;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendNode(dir.Id, ChangeScope.Directory);
             var result = linkTarget is not null ? Posix.SymlinkAt(linkTarget, dir.Fd, name)
                 : directory ? Posix.MkdirAt(dir.Fd, name, mode & 0xFFF)
                 : Posix.MknodAt(dir.Fd, name, mode, device);
@@ -422,6 +427,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -443,8 +449,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         int result;
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendNode(dir.Id, ChangeScope.Directory);
             result = Posix.UnlinkAt(dir.Fd, name, directory ? Posix.AtRemoveDir : 0);
             if (result < 0)
             {
@@ -460,6 +468,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -474,8 +483,17 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
 
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            // Both listings, and everything under the name that receives something (both names for an exchange).
+            journaled = Math.Max(IntendNode(from.Id, ChangeScope.Directory), IntendNode(to.Id, ChangeScope.Directory));
+            journaled = Math.Max(journaled, IntendChild(to.Id, newName, ChangeScope.Tree));
+            if ((flags & 2) != 0)
+            {
+                journaled = Math.Max(journaled, IntendChild(from.Id, name, ChangeScope.Tree));
+            }
+
             if (Posix.RenameAt2(from.Fd, name, to.Fd, newName, flags) < 0)
             {
                 errno = Posix.Errno;
@@ -493,6 +511,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -509,8 +528,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         FuseEntryParam entry = default;
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = Math.Max(IntendNode(dir.Id, ChangeScope.Directory), IntendNode(id, ChangeScope.Entry));
             if (Posix.LinkAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), dir.Fd, newName, Posix.AtSymlinkFollow) < 0)
             {
                 errno = Posix.Errno;
@@ -530,6 +551,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -563,8 +585,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         var path = stackalloc byte[32];
         int fd;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = (fileInfo->Flags & Posix.OTrunc) != 0 ? IntendNode(id, ChangeScope.Entry) : 0;
             fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), RealFlags(fileInfo->Flags), 0);
             if (fd >= 0)
             {
@@ -588,6 +612,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
+        Journaled(journaled);
         ticket.Wait();
         fileInfo->Fh = (ulong)fd;
         CacheMode(fileInfo);
@@ -610,8 +635,11 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         int fd;
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            // The listing, and the new file by name: what the application writes into it next is covered already.
+            journaled = Math.Max(IntendNode(dir.Id, ChangeScope.Directory), IntendChild(dir.Id, name, ChangeScope.Entry));
             fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat, mode & 0xFFF);
             if (fd < 0)
             {
@@ -628,6 +656,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
                 if (errno == 0)
                 {
                     Opened(fd, entry.Ino, fileInfo->Flags);
+                    _journal?.NoteNode(entry.Ino, ChangeScope.Entry);
                 }
 
                 if (_sink is not null)
@@ -649,6 +678,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -716,8 +746,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         nint written;
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendHandle(fileInfo->Fh);
             if (_sink is not null && (fileInfo->Flags & Posix.OAppend) == 0 && size > 0)
             {
                 // Sent first, so SECOND receives and applies it while this disk writes it: the
@@ -747,6 +779,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
+        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyWrite(request, (nuint)written);
     }
@@ -969,8 +1002,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         var path = stackalloc byte[32];
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendNode(id, ChangeScope.Entry);
             if (Posix.SetXattr(ProcPath(inode.Fd, path), name, value, size, flags) < 0)
             {
                 errno = Posix.Errno;
@@ -986,6 +1021,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -1059,8 +1095,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         var path = stackalloc byte[32];
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendNode(id, ChangeScope.Entry);
             if (Posix.RemoveXattr(ProcPath(inode.Fd, path), name) < 0)
             {
                 errno = Posix.Errno;
@@ -1075,6 +1113,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -1083,8 +1122,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     {
         var errno = 0;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendHandle(fileInfo->Fh);
             if (Posix.FAllocate((int)fileInfo->Fh, mode, offset, length) < 0)
             {
                 errno = Posix.Errno;
@@ -1101,6 +1142,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
+        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -1114,8 +1156,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         var to = offsetOut;
         nint copied;
         var ticket = ReplicationTicket.None;
+        long journaled;
         lock (_sequence)
         {
+            journaled = IntendHandle(fileOut->Fh);
             copied = Posix.CopyFileRange((int)fileIn->Fh, &offsetIn, (int)fileOut->Fh, &offsetOut, length, (uint)flags);
             if (copied > 0 && _sink is not null)
             {
@@ -1138,6 +1182,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
+        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyWrite(request, (nuint)copied);
     }

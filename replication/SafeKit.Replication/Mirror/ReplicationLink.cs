@@ -83,6 +83,7 @@ public sealed partial class ReplicationLink : IReplicationSink
 
             previous = _sender;
             Volatile.Write(ref _sender, sender);
+            Attachments++;
             AloneReason = null;
             Interlocked.Exchange(ref _sinceAlone, 0);
             Volatile.Write(ref _state, (int)LinkState.Mirroring);
@@ -95,6 +96,9 @@ public sealed partial class ReplicationLink : IReplicationSink
             _ = previous.DisposeAsync().AsTask().ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         }
     }
+
+    /// <summary>How many times this link was attached to a new SECOND (a resync's end).</summary>
+    public int Attachments { get; private set; }
 
     /// <summary>Bytes sent to SECOND and not yet acknowledged (0 when alone).</summary>
     public long BytesInFlight => _sender is null || State == LinkState.Alone ? 0 : _sender.BytesInFlight;

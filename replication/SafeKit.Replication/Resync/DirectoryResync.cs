@@ -37,7 +37,13 @@ public sealed class DirectoryResync : IAsyncDisposable
 
     public ResyncStatistics Statistics => _source.Statistics;
 
-    /// <summary>How long the first (full) pass took.</summary>
+    /// <summary>What the first pass looked at: the journals' paths, or the whole tree and why.</summary>
+    public string FirstPassScope { get; private set; } = "";
+
+    /// <summary>Whether the first pass used the journals (no tree walk).</summary>
+    public bool FromJournal { get; private set; }
+
+    /// <summary>How long the first pass took.</summary>
     public TimeSpan FirstPass { get; private set; }
 
     /// <summary>Pre-copy passes run (the frozen one not included).</summary>
@@ -56,11 +62,16 @@ public sealed class DirectoryResync : IAsyncDisposable
         return new DirectoryResync(fileSystem, new ResyncSource(fileSystem.DataDirectory, connection));
     }
 
-    /// <summary>The live passes: everything once, then what changed meanwhile, until it is little.</summary>
+    /// <summary>
+    /// The live passes: what the journals list (or, when they cannot be trusted, everything)
+    /// once, then what changed meanwhile, until it is little.
+    /// </summary>
     public async Task PrecopyAsync(IProgress<string>? progress, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        await _source.PassAsync(null, cancellationToken);
+        var journaled = await FromJournalsAsync(cancellationToken);
+        progress?.Report($"pass 1 over {FirstPassScope}");
+        await _source.PassAsync(journaled, cancellationToken);
         FirstPass = Stopwatch.GetElapsedTime(started);
         Passes = 1;
         progress?.Report($"pass 1: {_source.Statistics}");
@@ -77,6 +88,40 @@ public sealed class DirectoryResync : IAsyncDisposable
             Passes++;
             progress?.Report($"pass {Passes}: {changes.Count} changed paths; {_source.Statistics}");
         }
+    }
+
+    /// <summary>
+    /// The paths the first pass must look at: this node's journal (every change since the
+    /// generation both copies last shared, tracked since before this resync's own tracking
+    /// started) and the target's (what it changed beyond that generation) — or null, to walk the
+    /// whole tree, when either cannot be trusted or the target's copy is not at that generation.
+    /// </summary>
+    private async Task<ChangeSet?> FromJournalsAsync(CancellationToken cancellationToken)
+    {
+        if (_fileSystem.Journal is not { } journal)
+        {
+            FirstPassScope = "the whole tree (no journal on this node)";
+            return null;
+        }
+
+        var mine = journal.Snapshot();
+        var complete = journal.Complete;
+        var target = await _source.TargetJournalAsync(cancellationToken);
+        var why = !complete ? "this node's journal is incomplete"
+            : target is null ? "the target did not describe its copy"
+            : target.Data != journal.Base ? "the target's copy is not at the generation this node's journal starts from"
+            : !target.Complete || target.Base != target.Data ? "the target's own journal is incomplete"
+            : null;
+        if (why is not null)
+        {
+            FirstPassScope = $"the whole tree ({why})";
+            return null;
+        }
+
+        var paths = ChangeSet.Union(mine, target!.Paths);
+        FromJournal = true;
+        FirstPassScope = $"{paths.Count} journaled paths ({mine.Count} here, {target.Paths.Count} on the target)";
+        return paths;
     }
 
     /// <summary>Freezes the file system and makes the target equal to it (what changed since the last live pass).</summary>

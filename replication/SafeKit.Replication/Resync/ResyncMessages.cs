@@ -13,6 +13,8 @@ namespace SafeKit.Replication.Resync;
 /// Hashes  path, block size, first block, count → target's size, one XxHash128 per block
 /// Data    path, last?, final size and metadata, blocks (offset, length, zstd or raw bytes) → ok
 /// Finish  → the target's copy is durable (syncfs)
+/// Journal → the target's data generation and its own change journal (base, complete?, paths):
+///           what its copy may hold that the source's lacks (it crashed as PRIM)
 /// </code>
 /// </summary>
 internal enum ResyncMessageType : byte
@@ -21,6 +23,7 @@ internal enum ResyncMessageType : byte
     Hashes = 2,
     Data = 3,
     Finish = 4,
+    Journal = 5,
 }
 
 /// <summary>An entry as the source describes it. A regular file with several links carries its (device, inode) as key.</summary>

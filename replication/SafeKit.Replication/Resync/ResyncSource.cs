@@ -142,6 +142,36 @@ public sealed class ResyncSource : IAsyncDisposable
         Statistics.WireBytes = _connection.WireBytes;
     }
 
+    /// <summary>The target's data generation and journal (null when it does not say: walk everything).</summary>
+    public async Task<TargetJournal?> TargetJournalAsync(CancellationToken cancellationToken = default)
+    {
+        using var request = new MessageWriter(ResyncMessageType.Journal);
+        using var reader = Check(await await SendAsync(request.ToArray(), cancellationToken), ResyncMessageType.Journal, "the journal request");
+        if (!reader.Body.ReadBoolean())
+        {
+            return null;
+        }
+
+        var data = new Guid(reader.Body.ReadBytes(16));
+        var @base = new Guid(reader.Body.ReadBytes(16));
+        var complete = reader.Body.ReadBoolean();
+        var count = reader.Body.ReadInt32();
+        var paths = new List<KeyValuePair<string, ChangeScope>>(Math.Min(count, 1 << 20));
+        for (var i = 0; i < count; i++)
+        {
+            var path = reader.RelativePath();
+            var scope = (ChangeScope)reader.Body.ReadByte();
+            if (scope is < ChangeScope.Entry or > ChangeScope.Tree)
+            {
+                throw new InvalidDataException($"the resync target sent an unknown change scope {(int)scope} for '{path}'");
+            }
+
+            paths.Add(new(path, scope));
+        }
+
+        return new TargetJournal(data, @base, complete, ChangeSet.Of(paths));
+    }
+
     private static string Parent(string relative) => relative.LastIndexOf('/') is var slash and >= 0 ? relative[..slash] : "";
 
     /// <summary>

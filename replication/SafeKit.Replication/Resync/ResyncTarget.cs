@@ -33,6 +33,9 @@ public sealed class ResyncTarget : IDisposable
     /// </summary>
     public Action<byte[]>? Handover { get; init; }
 
+    /// <summary>What this copy is and may hold beyond it (asked by the source first); null: not known, the source walks everything.</summary>
+    public Func<TargetJournal>? Journal { get; init; }
+
     /// <summary>Files whose content was written.</summary>
     public long FilesWritten { get; private set; }
 
@@ -75,6 +78,9 @@ public sealed class ResyncTarget : IDisposable
                     case ResyncMessageType.Data:
                         Data(reader);
                         break;
+                    case ResyncMessageType.Journal:
+                        WriteJournal(answer);
+                        break;
                     case ResyncMessageType.Finish:
                         CloseOpen();
                         DirectorySync.SyncFileSystem(_root);
@@ -104,6 +110,34 @@ public sealed class ResyncTarget : IDisposable
         }
 
         return response.ToArray();
+    }
+
+    private void WriteJournal(BinaryWriter answer)
+    {
+        if (Journal?.Invoke() is not { } journal)
+        {
+            answer.Write(false);
+            return;
+        }
+
+        // Too many paths for one message: say the journal cannot be used (the source walks everything).
+        var fits = journal.Paths.Paths.Keys.Sum(static p => (long)System.Text.Encoding.UTF8.GetByteCount(p) + 8) < ResyncConnection.MaxMessageLength / 2;
+        answer.Write(true);
+        answer.Write(journal.Data.ToByteArray());
+        answer.Write(journal.Base.ToByteArray());
+        answer.Write(journal.Complete && fits);
+        if (!fits)
+        {
+            answer.Write(0);
+            return;
+        }
+
+        answer.Write(journal.Paths.Count);
+        foreach (var (path, scope) in journal.Paths.Paths)
+        {
+            answer.Write(path);
+            answer.Write((byte)scope);
+        }
     }
 
     private string Full(string relative) => relative.Length == 0 ? _root : Path.Join(_root, relative);

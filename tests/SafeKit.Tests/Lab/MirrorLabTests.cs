@@ -120,7 +120,10 @@ public sealed class MirrorLabTests
         lab.WaitForState(2, "PRIM");
         Assert.Equal(pid, File.ReadAllText(nginxPid));
         Assert.Equal(journal, lab.Exec("m1", "cat", "/var/lib/safekit/mirror/data/srv/www/journal.log").Output);
-        Assert.Contains("resynchronised", string.Join('\n', lab.Exec("client", Tools.Safekit, "events", "--node", "https://198.18.0.22:9453").Output), StringComparison.Ordinal);
+        // Only the journals' paths were looked at: m2's since it took over, m1's in flight at its crash.
+        var events = string.Join('\n', lab.Exec("client", Tools.Safekit, "events", "--node", "https://198.18.0.22:9453").Output);
+        Assert.Contains("resynchronised", events, StringComparison.Ordinal);
+        Assert.Contains("journaled paths", events, StringComparison.Ordinal);
 
         // Mirroring again: a write on m2 is on m1's copy when it returns.
         var after = lab.Exec("m2", "sh", "-c", "echo after-failback >> /srv/www/journal.log");
@@ -422,7 +425,7 @@ public sealed class MirrorLabTests
         Assert.True(result.Succeeded, result.Error);
     }
 
-    private static int Count(List<string> lines)
+    internal static int Count(List<string> lines)
     {
         lock (lines)
         {
@@ -431,7 +434,7 @@ public sealed class MirrorLabTests
     }
 
     /// <summary>Runs the fsync'd appender on a node; every line it prints (an acknowledged record) goes to <paramref name="acknowledged"/>.</summary>
-    private static Process StartWriter(MirrorLab lab, string node, string file, List<string> acknowledged) =>
+    internal static Process StartWriter(MirrorLab lab, string node, string file, List<string> acknowledged) =>
         StartCollector(lab, node, acknowledged, "python3", "-u", "-c", Writer, file);
 
     /// <summary>Runs <paramref name="command"/> on a lab node; every line it prints goes to <paramref name="lines"/>.</summary>

@@ -1,0 +1,571 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using SafeKit.Native.Files;
+using SafeKit.Native.Interop;
+
+namespace SafeKit.Native.Fuse;
+
+/// <summary>
+/// The crash-safe record of what PRIM changed that its peer may lack (DRBD's activity log, by
+/// path): every changed path is written here before the change is made and is durable before
+/// the change is acknowledged, so after any crash a resync looks at these paths only instead of
+/// walking the whole tree. Cheap on the write path: a path is written once per epoch (a file's
+/// next writes find its node already noted), and concurrent callers share one fdatasync.
+/// <para>
+/// Epochs bound its size while mirroring: a new epoch starts, a checkpoint makes everything
+/// before it durable on SECOND, and the older epochs are dropped. While the peer is away nothing
+/// is dropped: the journal then lists everything since the last generation both copies shared
+/// (<see cref="Base"/>). <see cref="Complete"/> is false when the record cannot be trusted to
+/// hold every change since <see cref="Base"/> (it was lost or failed): a resync then walks everything.
+/// </para>
+/// </summary>
+public sealed unsafe class ChangeJournal : IDisposable
+{
+    private const int HeaderSize = 64;
+    private const int Chunk = 1 << 20;
+    private const int MaxPath = 4096;
+    private const string Extension = ".journal";
+    private const string IncompleteMarker = "INCOMPLETE";
+    private const uint Version = 1;
+    private static ReadOnlySpan<byte> Magic => "SKJ1"u8;
+
+    private readonly string _directory;
+    private readonly Lock _gate = new();
+    private readonly object _syncGate = new(); // Monitor.Wait: waiters sleep until the fdatasync covering them is done.
+    private readonly List<(long Number, Dictionary<string, ChangeScope> Paths)> _epochs = [];
+
+    /// <summary>The current epoch's nodes already noted (and how widely): a write storm pays the path lookup once.</summary>
+    private readonly Dictionary<ulong, ChangeScope> _nodes = [];
+    private readonly byte[] _record = new byte[8 + MaxPath];
+    private int _fd = -1;
+    private long _length;
+    private long _allocated;
+    private long _written;
+    private long _synced;
+    private bool _syncing;
+    private bool _complete;
+
+    private ChangeJournal(string directory, Guid @base, bool complete)
+    {
+        _directory = directory;
+        Base = @base;
+        _complete = complete;
+    }
+
+    /// <summary>The last generation both copies shared: the journal lists every change made since.</summary>
+    public Guid Base { get; private set; }
+
+    /// <summary>Whether the journal can be trusted to hold every change since <see cref="Base"/>.</summary>
+    public bool Complete
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _complete;
+            }
+        }
+    }
+
+    /// <summary>The current epoch's number.</summary>
+    public long Epoch
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _epochs[^1].Number;
+            }
+        }
+    }
+
+    /// <summary>Paths noted in the epochs still kept.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return Union().Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens the journal in <paramref name="directory"/> and starts a new epoch in it. The epochs
+    /// already there are kept when they continue <paramref name="base"/>; otherwise (another
+    /// history, or none) they are discarded and the new record is complete only if
+    /// <paramref name="completeIfNew"/> (the data is known to be <paramref name="base"/>'s as is).
+    /// </summary>
+    /// <exception cref="NativeException">The directory or its files cannot be written.</exception>
+    public static ChangeJournal Open(string directory, Guid @base, bool completeIfNew)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        Directory.CreateDirectory(directory);
+        var found = Read(directory);
+        ChangeJournal journal;
+        if (found is { } kept && kept.Base == @base)
+        {
+            journal = new ChangeJournal(directory, @base, kept.Complete);
+            journal._epochs.AddRange(kept.Epochs);
+        }
+        else
+        {
+            Delete(directory);
+            Directory.CreateDirectory(directory);
+            journal = new ChangeJournal(directory, @base, completeIfNew);
+            if (!completeIfNew)
+            {
+                journal.MarkIncomplete();
+            }
+        }
+
+        journal.StartEpoch(journal._epochs.Count == 0 ? 1 : journal._epochs[^1].Number + 1);
+        return journal;
+    }
+
+    /// <summary>What a journal directory holds (for a node that is not serving): null when there is none.</summary>
+    public static JournalContents? Read(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (!Directory.Exists(directory))
+        {
+            return null;
+        }
+
+        var files = Directory.GetFiles(directory, "*" + Extension).Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0)
+        {
+            return null;
+        }
+
+        var epochs = new List<(long, Dictionary<string, ChangeScope>)>();
+        Guid? @base = null;
+        var complete = !File.Exists(Path.Combine(directory, IncompleteMarker));
+        foreach (var file in files)
+        {
+            var bytes = File.ReadAllBytes(file);
+            if (!ReadHeader(bytes, out var fileBase, out var number, out var fileComplete))
+            {
+                continue; // Created but never used: its header is made durable before the first record.
+            }
+
+            if (@base is { } known && known != fileBase)
+            {
+                complete = false; // Epochs of two histories: trust neither.
+            }
+
+            @base ??= fileBase;
+            complete &= fileComplete;
+            epochs.Add((number, ReadRecords(bytes)));
+        }
+
+        return @base is { } b ? new JournalContents(b, complete, epochs) : null;
+    }
+
+    /// <summary>Removes a journal (a node whose copy was just made equal to its peer's).</summary>
+    public static void Delete(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+            DirectorySync.Fsync(Path.GetDirectoryName(Path.GetFullPath(directory))!);
+        }
+    }
+
+    /// <summary>Whether <paramref name="node"/> is already noted in this epoch at least as widely as <paramref name="scope"/>.</summary>
+    public bool IsNoted(ulong node, ChangeScope scope)
+    {
+        lock (_gate)
+        {
+            return _nodes.TryGetValue(node, out var known) && known >= scope;
+        }
+    }
+
+    /// <summary>Marks a node noted (its path was noted under another name in the same step, e.g. the name it was created with).</summary>
+    public void NoteNode(ulong node, ChangeScope scope)
+    {
+        lock (_gate)
+        {
+            if (!_nodes.TryGetValue(node, out var known) || known < scope)
+            {
+                _nodes[node] = scope;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="relative"/> into the journal (before the change it covers is made);
+    /// returns what to pass to <see cref="WaitDurable"/> before the change is acknowledged, 0 when
+    /// this epoch already holds it.
+    /// </summary>
+    public long Note(string relative, ChangeScope scope, ulong node = 0)
+    {
+        ArgumentNullException.ThrowIfNull(relative);
+        lock (_gate)
+        {
+            if (node != 0)
+            {
+                _nodes[node] = _nodes.TryGetValue(node, out var known) && known > scope ? known : scope;
+            }
+
+            var paths = _epochs[^1].Paths;
+            if (paths.TryGetValue(relative, out var noted) && noted >= scope)
+            {
+                return 0;
+            }
+
+            paths[relative] = scope;
+            if (System.Text.Encoding.UTF8.GetByteCount(relative) > MaxPath)
+            {
+                Fail(); // A path no file system here allows: the record cannot hold it, so it is not trusted.
+                return 0;
+            }
+
+            var length = System.Text.Encoding.UTF8.GetBytes(relative, 0, relative.Length, _record, 4);
+
+            BinaryPrimitives.WriteUInt16LittleEndian(_record, (ushort)length);
+            _record[2] = (byte)scope;
+            _record[3] = 0;
+            var size = 4 + length + 4;
+            BinaryPrimitives.WriteUInt32LittleEndian(_record.AsSpan(4 + length), XxHash32.HashToUInt32(_record.AsSpan(0, 4 + length)));
+            if (!Append(_record.AsSpan(0, size)))
+            {
+                Fail();
+                return 0;
+            }
+
+            return ++_written;
+        }
+    }
+
+    /// <summary>Returns once the record <paramref name="sequence"/> (from <see cref="Note"/>) is on disk; waiters share one fdatasync.</summary>
+    public void WaitDurable(long sequence)
+    {
+        while (true)
+        {
+            long target;
+            int fd;
+            lock (_syncGate)
+            {
+                while (true)
+                {
+                    if (Volatile.Read(ref _synced) >= sequence)
+                    {
+                        return;
+                    }
+
+                    if (!_syncing)
+                    {
+                        break;
+                    }
+
+                    Monitor.Wait(_syncGate);
+                }
+
+                _syncing = true;
+            }
+
+            lock (_gate)
+            {
+                target = _written;
+                fd = _fd;
+            }
+
+            var failed = Posix.FDataSync(fd) < 0;
+            if (failed)
+            {
+                lock (_gate)
+                {
+                    // An epoch left meanwhile was synced (and closed) by BeginEpoch: only the current file's failure counts.
+                    failed = fd == _fd;
+                }
+            }
+
+            lock (_syncGate)
+            {
+                if (failed)
+                {
+                    Fail();
+                }
+
+                if (target > _synced)
+                {
+                    Volatile.Write(ref _synced, target);
+                }
+
+                _syncing = false;
+                Monitor.PulseAll(_syncGate);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts a new epoch (call it where no change is in progress); returns the previous one's
+    /// number, for <see cref="DropThrough"/> once everything before this point is durable on SECOND.
+    /// </summary>
+    public long BeginEpoch()
+    {
+        lock (_gate)
+        {
+            var previous = _epochs[^1].Number;
+            FlushCurrent();
+            StartEpoch(previous + 1);
+            return previous;
+        }
+    }
+
+    /// <summary>Drops the epochs up to <paramref name="epoch"/>: the peer holds, durably, every change they list.</summary>
+    public void DropThrough(long epoch)
+    {
+        lock (_gate)
+        {
+            while (_epochs.Count > 1 && _epochs[0].Number <= epoch)
+            {
+                File.Delete(EpochPath(_epochs[0].Number));
+                _epochs.RemoveAt(0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The copies are equal now (a resync's handover), at generation <paramref name="base"/>:
+    /// everything noted so far is dropped and the record is complete again.
+    /// </summary>
+    public void Restart(Guid @base)
+    {
+        lock (_gate)
+        {
+            var previous = _epochs[^1].Number;
+            FlushCurrent();
+            Base = @base;
+            _complete = true;
+            File.Delete(Path.Combine(_directory, IncompleteMarker));
+            StartEpoch(previous + 1);
+            DropThrough(previous);
+        }
+    }
+
+    /// <summary>Every path noted in the epochs kept, each with its widest scope.</summary>
+    public ChangeSet Snapshot()
+    {
+        lock (_gate)
+        {
+            return new ChangeSet(Union());
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_fd >= 0)
+            {
+                Posix.FDataSync(_fd);
+                Posix.Close(_fd);
+                _fd = -1;
+            }
+        }
+    }
+
+    private Dictionary<string, ChangeScope> Union()
+    {
+        var all = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
+        foreach (var (_, paths) in _epochs)
+        {
+            Merge(all, paths);
+        }
+
+        return all;
+    }
+
+    internal static void Merge(Dictionary<string, ChangeScope> into, IReadOnlyDictionary<string, ChangeScope> paths)
+    {
+        foreach (var (path, scope) in paths)
+        {
+            if (!into.TryGetValue(path, out var known) || known < scope)
+            {
+                into[path] = scope;
+            }
+        }
+    }
+
+    private string EpochPath(long number) => Path.Combine(_directory, $"{number:D12}{Extension}");
+
+    /// <summary>Creates the epoch's file, its header durable (and its name, by an fsync of the directory) before any record goes in.</summary>
+    private void StartEpoch(long number)
+    {
+        var path = System.Text.Encoding.UTF8.GetBytes(EpochPath(number) + "\0");
+        int fd;
+        fixed (byte* p = path)
+        {
+            fd = Posix.OpenAt(Posix.AtFdCwd, p, Posix.ORdwr | Posix.OCreat | Posix.OTrunc | Posix.OCloexec, 0x180);
+        }
+
+        if (fd < 0)
+        {
+            throw NativeException.FromLastError($"create {EpochPath(number)}");
+        }
+
+        Span<byte> header = stackalloc byte[HeaderSize];
+        header.Clear();
+        Magic.CopyTo(header);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], _complete ? 1u : 0u);
+        Base.TryWriteBytes(header[16..]);
+        BinaryPrimitives.WriteInt64LittleEndian(header[32..], number);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[60..], XxHash32.HashToUInt32(header[..60]));
+        var old = _fd;
+        _fd = fd;
+        _length = 0;
+        _allocated = 0;
+        if (!Append(header) || Posix.FDataSync(fd) < 0)
+        {
+            throw new NativeException($"write {EpochPath(number)}", Posix.Errno);
+        }
+
+        DirectorySync.Fsync(_directory);
+        if (old >= 0)
+        {
+            Posix.Close(old);
+        }
+
+        _epochs.Add((number, new Dictionary<string, ChangeScope>(StringComparer.Ordinal)));
+        _nodes.Clear();
+    }
+
+    /// <summary>Writes at the end, in space zero-filled ahead (a record's fdatasync then has no size to update).</summary>
+    private bool Append(ReadOnlySpan<byte> bytes)
+    {
+        if (_length + bytes.Length > _allocated)
+        {
+            var zeros = new byte[Chunk];
+            fixed (byte* z = zeros)
+            {
+                if (Posix.PWrite(_fd, z, Chunk, _allocated) != Chunk)
+                {
+                    return false;
+                }
+            }
+
+            _allocated += Chunk;
+        }
+
+        fixed (byte* b = bytes)
+        {
+            if (Posix.PWrite(_fd, b, (nuint)bytes.Length, _length) != bytes.Length)
+            {
+                return false;
+            }
+        }
+
+        _length += bytes.Length;
+        return true;
+    }
+
+    /// <summary>Under <see cref="_gate"/>: the current epoch's records durable before it is left.</summary>
+    private void FlushCurrent()
+    {
+        if (Posix.FDataSync(_fd) < 0)
+        {
+            Fail();
+        }
+
+        lock (_syncGate)
+        {
+            Volatile.Write(ref _synced, _written);
+            Monitor.PulseAll(_syncGate);
+        }
+    }
+
+    /// <summary>The record could not be kept: from now on it is not trusted (a resync walks everything).</summary>
+    private void Fail()
+    {
+        lock (_gate)
+        {
+            _complete = false;
+        }
+
+        MarkIncomplete();
+    }
+
+    private void MarkIncomplete()
+    {
+        try
+        {
+            File.WriteAllBytes(Path.Combine(_directory, IncompleteMarker), []);
+            DirectorySync.Fsync(_directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NativeException)
+        {
+            // The in-memory flag still holds for this run; nothing better can be done on a failing disk.
+        }
+    }
+
+    private static bool ReadHeader(ReadOnlySpan<byte> bytes, out Guid @base, out long number, out bool complete)
+    {
+        @base = default;
+        number = 0;
+        complete = false;
+        if (bytes.Length < HeaderSize || !bytes[..4].SequenceEqual(Magic) || BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]) != Version
+            || BinaryPrimitives.ReadUInt32LittleEndian(bytes[60..]) != XxHash32.HashToUInt32(bytes[..60]))
+        {
+            return false;
+        }
+
+        complete = (BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]) & 1) != 0;
+        @base = new Guid(bytes.Slice(16, 16));
+        number = BinaryPrimitives.ReadInt64LittleEndian(bytes[32..]);
+        return true;
+    }
+
+    /// <summary>The records up to the first empty or torn one (a crash in the middle of a write).</summary>
+    private static Dictionary<string, ChangeScope> ReadRecords(ReadOnlySpan<byte> bytes)
+    {
+        var paths = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
+        var offset = HeaderSize;
+        while (offset + 8 <= bytes.Length)
+        {
+            var length = BinaryPrimitives.ReadUInt16LittleEndian(bytes[offset..]);
+            var scope = (ChangeScope)bytes[offset + 2];
+            if (length == 0 && scope == 0)
+            {
+                break;
+            }
+
+            if (length > MaxPath || offset + 8 + length > bytes.Length || scope is < ChangeScope.Entry or > ChangeScope.Tree
+                || BinaryPrimitives.ReadUInt32LittleEndian(bytes[(offset + 4 + length)..]) != XxHash32.HashToUInt32(bytes.Slice(offset, 4 + length)))
+            {
+                break;
+            }
+
+            var path = System.Text.Encoding.UTF8.GetString(bytes.Slice(offset + 4, length));
+            if (!paths.TryGetValue(path, out var known) || known < scope)
+            {
+                paths[path] = scope;
+            }
+
+            offset += 8 + length;
+        }
+
+        return paths;
+    }
+}
+
+/// <summary>A journal as found on disk: its base generation, whether it is trusted, and its epochs' paths.</summary>
+public sealed record JournalContents(Guid Base, bool Complete, IReadOnlyList<(long Number, Dictionary<string, ChangeScope> Paths)> Epochs)
+{
+    /// <summary>Every path, each with its widest scope.</summary>
+    public ChangeSet Paths()
+    {
+        var all = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
+        foreach (var (_, paths) in Epochs)
+        {
+            ChangeJournal.Merge(all, paths);
+        }
+
+        return new ChangeSet(all);
+    }
+}

@@ -1,0 +1,90 @@
+using SafeKit.Native.Files;
+
+namespace SafeKit.Native.Fuse;
+
+/// <summary>
+/// The change journal on the write path: under <see cref="_sequence"/>, before a change is made,
+/// the paths it touches are written to the journal (a crash after the change then cannot miss
+/// it); the caller waits for them to be durable before answering the application.
+/// </summary>
+public sealed unsafe partial class PassthroughFileSystem
+{
+    private ChangeJournal? _journal;
+
+    /// <summary>The journal this file system writes every change into from now on.</summary>
+    public ChangeJournal? Journal => _journal;
+
+    /// <summary>Starts writing every change into <paramref name="journal"/> (before mounting, or with nothing in progress).</summary>
+    public void UseJournal(ChangeJournal journal)
+    {
+        ArgumentNullException.ThrowIfNull(journal);
+        lock (_sequence)
+        {
+            _canonicalRoot ??= LinkTarget(_inodes.Root.Fd);
+            _journal = journal;
+        }
+    }
+
+    /// <summary>
+    /// While mirroring: starts a new journal epoch and sends SECOND a checkpoint (it makes its
+    /// whole copy durable) after every change of the epochs before. Once the checkpoint is
+    /// acknowledged — the returned task, then the link still mirroring — those epochs may be
+    /// dropped (<see cref="ChangeJournal.DropThrough"/> with the returned epoch).
+    /// </summary>
+    public (long Epoch, Task Acknowledged) RotateJournal()
+    {
+        var journal = _journal ?? throw new InvalidOperationException("this file system has no journal");
+        lock (_sequence)
+        {
+            var previous = journal.BeginEpoch();
+            return (previous, Send(MutationKind.Checkpoint, [], changes: false, durable: true).AsValueTask().AsTask());
+        }
+    }
+
+    /// <summary>Before the change: its node's path (e.g. a file about to be written); 0 when nothing needs waiting for.</summary>
+    private long IntendNode(ulong id, ChangeScope scope)
+    {
+        if (_journal is not { } journal || journal.IsNoted(id, scope) || Node(id) is not { } inode)
+        {
+            return 0;
+        }
+
+        if (scope == ChangeScope.Entry && IsDirectory(inode.Fd))
+        {
+            scope = ChangeScope.Directory; // A directory's own metadata: its listing is compared.
+        }
+
+        return Relative(inode.Fd) is { } relative ? journal.Note(relative, scope, id) : 0;
+    }
+
+    /// <summary>Before the change: a name in a directory (one about to be created, or to arrive by rename).</summary>
+    private long IntendChild(ulong parent, byte* name, ChangeScope scope)
+    {
+        if (_journal is not { } journal || Node(parent) is not { } inode || Relative(inode.Fd) is not { } relative)
+        {
+            return 0;
+        }
+
+        var child = System.Text.Encoding.UTF8.GetString(Name(name));
+        return journal.Note(relative.Length == 0 ? child : $"{relative}/{child}", scope);
+    }
+
+    /// <summary>Before the change: the file behind an open handle (about to be written).</summary>
+    private long IntendHandle(ulong handle) =>
+        _journal is null || !_open.TryGetValue(handle, out var file) ? 0 : IntendNode(file.Node, ChangeScope.Entry);
+
+    /// <summary>After the change, before answering: the journal records it needed are on disk.</summary>
+    private void Journaled(long sequence)
+    {
+        if (sequence != 0)
+        {
+            _journal?.WaitDurable(sequence);
+        }
+    }
+
+    private static bool IsDirectory(int fd)
+    {
+        Stat stat;
+        return Posix.FStatAt(fd, (byte*)Empty, &stat, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) == 0 && (stat.Mode & 0xF000) == 0x4000;
+    }
+}

@@ -1,0 +1,140 @@
+using System.Net;
+using Microsoft.Extensions.Logging.Abstractions;
+using SafeKit.Native.Fuse;
+using SafeKit.Native.Host;
+using SafeKit.Replication.Mirror;
+using SafeKit.Replication.Resync;
+using SafeKit.Tests.Infrastructure;
+using SafeKit.Tests.Replication;
+
+namespace SafeKit.Tests.Resync;
+
+/// <summary>
+/// Failback after the survivor itself crashed while alone: every change made through its mount
+/// was journaled first, so after the restart the resync looks only at the journaled paths — its
+/// own and those the target says it changed as PRIM before its crash — never walking the tree,
+/// and the copies end equal.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class JournaledResyncTests
+{
+    /// <summary>Every kind of change, made through the mount as an application would.</summary>
+    private const string Changes = """
+        set -e
+        dd if=/dev/urandom of=inplace/big.bin bs=4096 count=3 seek=40 conv=notrunc status=none
+        echo appended >> inplace/log.txt
+        truncate -s 1000 work/shrink.bin
+        mv work/over-from.txt work/over-to.txt
+        mv work/dir1 work/dir2
+        rm work/gone.txt
+        rm -r work/tree
+        ln work/linked.txt work/linked-too.txt
+        mkdir -p new/x/y && echo fresh > new/x/y/z.txt
+        chmod 600 modes/mode.txt
+        ln -s ../inplace/log.txt new/log-link
+        echo rewritten > work/dir2/inner.txt
+        """;
+
+    [Fact]
+    public async Task SurvivorCrashedAlone_TheResyncLooksOnlyAtJournaledPaths_AndTheCopiesEndEqual()
+    {
+        Tools.RequireFuse();
+        var ct = TestContext.Current.CancellationToken;
+        var root = Directory.CreateTempSubdirectory("sk-journaled-resync-");
+        File.SetUnixFileMode(root.FullName, (UnixFileMode)0x1ED);
+        var data = Directory.CreateDirectory(Path.Join(root.FullName, "data")).FullName;
+        var second = Directory.CreateDirectory(Path.Join(root.FullName, "second")).FullName;
+        var mountpoint = Directory.CreateDirectory(Path.Join(root.FullName, "mnt")).FullName;
+        var journalDirectory = Path.Join(root.FullName, "journal");
+        var targetJournalDirectory = Path.Join(root.FullName, "target-journal");
+        var generation = Guid.NewGuid();
+        ChangeJournal? crashed = null;
+        try
+        {
+            // The shared past: a bulk of directories nobody touches, and the files the changes hit.
+            for (var d = 0; d < 40; d++)
+            {
+                var directory = Directory.CreateDirectory(Path.Join(data, "bulk", $"d{d}")).FullName;
+                for (var f = 0; f < 5; f++)
+                {
+                    File.WriteAllBytes(Path.Join(directory, $"f{f}"), Enumerable.Range(0, 5000 + f).Select(b => (byte)(b ^ d)).ToArray());
+                }
+            }
+
+            var work = Directory.CreateDirectory(Path.Join(data, "work")).FullName;
+            // Written only in place (data, size): nothing else in this directory changes, so only the journal knows.
+            var inplace = Directory.CreateDirectory(Path.Join(data, "inplace")).FullName;
+            File.WriteAllBytes(Path.Join(inplace, "big.bin"), Enumerable.Range(0, 1 << 20).Select(b => (byte)(b * 7)).ToArray());
+            File.WriteAllText(Path.Join(inplace, "log.txt"), "log\n");
+            Directory.CreateDirectory(Path.Join(data, "modes"));
+            File.WriteAllText(Path.Join(data, "modes", "mode.txt"), "mode\n");
+            foreach (var name in new[] { "over-from.txt", "over-to.txt", "gone.txt", "linked.txt" })
+            {
+                File.WriteAllText(Path.Join(work, name), $"{name} as both copies had it\n");
+            }
+
+            File.WriteAllBytes(Path.Join(work, "shrink.bin"), new byte[300_000]);
+            Directory.CreateDirectory(Path.Join(data, "peer"));
+            File.WriteAllText(Path.Join(data, "peer", "peer.txt"), "as both copies had it\n");
+            Directory.CreateDirectory(Path.Join(work, "dir1"));
+            File.WriteAllText(Path.Join(work, "dir1", "inner.txt"), "inner\n");
+            Directory.CreateDirectory(Path.Join(work, "tree", "deep"));
+            File.WriteAllText(Path.Join(work, "tree", "deep", "leaf.txt"), "leaf\n");
+            CommandRunner.RunChecked("cp", ["-a", data + "/.", second]);
+
+            // Serving alone with the journal: the changes go through the mount. Then the process
+            // "crashes": the mount goes away and the journal is never closed.
+            var link = new ReplicationLink(null, MirrorMode.Sync, NullLogger.Instance);
+            crashed = ChangeJournal.Open(journalDirectory, generation, completeIfNew: true);
+            using (var fs = PassthroughFileSystem.Open(data, link))
+            {
+                fs.UseJournal(crashed);
+                using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+                var changed = CommandRunner.Run("sh", ["-c", $"cd '{mountpoint}' && {Changes}"]);
+                Assert.True(changed.ExitCode == 0, changed.Error);
+            }
+
+            // The target crashed as PRIM with a change in flight that the survivor never got: its own journal lists it.
+            File.WriteAllText(Path.Join(second, "peer", "peer.txt"), "written on the target only, never acknowledged\n");
+            using (var targetJournal = ChangeJournal.Open(targetJournalDirectory, generation, completeIfNew: true))
+            {
+                targetJournal.WaitDurable(targetJournal.Note("peer/peer.txt", ChangeScope.Entry));
+            }
+
+            // The survivor restarts: its journal is kept (same history), the mount comes back, the resync runs.
+            using var journal = ChangeJournal.Open(journalDirectory, generation, completeIfNew: false);
+            Assert.True(journal.Complete);
+            using var restarted = PassthroughFileSystem.Open(data, link);
+            restarted.UseJournal(journal);
+            using var remount = FuseMount.Mount(restarted, mountpoint, "safekit-journal-test");
+
+            using var resyncListener = ResyncListener.Listen(new IPEndPoint(IPAddress.Loopback, 0), ChannelPair.Options("n2", "n1"));
+            using var target = new ResyncTarget(second) { Journal = () => TargetJournal.Of(generation, ChangeJournal.Read(targetJournalDirectory)) };
+            var accepting = resyncListener.AcceptAsync(ct);
+            await using var resync = await DirectoryResync.ConnectAsync(restarted, (IPEndPoint)resyncListener.LocalEndPoint, ChannelPair.Options("n1", "n2"), ct);
+            await using var targetConnection = await accepting;
+            var serving = target.ServeAsync(targetConnection, ct);
+            await resync.PrecopyAsync(null, ct);
+            await resync.FreezeAndCatchUpAsync(ct);
+            await resync.FinishAsync(null, ct);
+            resync.Thaw();
+
+            Assert.True(resync.FromJournal, resync.FirstPassScope);
+            Assert.Equal(TreeSnapshot.Of(data), TreeSnapshot.Of(second));
+
+            // No walk: of the 40 untouched directories none was listed, and their files were not compared.
+            Assert.True(resync.Statistics.Directories < 15, $"{resync.Statistics.Directories} directories listed ({resync.FirstPassScope})");
+            Assert.True(resync.Statistics.FilesCompared < 20, $"{resync.Statistics.FilesCompared} files compared");
+            Assert.True(resync.Statistics.BytesSent < 300_000, $"{resync.Statistics.BytesSent} bytes sent for ~15 KB changed");
+
+            await targetConnection.DisposeAsync();
+            await serving.WaitAsync(TimeSpan.FromSeconds(5), ct);
+        }
+        finally
+        {
+            crashed?.Dispose();
+            FuseMount.DetachStale(mountpoint);
+            root.Delete(recursive: true);
+        }
+    }
+}
