@@ -137,4 +137,63 @@ public sealed class JournaledResyncTests
             root.Delete(recursive: true);
         }
     }
+
+    /// <summary>Acknowledges each change at once, recording what it was asked to send.</summary>
+    private sealed class RecordingSink : IReplicationSink
+    {
+        public List<(MutationKind Kind, bool Durable)> Sent { get; } = [];
+
+        public ReplicationTicket Enqueue(MutationKind kind, ReadOnlySpan<byte> record, ReadOnlySpan<byte> data, bool durable, bool changes)
+        {
+            lock (Sent)
+            {
+                Sent.Add((kind, durable));
+            }
+
+            return new ReplicationTicket(ValueTask.CompletedTask, changes || durable);
+        }
+
+        public void Diverged(string reason)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task WhileMirroring_ARotationSendsADurableCheckpoint_AndTheEpochsBeforeItCanBeDropped()
+    {
+        Tools.RequireFuse();
+        var root = Directory.CreateTempSubdirectory("sk-journal-rotation-");
+        File.SetUnixFileMode(root.FullName, (UnixFileMode)0x1ED);
+        var data = Directory.CreateDirectory(Path.Join(root.FullName, "data")).FullName;
+        var mountpoint = Directory.CreateDirectory(Path.Join(root.FullName, "mnt")).FullName;
+        try
+        {
+            var sink = new RecordingSink();
+            using var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
+            using var fs = PassthroughFileSystem.Open(data, sink);
+            fs.UseJournal(journal);
+            using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+            await File.WriteAllTextAsync(Path.Join(mountpoint, "before.txt"), "before", TestContext.Current.CancellationToken);
+
+            var (epoch, acknowledged) = fs.RotateJournal();
+            await acknowledged;
+            Assert.Equal((MutationKind.Checkpoint, true), sink.Sent[^1]);
+            await File.WriteAllTextAsync(Path.Join(mountpoint, "after.txt"), "after", TestContext.Current.CancellationToken);
+            Assert.Equal(["", "after.txt", "before.txt"], journal.Snapshot().Paths.Keys.Order(StringComparer.Ordinal));
+
+            // SECOND holds everything before the checkpoint durably: only what came after is kept.
+            journal.DropThrough(epoch);
+            Assert.Equal(["", "after.txt"], journal.Snapshot().Paths.Keys.Order(StringComparer.Ordinal));
+            Assert.Equal(["", "after.txt"], ChangeJournal.Read(Path.Join(root.FullName, "journal"))!.Paths().Paths.Keys.Order(StringComparer.Ordinal));
+
+            // SECOND's side of a checkpoint: its whole copy made durable (syncfs), acknowledged with 0.
+            using var applier = MirrorApplier.Open(Directory.CreateDirectory(Path.Join(root.FullName, "second")).FullName);
+            Assert.Equal(0, applier.Apply(MutationKind.Checkpoint, [], durable: true));
+        }
+        finally
+        {
+            FuseMount.DetachStale(mountpoint);
+            root.Delete(recursive: true);
+        }
+    }
 }
