@@ -37,12 +37,12 @@ internal static class ActionEndpoints
     {
         if (request?.Action is not { } text)
         {
-            return Problems.Problem(StatusCodes.Status400BadRequest, "Missing action", "the body must be {\"action\": \"start|stop|restart|stopstart|forcestop\"}");
+            return Problems.Problem(StatusCodes.Status400BadRequest, "Missing action", "the body must be {\"action\": \"start|stop|restart|stopstart|forcestop|prim|resync\"}");
         }
 
         if (!Enum.TryParse<ModuleAction>(text, ignoreCase: true, out var action) || !Enum.IsDefined(action) || int.TryParse(text, out _))
         {
-            return Problems.Problem(StatusCodes.Status400BadRequest, "Unknown action", $"'{text}' is not one of: start, stop, restart, stopstart, forcestop");
+            return Problems.Problem(StatusCodes.Status400BadRequest, "Unknown action", $"'{text}' is not one of: start, stop, restart, stopstart, forcestop, prim, resync");
         }
 
         if (node.Configuration.Farms.All(f => f.Name != name) && node.Configuration.Mirrors.All(m => m.Name != name))

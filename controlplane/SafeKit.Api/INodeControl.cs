@@ -53,6 +53,9 @@ public enum ModuleAction
 
     /// <summary>Mirror: make this node's copy the reference and serve ALONE whatever the peer holds (<c>safekit prim --force</c>).</summary>
     Prim,
+
+    /// <summary>Mirror, on the serving node: bring the peer's copy to this one by comparing every file, journal or not (<c>safekit resync --full</c>).</summary>
+    Resync,
 }
 
 /// <summary>What an action did.</summary>

@@ -7,6 +7,7 @@ const string usage = """
       safekit status [--json]                    the whole cluster (any node answers for all)
       safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]
       safekit prim --force MODULE [--on NODE]   mirror: serve ALONE with this node's copy, whatever the peer holds
+      safekit resync --full MODULE [--on NODE]  mirror: on the serving node, compare every file with the peer's copy and send what differs
       safekit events [--limit N] [--follow]      recent events of every node, then live ones
     """ + "\n" + ConfigCommand.Usage + """
 

@@ -230,6 +230,24 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
                     return;
             }
 
+            if (_record.Current == Guid.Empty)
+            {
+                // A pair's first start: neither copy has a history, and they may hold different
+                // files (existing data, a replaced disk). The preferred node's copy is the
+                // reference: it serves alone, its journal not trusted, and brings the other's
+                // copy to it by a full block-diff resync; the other waits as older meanwhile.
+                if (_preferred)
+                {
+                    await BecomeAloneAsync($"first start of the pair: this node's copy is the reference; {_peer.Name}'s is synchronised to it", trustJournal: false);
+                }
+                else
+                {
+                    Wait($"first start of the pair: {_peer.Name}'s copy is the reference; this node waits to be synchronised to it");
+                }
+
+                return;
+            }
+
             // Same data.
             switch (peer.Role)
             {
@@ -483,7 +501,8 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     }
 
     /// <summary>Takes writes without the peer: a new generation first (durably), then mounts, VIP, application.</summary>
-    private async Task BecomeAloneAsync(string reason)
+    /// <param name="trustJournal">Whether the journal started now lists every difference with the peer (null: when this copy was the shared generation's).</param>
+    private async Task BecomeAloneAsync(string reason, bool? trustJournal = null)
     {
         await StopResyncListeningAsync();
         if (_role == MirrorRole.Second)
@@ -501,7 +520,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             directory.StartAlone();
         }
 
-        await RunApplicationAsync(MirrorRole.Alone, reason, completeJournal: sharedBefore);
+        await RunApplicationAsync(MirrorRole.Alone, reason, completeJournal: trustJournal ?? sharedBefore);
     }
 
     /// <summary>Mounts read-write, takes the VIP, starts the application: the node serves.</summary>
@@ -659,6 +678,46 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             _record = _record with { Diverging = false };
             await BecomeAloneAsync("forced PRIM by an administrator (prim --force)");
             return warning;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// <c>resync --full</c> on the serving node: its journals are no longer trusted and it stops
+    /// mirroring (a new generation: the peer is older); the failback that follows compares every
+    /// file of both copies, block by block, while the application keeps running.
+    /// </summary>
+    public async Task<string> FullResyncAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (_role is not (MirrorRole.Prim or MirrorRole.Alone))
+            {
+                throw new SafeKit.Api.ModuleActionException(409, $"module {_module.Name} is {_state.Current} on {_self.Name}: run resync --full on the node that serves it{(_peerBeacon is { Role: MirrorRole.Prim or MirrorRole.Alone } ? $" ({_peer.Name})" : "")}");
+            }
+
+            foreach (var directory in _directories)
+            {
+                directory.FileSystem?.Journal?.Distrust();
+            }
+
+            var message = $"resync --full: {_peer.Name}'s copy is compared with {_self.Name}'s, every file, while the application runs";
+            _journal.Record(EventKinds.Action, _module.Name, EventSeverities.Warning, message);
+            foreach (var directory in _directories)
+            {
+                if (directory.Link is { State: LinkState.Mirroring } link)
+                {
+                    await link.AbandonAsync("a full resync was requested (resync --full)");
+                }
+            }
+
+            _nextResync = default;
+            _wake.Release();
+            return message;
         }
         finally
         {

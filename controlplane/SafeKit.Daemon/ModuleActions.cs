@@ -68,8 +68,8 @@ internal sealed class ModuleActions : IDisposable
                     Require(!farm.Stopped, $"module {module} is stopped: start it");
                     await farm.RestartApplicationAsync();
                     break;
-                case ModuleAction.Prim:
-                    throw new ModuleActionException(409, $"prim applies to mirror modules; {module} is a farm");
+                case ModuleAction.Prim or ModuleAction.Resync:
+                    throw new ModuleActionException(409, $"{verb} applies to mirror modules; {module} is a farm");
                 default:
                     if (!farm.Stopped)
                     {
@@ -134,6 +134,9 @@ internal sealed class ModuleActions : IDisposable
                 break;
             case ModuleAction.Prim:
                 message = await mirror.ForcePrimAsync();
+                break;
+            case ModuleAction.Resync:
+                message = await mirror.FullResyncAsync();
                 break;
             default:
                 if (!mirror.Stopped)

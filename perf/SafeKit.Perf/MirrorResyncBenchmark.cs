@@ -12,14 +12,16 @@ namespace SafeKit.Perf;
 /// over PERCENT% of the files on the node now alone; page caches dropped; SECOND starts and is
 /// resynchronised (timed by the serving node, from connecting to mirroring again). Then, caches
 /// dropped again, rsync -a (daemon mode, SECOND's namespace) brings its copy to the same tree.
-/// Both results are compared with the source tree.
+/// Both results are compared with the source tree. With <c>killSurvivor</c>, the node alone is
+/// killed (kill -9 of everything on it) after the change and restarted alone before SECOND
+/// returns: the resync then relies on what survived that crash.
 /// </summary>
 internal static partial class MirrorResyncBenchmark
 {
     private const int RsyncPort = 8873;
     private static readonly string Script = Path.Combine(AppContext.BaseDirectory, "resync_dataset.py");
 
-    public static void Run(string results, int files, int mib, double percent)
+    public static void Run(string results, int files, int mib, double percent, bool killSurvivor)
     {
         using var lab = BenchLab.Up("mirror-resync", "--mirror");
         var state = Path.Combine("/run/safekit-lab", lab.Prefix);
@@ -35,6 +37,12 @@ internal static partial class MirrorResyncBenchmark
             lab.Kill("m2");
             Wait(() => State(lab, 1) == "ALONE", "m1 serves alone", 30);
             var changed = Python(lab, "m1", "change", "/srv/www/bench", percent.ToString(CultureInfo.InvariantCulture), "2", "/var/lib/safekit/mirror/data/srv/www/bench");
+            if (killSurvivor)
+            {
+                lab.Kill("m1");
+                lab.Lab("start", "m1");
+                Wait(() => State(lab, 1) == "ALONE", "m1 serves alone again after its crash", 60);
+            }
 
             DropCaches();
             var clock = Stopwatch.StartNew();
@@ -68,7 +76,7 @@ internal static partial class MirrorResyncBenchmark
                 throw new InvalidOperationException("rsync's copy differs from the source tree");
             }
 
-            Results.Report(results, "mirror-resync", [
+            Results.Report(results, killSurvivor ? "mirror-resync-survivor-killed" : "mirror-resync", [
                 ("files", files), ("dataset_mib", Math.Round(long.Parse(made, CultureInfo.InvariantCulture) / 1048576.0)), ("changed_bytes", long.Parse(changed, CultureInfo.InvariantCulture)),
                 ("ours_s", Math.Round(oursSeconds, 3)), ("ours_wire_bytes", oursWire), ("ours_changed_blocks_bytes", oursChanged), ("ours_start_to_second_s", Math.Round(startToSecond, 3)),
                 ("rsync_s", Math.Round(rsyncSeconds, 3)), ("rsync_wire_bytes", rsyncWire),

@@ -9,7 +9,7 @@ using SafeKit.Perf;
 //   sk-bench rejoin [--results DIR] [--cycles 20]
 //   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512] [--only plain,passthrough_ll,alone,sync,fsync,sync_own_disk,fsync_own_disk]
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
-//   sk-bench mirror-resync [--results DIR] [--files 100000] [--mib 2300] [--percent 1]
+//   sk-bench mirror-resync [--results DIR] [--files 100000] [--mib 2300] [--percent 1] [--kill-survivor]
 //   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
 string Option(string name, string fallback)
 {
@@ -36,7 +36,7 @@ switch (args.FirstOrDefault())
         MirrorFailoverBenchmark.Run(results, int.Parse(Option("rounds", "20")), int.Parse(Option("seed", "1")));
         return 0;
     case "mirror-resync":
-        MirrorResyncBenchmark.Run(results, int.Parse(Option("files", "100000")), int.Parse(Option("mib", "2300")), double.Parse(Option("percent", "1"), System.Globalization.CultureInfo.InvariantCulture));
+        MirrorResyncBenchmark.Run(results, int.Parse(Option("files", "100000")), int.Parse(Option("mib", "2300")), double.Parse(Option("percent", "1"), System.Globalization.CultureInfo.InvariantCulture), args.Contains("--kill-survivor"));
         return 0;
     case "mirror-pgbench":
         MirrorPgbenchBenchmark.Run(results, int.Parse(Option("seconds", "30")), int.Parse(Option("scale", "10")));

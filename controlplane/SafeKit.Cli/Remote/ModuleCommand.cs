@@ -4,19 +4,26 @@ using SafeKit.Cli.Commands;
 namespace SafeKit.Cli.Remote;
 
 /// <summary>
-/// <c>safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]</c> and <c>safekit prim --force MODULE</c>: acts on a module of
+/// <c>safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]</c>, <c>safekit prim --force MODULE</c> and
+/// <c>safekit resync --full MODULE</c>: acts on a module of
 /// the node talked to, or of <c>--on NODE</c> (forwarded by the node talked to).
 /// </summary>
 internal static class ModuleCommand
 {
-    public static readonly string[] Verbs = ["start", "stop", "restart", "stopstart", "forcestop", "prim"];
+    public static readonly string[] Verbs = ["start", "stop", "restart", "stopstart", "forcestop", "prim", "resync"];
 
     public static async Task<int> RunAsync(string verb, IReadOnlyList<string> args)
     {
-        var a = CliArguments.Parse(args, [.. ApiConnection.ValuedOptions, "--on"], [.. ApiConnection.FlagOptions, "--force"]);
+        var a = CliArguments.Parse(args, [.. ApiConnection.ValuedOptions, "--on"], [.. ApiConnection.FlagOptions, "--force", "--full"]);
         if (a.Positionals.Count != 1)
         {
-            throw new CliException($"usage: safekit {verb}{(verb == "prim" ? " --force" : string.Empty)} MODULE [--on NODE] {ApiConnection.OptionsUsage}");
+            var flag = verb switch { "prim" => " --force", "resync" => " --full", _ => string.Empty };
+            throw new CliException($"usage: safekit {verb}{flag} MODULE [--on NODE] {ApiConnection.OptionsUsage}");
+        }
+
+        if (verb == "resync" && !a.Has("--full"))
+        {
+            throw new CliException("resync needs --full: the serving node compares every file with the peer's copy (a failback after a failure already resynchronises by itself)");
         }
 
         if (verb == "prim" && !a.Has("--force"))

@@ -103,6 +103,12 @@ internal static unsafe partial class Posix
     [LibraryImport(Lib, EntryPoint = "syncfs", SetLastError = true)]
     internal static partial int SyncFs(int fd);
 
+    /// <summary>posix_fadvise: returns the error number itself (0 on success), errno is not set.</summary>
+    [LibraryImport(Lib, EntryPoint = "posix_fadvise")]
+    internal static partial int FAdvise(int fd, long offset, long length, int advice);
+
+    public const int FAdvWillNeed = 3;
+
     [LibraryImport(Lib, EntryPoint = "fallocate", SetLastError = true)]
     internal static partial int FAllocate(int fd, int mode, long offset, long length);
 

@@ -348,6 +348,9 @@ public sealed unsafe class ChangeJournal : IDisposable
         }
     }
 
+    /// <summary>From now until a <see cref="Restart"/>, the journal is not trusted: the next resync compares everything.</summary>
+    public void Distrust() => Fail();
+
     /// <summary>Every path noted in the epochs kept, each with its widest scope.</summary>
     public ChangeSet Snapshot()
     {

@@ -22,19 +22,22 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>Hashes one request asks for at most (4 GiB of file; 256 KiB of answer).</summary>
     public const int HashesPerRequest = 65_536;
 
-    private const int Window = 16;
+    private const int Window = 32;
 
     /// <summary>Directory requests a walk keeps in flight (fewer than <see cref="Window"/>: hash and data requests need room too).</summary>
     private const int DirectoriesInFlight = 8;
 
-    /// <summary>Files whose hashes are asked before the file before them is done.</summary>
-    private const int FilesAhead = 4;
+    /// <summary>Files whose hashes are asked before the file before them is done (across directories).</summary>
+    private const int FilesAhead = 16;
     private const int DataMessageBytes = 1024 * 1024;
 
     private readonly string _root;
     private readonly ResyncConnection _connection;
     private readonly Queue<TaskCompletionSource<byte[]>> _pending = new();
     private readonly SemaphoreSlim _window = new(Window, Window);
+
+    /// <summary>Files whose content differs, in order, each with the target's hashes already asked.</summary>
+    private readonly Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes)> _ahead = new();
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly Compressor _compressor = new(1);
     private readonly byte[] _block = new byte[BlockSize];
@@ -78,6 +81,11 @@ public sealed class ResyncSource : IAsyncDisposable
         {
             var directories = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
             var trees = new List<string>();
+
+            // Directories whose names changed: their whole listing is compared. In the others only
+            // the changed entries are looked at (a file written in place: one entry, not the
+            // hundreds beside it).
+            var whole = new HashSet<string>(StringComparer.Ordinal);
             HashSet<string> Forced(string directory) => directories.TryGetValue(directory, out var names) ? names : directories[directory] = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (path, scope) in changes.Paths)
             {
@@ -85,10 +93,12 @@ public sealed class ResyncSource : IAsyncDisposable
                 {
                     case ChangeScope.Directory:
                         Forced(path);
+                        whole.Add(path);
                         break;
                     case ChangeScope.Tree:
                         trees.Add(path);
                         Forced(Parent(path)).Add(Path.GetFileName(path));
+                        whole.Add(Parent(path));
                         break;
                     default:
                         if (path.Length > 0)
@@ -101,13 +111,34 @@ public sealed class ResyncSource : IAsyncDisposable
             }
 
             // Parents before children: a directory's listing creates the subdirectories below it.
-            foreach (var (directory, forced) in directories.OrderBy(static d => d.Key.Count(static c => c == '/') + (d.Key.Length > 0 ? 1 : 0)).ThenBy(static d => d.Key, StringComparer.Ordinal))
+            // Several listings are in flight (the target answers in order, so a parent's is
+            // applied before its children's) while this side lists the next directories.
+            var pending = new Queue<(string Directory, Listing Listing, Task<byte[]> Response, HashSet<string> Forced)>();
+            async Task CompleteHeadAsync()
             {
-                var created = await SyncDirectoryAsync(directory, forced, cancellationToken);
-                foreach (var child in created)
+                var (directory, listing, response, forced) = pending.Dequeue();
+                foreach (var child in await CompleteDirectoryAsync(directory, listing, response, forced, cancellationToken))
                 {
                     await WalkAsync(child, cancellationToken);
                 }
+            }
+
+            foreach (var (directory, forced) in directories.OrderBy(static d => d.Key.Count(static c => c == '/') + (d.Key.Length > 0 ? 1 : 0)).ThenBy(static d => d.Key, StringComparer.Ordinal))
+            {
+                var partial = !whole.Contains(directory) && ListSome(directory, forced) is { } some ? some : null;
+                if ((partial ?? List(directory)) is { } listing)
+                {
+                    pending.Enqueue((directory, listing, await SendDirAsync(directory, listing, forced, digestOnly: false, cancellationToken, partial: partial is not null), forced));
+                    if (pending.Count >= DirectoriesInFlight)
+                    {
+                        await CompleteHeadAsync();
+                    }
+                }
+            }
+
+            while (pending.Count > 0)
+            {
+                await CompleteHeadAsync();
             }
 
             foreach (var tree in trees)
@@ -117,6 +148,11 @@ public sealed class ResyncSource : IAsyncDisposable
                     await WalkAsync(tree, cancellationToken);
                 }
             }
+        }
+
+        while (_ahead.Count > 0)
+        {
+            await SyncNextFileAsync(cancellationToken);
         }
 
         await CheckSentAsync(all: true);
@@ -234,15 +270,42 @@ public sealed class ResyncSource : IAsyncDisposable
     }
 
     /// <summary>
-    /// Reconciles one directory's entries (those in <paramref name="forced"/> compared whatever
-    /// their size and time); returns the subdirectories the target had to create.
+    /// Only the named entries of a directory (each looked up by name: the others are not read);
+    /// null when one of them is gone or the directory is (then the whole listing is compared).
     /// </summary>
-    private async Task<List<string>> SyncDirectoryAsync(string relative, HashSet<string>? forced, CancellationToken cancellationToken) =>
-        List(relative) is { } listing
-            ? await CompleteDirectoryAsync(relative, listing, await SendDirAsync(relative, listing, forced, digestOnly: false, cancellationToken), forced, cancellationToken)
-            : [];
+    private Listing? ListSome(string relative, HashSet<string> names)
+    {
+        var directory = Full(relative);
+        if (names.Count == 0 || !FileTree.TryLstat(directory, out var self) || self.Kind != EntryKind.Directory)
+        {
+            return null;
+        }
 
-    private async Task<Task<byte[]>> SendDirAsync(string relative, Listing listing, HashSet<string>? forced, bool digestOnly, CancellationToken cancellationToken)
+        var entries = new List<(TreeEntry Entry, string? Target)>(names.Count);
+        foreach (var name in names.Order(StringComparer.Ordinal))
+        {
+            var path = Path.Join(directory, name);
+            if (!FileTree.TryLstat(path, out var entry))
+            {
+                return null;
+            }
+
+            string? target = null;
+            if (entry.Kind == EntryKind.Symlink && (target = new FileInfo(path).LinkTarget) is null)
+            {
+                return null;
+            }
+
+            entries.Add((entry with { Name = name }, target));
+        }
+
+        Statistics.Directories++;
+        Statistics.Entries += entries.Count;
+        return new Listing(self, entries);
+    }
+
+    /// <param name="partial">The listing holds only some of the directory's entries: the target compares those and removes nothing.</param>
+    private async Task<Task<byte[]>> SendDirAsync(string relative, Listing listing, HashSet<string>? forced, bool digestOnly, CancellationToken cancellationToken, bool partial = false)
     {
         byte[] message;
         using (var dir = new MessageWriter(ResyncMessageType.Dir))
@@ -258,6 +321,7 @@ public sealed class ResyncSource : IAsyncDisposable
             }
             else
             {
+                dir.Body.Write(partial);
                 dir.Body.Write(listing.Entries.Count);
                 foreach (var (entry, target) in listing.Entries)
                 {
@@ -307,10 +371,14 @@ public sealed class ResyncSource : IAsyncDisposable
             }
         }
 
-        // The target's hashes of the next few files are asked ahead, so its reads overlap this
-        // side's and the round trips overlap each other.
+        // The target's hashes of the next files — of this directory and the ones after it — are
+        // asked ahead, so its reads overlap this side's and the round trips overlap each other.
         var byName = listing.Entries.ToDictionary(static e => e.Entry.Name, static e => e.Entry, StringComparer.Ordinal);
-        var ahead = new Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes)>();
+        foreach (var (name, _) in differing)
+        {
+            FileTree.Prefetch(Full(Join(relative, name))); // Read from disk while earlier files are compared.
+        }
+
         foreach (var (name, targetSize) in differing)
         {
             if (!byName.TryGetValue(name, out var entry))
@@ -319,20 +387,20 @@ public sealed class ResyncSource : IAsyncDisposable
             }
 
             var path = Join(relative, name);
-            ahead.Enqueue((path, entry, targetSize, targetSize > 0 ? HashesAsync(path, 0, cancellationToken) : null));
-            if (ahead.Count >= FilesAhead)
+            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 ? HashesAsync(path, 0, cancellationToken) : null));
+            if (_ahead.Count >= FilesAhead)
             {
-                var next = ahead.Dequeue();
-                await SyncFileAsync(next.Path, next.Entry, next.TargetSize, next.Hashes, cancellationToken);
+                await SyncNextFileAsync(cancellationToken);
             }
         }
 
-        while (ahead.TryDequeue(out var next))
-        {
-            await SyncFileAsync(next.Path, next.Entry, next.TargetSize, next.Hashes, cancellationToken);
-        }
-
         return created;
+    }
+
+    private Task SyncNextFileAsync(CancellationToken cancellationToken)
+    {
+        var (path, entry, targetSize, hashes) = _ahead.Dequeue();
+        return SyncFileAsync(path, entry, targetSize, hashes, cancellationToken);
     }
 
     private static string Join(string directory, string name) => directory.Length == 0 ? name : $"{directory}/{name}";

@@ -163,9 +163,10 @@ public sealed class ResyncTarget : IDisposable
         }
 
         answer.Write(true);
+        var partial = reader.Body.ReadBoolean();
         var count = reader.Body.ReadInt32();
         Directory.CreateDirectory(directory);
-        var existing = FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
+        var existing = partial ? [] : FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
         var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)>(count);
         for (var i = 0; i < count; i++)
         {
@@ -175,6 +176,18 @@ public sealed class ResyncTarget : IDisposable
             var force = reader.Body.ReadBoolean();
             var target = entry.Kind == EntryKind.Symlink ? reader.Body.ReadString() : null;
             wanted.Add((entry, device, inode, force, target));
+        }
+
+        if (partial)
+        {
+            // Only these entries: each looked up by name, nothing else in the directory touched.
+            foreach (var (entry, _, _, _, _) in wanted)
+            {
+                if (FileTree.TryLstat(Path.Join(directory, entry.Name), out var mine))
+                {
+                    existing[entry.Name] = mine with { Name = entry.Name };
+                }
+            }
         }
 
         var kinds = wanted.ToDictionary(static w => w.Entry.Name, static w => w.Entry.Kind, StringComparer.Ordinal);
@@ -230,6 +243,11 @@ public sealed class ResyncTarget : IDisposable
                     if (Regular(path, entry, present ? mine : null, linkDevice, linkInode, force) is { } size)
                     {
                         differing.Add((entry.Name, size));
+                        if (size > 0)
+                        {
+                            // Its hashes are asked next: the disk starts reading it now, while the source works.
+                            FileTree.Prefetch(path);
+                        }
                     }
 
                     break;
@@ -237,7 +255,11 @@ public sealed class ResyncTarget : IDisposable
         }
 
         // Last: creating and removing entries above moved the directory's own time.
-        SelfMetadata(directory, self);
+        if (!partial)
+        {
+            SelfMetadata(directory, self);
+        }
+
         answer.Write(differing.Count);
         foreach (var (name, size) in differing)
         {

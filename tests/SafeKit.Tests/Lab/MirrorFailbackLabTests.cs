@@ -3,10 +3,11 @@ using SafeKit.Tests.Infrastructure;
 namespace SafeKit.Tests.Lab;
 
 /// <summary>
-/// Failback after double failures, in a real lab pair: the node serving alone is itself killed
-/// (kill -9 of everything on it) while writing; both come back; the resync looks only at the
-/// paths the change journals list, and the returning node's copy ends equal to the survivor's,
-/// with every acknowledged record.
+/// Resynchronisation in a real lab pair: after double failures (the node serving alone is itself
+/// killed while writing; both come back) the resync looks only at the paths the change journals
+/// list and the returning node's copy ends equal, with every acknowledged record; and
+/// <c>resync --full</c> finds and repairs what no journal knows (a copy damaged behind the
+/// mirror's back) while the application runs.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class MirrorFailbackLabTests
@@ -93,5 +94,39 @@ public sealed class MirrorFailbackLabTests
         // The journal kept across the crash drove it: no walk of the tree.
         var events = string.Join('\n', lab.Exec("client", Tools.Safekit, "events").Output);
         Assert.Contains("journaled paths", events, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FullResync_RepairsADifferencePlantedOnSecondsCopy_WhileTheApplicationRuns()
+    {
+        using var lab = new MirrorLab();
+        lab.Require();
+        var write = lab.Exec("m1", "sh", "-c", "head -c 1000000 /dev/urandom > /srv/www/precious.bin && mkdir -p /srv/www/d && echo keep > /srv/www/d/k.txt");
+        Assert.True(write.Succeeded, write.Error);
+        Assert.Equal(lab.Exec("m1", "sh", "-c", Describe).Output, lab.Exec("m2", "sh", "-c", Describe).Output);
+
+        // SECOND's real copy damaged behind the mirror's back (a bad disk, a hand in the data
+        // directory): no journal knows about it.
+        var damage = lab.Exec("m2", "sh", "-c", $"printf XXXX | dd of={Data}/precious.bin bs=1 seek=5000 conv=notrunc status=none && echo stray > {Data}/d/stray.txt");
+        Assert.True(damage.Succeeded, damage.Error);
+        Assert.NotEqual(lab.Exec("m1", "sh", "-c", Describe).Output, lab.Exec("m2", "sh", "-c", Describe).Output);
+
+        // Asked of the node that does not serve: refused, naming the one that does.
+        var refused = lab.Exec("client", Tools.Safekit, "resync", "--full", "mirror", "--on", lab.M(2));
+        Assert.False(refused.Succeeded);
+        Assert.Contains(lab.M(1), refused.Error, StringComparison.Ordinal);
+
+        var nginxPid = Path.Combine(lab.StateDirectory, lab.M(1), "nginx.pid");
+        var pid = File.ReadAllText(nginxPid);
+        var full = lab.Exec("client", Tools.Safekit, "resync", "--full", "mirror");
+        Assert.True(full.Succeeded, full.Output + full.Error);
+        LabInstance.WaitUntil(
+            () => lab.Exec("m1", "sh", "-c", Describe).Output == lab.Exec("m2", "sh", "-c", Describe).Output && lab.State(1) == "PRIM" && lab.State(2) == "SECOND",
+            "m2's copy compared in full and equal to m1's, mirroring again",
+            60);
+        Assert.Equal(pid, File.ReadAllText(nginxPid));
+        // Two full comparisons: the pair's first start, and this one.
+        var events = lab.Exec("client", Tools.Safekit, "events").Output;
+        Assert.True(System.Text.RegularExpressions.Regex.Count(events, "resynchronised .*the whole tree") >= 2, events);
     }
 }

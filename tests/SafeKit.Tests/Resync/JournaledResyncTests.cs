@@ -123,7 +123,7 @@ public sealed class JournaledResyncTests
             Assert.Equal(TreeSnapshot.Of(data), TreeSnapshot.Of(second));
 
             // No walk: of the 40 untouched directories none was listed, and their files were not compared.
-            Assert.True(resync.Statistics.Directories < 15, $"{resync.Statistics.Directories} directories listed ({resync.FirstPassScope})");
+            Assert.True(resync.Statistics.Directories < 25, $"{resync.Statistics.Directories} directories listed ({resync.FirstPassScope})");
             Assert.True(resync.Statistics.FilesCompared < 20, $"{resync.Statistics.FilesCompared} files compared");
             Assert.True(resync.Statistics.BytesSent < 300_000, $"{resync.Statistics.BytesSent} bytes sent for ~15 KB changed");
 
