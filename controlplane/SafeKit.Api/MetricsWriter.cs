@@ -23,6 +23,23 @@ public static class MetricsWriter
         ("time_wait_cleared", "safekit_farm_time_wait_cleared_total", "TIME_WAIT sockets cleared for adopted connections."),
     ];
 
+    /// <summary>Mirror modules: the node's role, what the peer misses, and the resync this node runs (or ran last).</summary>
+    private static void WriteMirrors(StringBuilder text, string node, List<ModuleStatus> mirrors)
+    {
+        Gauge(text, "safekit_mirror_state", "1 for the mirror module's current state on this node (STOP, WAIT, PRIM, SECOND, ALONE).",
+            mirrors.SelectMany(m => States.Where(s => s != "UP").Select(s => ($"{{{node},{Label("module", m.Name)},{Label("state", s)}}}", m.State == s ? 1L : 0L))));
+        var directories = mirrors.SelectMany(m => m.Mirror!.Directories.Select(d => (Labels: $"{{{node},{Label("module", m.Name)},{Label("path", d.Path)}}}", d))).ToList();
+        Gauge(text, "safekit_mirror_changes_since_alone", "Changes made while the peer was away (it misses them until a resync).", directories.Select(d => (d.Labels, d.d.ChangesSinceAlone)));
+        Gauge(text, "safekit_mirror_bytes_in_flight", "Bytes sent to SECOND and not yet acknowledged.", directories.Select(d => (d.Labels, d.d.BytesInFlight)));
+        var resyncs = mirrors.Where(m => m.Mirror!.Resync is not null).Select(m => (Labels: $"{{{node},{Label("module", m.Name)},{Label("target", m.Mirror!.Resync!.Target)}}}", r: m.Mirror!.Resync!)).ToList();
+        Gauge(text, "safekit_mirror_resync_active", "1 while this node resynchronises its peer.", resyncs.Select(r => (r.Labels, r.r.Active ? 1L : 0L)));
+        Gauge(text, "safekit_mirror_resync_files_compared", "Files of the current (or last) resync whose blocks were compared.", resyncs.Select(r => (r.Labels, r.r.FilesCompared)));
+        Gauge(text, "safekit_mirror_resync_bytes_sent", "Bytes of differing blocks the current (or last) resync sent, before compression.", resyncs.Select(r => (r.Labels, r.r.BytesSent)));
+        Gauge(text, "safekit_mirror_resync_wire_bytes", "Bytes the current (or last) resync put on the wire, both ways.", resyncs.Select(r => (r.Labels, r.r.WireBytes)));
+        Gauge(text, "safekit_mirror_resync_eta_seconds", "Estimated seconds left in the current resync pass (when known).",
+            resyncs.Where(r => r.r.EtaSeconds is not null).Select(r => (r.Labels, (long)Math.Ceiling(r.r.EtaSeconds!.Value))));
+    }
+
     public static string Write(NodeStatus status, ApiMetrics api)
     {
         ArgumentNullException.ThrowIfNull(status);
@@ -46,6 +63,7 @@ public static class MetricsWriter
         Counter(text, "safekit_farm_vip_packets_accepted_total", "Packets to the VIP this node accepted (userspace dataplane).", vips.Select(v => (v.Labels, v.v.Accepted)));
         Counter(text, "safekit_farm_vip_packets_rejected_total", "Packets to the VIP left to another node (userspace dataplane).", vips.Select(v => (v.Labels, v.v.Rejected)));
         Counter(text, "safekit_farm_capture_dropped_total", "Frames the kernel dropped before capture.", modules.Select(m => ($"{{{node},{Label("module", m.Name)}}}", m.Farm!.CaptureDropped)));
+        WriteMirrors(text, node, status.Modules.Where(m => m.Mirror is not null).ToList());
         Gauge(text, "safekit_application_recent_restarts", "Application restarts in the current restart window.",
             status.Modules.Where(m => m.Application is not null).Select(m => ($"{{{node},{Label("module", m.Name)}}}", (long)m.Application!.RecentRestarts)));
 

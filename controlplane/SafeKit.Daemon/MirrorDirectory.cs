@@ -21,6 +21,9 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     private FuseMount? _mount;
     private ChangeJournal? _journal;
     private Task? _rotation;
+
+    /// <summary>The epoch the last acknowledged rotation left: durable on SECOND once the next checkpoint is answered.</summary>
+    private long? _durableThrough;
     private long _lastRotation = System.Diagnostics.Stopwatch.GetTimestamp();
     private ReplicationLink? _link;
     private ReplicationListener? _listener;
@@ -125,17 +128,26 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
             t =>
             {
                 // A link that went alone (or was re-attached) meanwhile keeps every epoch.
-                if (t.IsCompletedSuccessfully && link.State == LinkState.Mirroring && link.Attachments == attached)
+                if (!t.IsCompletedSuccessfully || link.State != LinkState.Mirroring || link.Attachments != attached)
+                {
+                    _durableThrough = null;
+                    return;
+                }
+
+                // This answer says the previous checkpoint's syncfs is done: what came before it is durable on SECOND.
+                if (_durableThrough is { } durable)
                 {
                     try
                     {
-                        journal.DropThrough(epoch);
+                        journal.DropThrough(durable);
                     }
                     catch (IOException e)
                     {
                         JournalTrimFailed(_logger, _config.Path, e.Message);
                     }
                 }
+
+                _durableThrough = epoch;
             },
             CancellationToken.None,
             TaskContinuationOptions.None,

@@ -26,6 +26,50 @@ internal sealed partial class MirrorModuleHost
     private DateTimeOffset _nextResync;
     private string? _resyncProgress;
 
+    /// <summary>The resync running now (its directories once connected; empty while connecting), for the status.</summary>
+    private DirectoryResync[]? _running;
+    private long _runningSince;
+
+    /// <summary>How the last resync ended, with its figures.</summary>
+    private ResyncProgress? _lastResync;
+
+    /// <summary>The resync this node runs, live, or the last one it ran.</summary>
+    private ResyncProgress? ResyncStatus() =>
+        Volatile.Read(ref _running) is { } running ? Progress(running, active: true, phase: running.Length == 0 ? "connecting" : running[^1].Phase, outcome: null) : _lastResync;
+
+    private ResyncProgress Progress(IReadOnlyList<DirectoryResync> resyncs, bool active, string phase, string? outcome)
+    {
+        var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(_runningSince).TotalSeconds;
+        var wire = resyncs.Sum(r => r.WireBytes);
+
+        // Known only in a pass over journaled paths: the share of its directories done so far.
+        double? eta = null;
+        foreach (var resync in active ? resyncs : [])
+        {
+            var (planned, done) = (resync.Statistics.PassPlanned, resync.Statistics.PassDone);
+            if (planned > 0 && done > 0)
+            {
+                var left = System.Diagnostics.Stopwatch.GetElapsedTime(resync.PassStarted).TotalSeconds * (planned - done) / done;
+                eta = Math.Max(eta ?? 0, Math.Round(left, 1));
+            }
+        }
+
+        return new ResyncProgress(
+            _peer.Name,
+            active,
+            phase,
+            string.Join("; ", resyncs.Select(r => r.FirstPassScope).Where(s => s.Length > 0)),
+            resyncs.Sum(r => r.Statistics.Directories),
+            resyncs.Sum(r => r.Statistics.FilesCompared),
+            resyncs.Sum(r => r.Statistics.BytesCompared),
+            resyncs.Sum(r => r.Statistics.BytesSent),
+            wire,
+            Math.Round(elapsed, 3),
+            elapsed > 0 ? Math.Round(wire / elapsed) : 0,
+            eta,
+            outcome);
+    }
+
     /// <summary>WAIT with older data and the newest copy served alone by the peer: listen for its resync.</summary>
     private void ListenForResync()
     {
@@ -142,6 +186,10 @@ internal sealed partial class MirrorModuleHost
         var resyncs = new List<DirectoryResync>();
         var handedOver = false;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _runningSince = started;
+        Volatile.Write(ref _running, []);
+        string? failure = null;
+        string? summary = null;
         try
         {
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, stop);
@@ -153,6 +201,7 @@ internal sealed partial class MirrorModuleHost
                 resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct));
             }
 
+            Volatile.Write(ref _running, resyncs.ToArray());
             var progress = new Progress<string>(p => _resyncProgress = $"resynchronising {_peer.Name}: {p}");
             foreach (var resync in resyncs)
             {
@@ -197,7 +246,7 @@ internal sealed partial class MirrorModuleHost
                 resync.Thaw();
             }
 
-            var summary = $"in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms: {Summarise(resyncs)}; writes held back {resyncs.Max(r => r.Frozen).TotalMilliseconds:0} ms";
+            summary = $"in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms: {Summarise(resyncs)}; writes held back {resyncs.Max(r => r.Frozen).TotalMilliseconds:0} ms";
             // The node may be leaving meanwhile (it holds the gate and waits for this task).
             if (await _gate.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None))
             {
@@ -235,12 +284,15 @@ internal sealed partial class MirrorModuleHost
                 }
             }
 
+            failure = e.Message;
             _resyncProgress = $"resynchronising {_peer.Name} failed: {e.Message}; retrying";
             _nextResync = _time.GetUtcNow() + ResyncRetry;
             LogResyncFailed(_logger, _module.Name, _peer.Name, e.Message);
         }
         finally
         {
+            _lastResync = Progress(resyncs, active: false, phase: summary is not null ? "done" : "failed", outcome: summary is not null ? $"resynchronised {summary}" : $"failed: {failure ?? "stopped"}");
+            Volatile.Write(ref _running, null);
             foreach (var resync in resyncs)
             {
                 await resync.DisposeAsync();

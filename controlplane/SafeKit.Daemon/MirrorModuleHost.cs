@@ -28,8 +28,11 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan WitnessRetry = TimeSpan.FromSeconds(1);
 
-    /// <summary>How often PRIM starts a journal epoch and trims the ones SECOND holds durably (a path is written once per epoch).</summary>
-    private static readonly TimeSpan JournalEpoch = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// How often PRIM starts a journal epoch and trims the ones SECOND holds durably (a path is
+    /// written once per epoch; the journal keeps about the last two epochs' paths while mirroring).
+    /// </summary>
+    private static readonly TimeSpan JournalEpoch = TimeSpan.FromSeconds(10);
 
     private readonly MirrorModuleConfig _module;
     private readonly NodeConfig _self;
@@ -764,7 +767,8 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             record.Parent.ToString(),
             beacon is { } b ? record.CompareWith(b.Current, b.Parent).ToString().ToLowerInvariant() : null,
             _reason,
-            directories);
+            directories,
+            ResyncStatus());
         var application = _supervisor is null ? null : new ApplicationStatus(_supervisor.RecentRestarts, _supervisor.GaveUp, _supervisor.LastStart?.Summary, _supervisor.LastStop?.Summary);
         return new ModuleStatus(_module.Name, "mirror", _state.Current, null, _state.Transitions(), application, mirror);
     }

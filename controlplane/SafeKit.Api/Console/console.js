@@ -104,6 +104,15 @@ function colourOf(name) {
   return i < 0 ? '#57606a' : PALETTE[i % PALETTE.length];
 }
 
+// A mirror's resync (this node brings its peer up to date): live figures with rate and ETA, or how the last one ended.
+function resyncText(r) {
+  const mb = (bytes) => (bytes / 1e6).toFixed(1) + ' MB';
+  const figures = `${r.files_compared} files compared, ${mb(r.bytes_sent)} changed, ${mb(r.wire_bytes)} on the wire (${mb(r.wire_bytes_per_second)}/s)`;
+  if (!r.active) return `last resync of ${r.target}: ${r.phase} after ${r.elapsed_seconds.toFixed(1)} s: ${figures}`;
+  const eta = r.eta_seconds != null ? `, about ${Math.ceil(r.eta_seconds)} s left` : '';
+  return `resynchronising ${r.target}: ${r.phase} over ${r.first_pass}: ${figures}${eta}`;
+}
+
 function renderNodes(cluster) {
   const box = $('nodes');
   box.replaceChildren();
@@ -118,7 +127,8 @@ function renderNodes(cluster) {
       const last = (m.transitions || []).slice(-1)[0];
       const mod = el('div', { class: 'module', 'data-module': m.name },
         el('strong', {}, `${m.name}: ${m.state}`), owned,
-        last ? el('div', {}, el('small', {}, last.reason)) : null);
+        last ? el('div', {}, el('small', {}, last.reason)) : null,
+        m.mirror && m.mirror.resync ? el('div', { class: 'resync' }, el('small', {}, resyncText(m.mirror.resync))) : null);
       for (const action of ACTIONS) {
         mod.append(el('button', { 'data-action': action, onclick: () => confirmAction(node.name, m.name, action) }, action));
       }

@@ -106,6 +106,7 @@ internal sealed partial class LabRunner
             {
                 WaitForApplication(topology, 1, DateTime.UtcNow + ApplicationTimeout);
                 LabMounts.Seed(topology);
+                WaitForMirroring(topology, DateTime.UtcNow + ApplicationTimeout);
             }
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException or SafeKit.Native.Interop.NativeException)
@@ -683,6 +684,25 @@ internal sealed partial class LabRunner
         if (StatusFile.TryRead(topology.NodeDirectory(index)) is { Modules: [{ Application.LastStart: { } last }, ..] } && !last.StartsWith("exit 0", StringComparison.Ordinal))
         {
             throw new InvalidOperationException($"the start script of {topology.NodeName(index)} failed ({last}); see {Path.Combine(topology.NodeDirectory(index), "safekitd.log")} and postgresql.log");
+        }
+    }
+
+    /// <summary>
+    /// A new pair: node 1 serves alone first and brings node 2's copy to its own (the first
+    /// synchronisation); waits until they mirror, node 1 PRIM and node 2 SECOND.
+    /// </summary>
+    private static void WaitForMirroring(LabTopology topology, DateTime deadline)
+    {
+        string? State(int index) => StatusFile.TryRead(topology.NodeDirectory(index)) is { Modules: [var module, ..] } ? module.State : null;
+        while (State(1) != "PRIM" || State(2) != "SECOND")
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                var reasons = string.Join("; ", Enumerable.Range(1, 2).Select(i => $"{topology.NodeName(i)}: {(StatusFile.TryRead(topology.NodeDirectory(i)) is { Modules: [var m, ..] } ? $"{m.State} ({m.Mirror?.Reason})" : "no status")}"));
+                throw new TimeoutException($"the pair did not start mirroring within {ApplicationTimeout.TotalSeconds} s: {reasons}");
+            }
+
+            Thread.Sleep(50);
         }
     }
 

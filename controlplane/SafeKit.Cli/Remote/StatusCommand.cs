@@ -46,6 +46,7 @@ internal static class StatusCommand
             ? $"cluster {cluster.GetProperty("cluster").GetString()}: view {membership.GetProperty("epoch").GetUInt32()}, leader {Text(membership, "leader")}, members {string.Join(", ", membership.GetProperty("members").EnumerateArray().Select(m => m.GetString()))} (answered by {cluster.GetProperty("answered_by").GetString()})"
             : $"cluster {cluster.GetProperty("cluster").GetString()} (answered by {cluster.GetProperty("answered_by").GetString()})";
         var table = new TextTable("NODE", "HEARTBEAT", "MODULE", "STATE", "BUCKETS", "CHECKS", "SINCE", "REASON");
+        var resyncs = new List<string>();
         foreach (var node in cluster.GetProperty("nodes").EnumerateArray())
         {
             var name = node.GetProperty("name").GetString()!;
@@ -67,11 +68,28 @@ internal static class StatusCommand
                 var last = module.TryGetProperty("transitions", out var t) && t.ValueKind == JsonValueKind.Array && t.GetArrayLength() > 0 ? t[t.GetArrayLength() - 1] : default;
                 var since = last.ValueKind == JsonValueKind.Object ? Ago(last.GetProperty("at").GetDateTimeOffset()) : "-";
                 table.Add(name, heartbeat, module.GetProperty("name").GetString()!, module.GetProperty("state").GetString()!, buckets, checkText, since, last.ValueKind == JsonValueKind.Object ? Text(last, "reason") : "");
+                if (module.TryGetProperty("mirror", out var mirror) && mirror.ValueKind == JsonValueKind.Object && mirror.TryGetProperty("resync", out var resync) && resync.ValueKind == JsonValueKind.Object)
+                {
+                    resyncs.Add(Resync(name, module.GetProperty("name").GetString()!, resync));
+                }
             }
         }
 
-        return header + "\n" + table;
+        return header + "\n" + table + string.Concat(resyncs.Select(r => "\n" + r));
     }
+
+    /// <summary>One line per resync: live figures with rate and ETA, or how the last one ended.</summary>
+    private static string Resync(string node, string module, JsonElement resync)
+    {
+        var active = resync.GetProperty("active").GetBoolean();
+        var figures = string.Create(CultureInfo.InvariantCulture, $"{resync.GetProperty("files_compared").GetInt64()} files compared, {Megabytes(resync.GetProperty("bytes_sent").GetInt64())} changed, {Megabytes(resync.GetProperty("wire_bytes").GetInt64())} on the wire ({Megabytes((long)resync.GetProperty("wire_bytes_per_second").GetDouble())}/s)");
+        var eta = resync.TryGetProperty("eta_seconds", out var e) && e.ValueKind == JsonValueKind.Number ? string.Create(CultureInfo.InvariantCulture, $", about {Math.Ceiling(e.GetDouble())} s left") : "";
+        return active
+            ? $"resync {module} {node} -> {Text(resync, "target")}: {Text(resync, "phase")} over {Text(resync, "first_pass")}: {figures}{eta}"
+            : string.Create(CultureInfo.InvariantCulture, $"last resync {module} {node} -> {Text(resync, "target")}: {Text(resync, "phase")} after {resync.GetProperty("elapsed_seconds").GetDouble():0.0} s: {figures}");
+    }
+
+    private static string Megabytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1e6:0.0} MB");
 
     private static string Text(JsonElement element, string property) =>
         element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "-";

@@ -40,7 +40,24 @@ public sealed record ModuleStatus(string Name, string Type, string State, FarmSt
 /// <param name="Data">How this node's data compares with the peer's: same, older, newer, diverged (null: unknown).</param>
 /// <param name="Reason">Why the node is in its state.</param>
 /// <param name="Directories">Each replicated directory.</param>
-public sealed record MirrorStatus(string Peer, bool PeerAlive, string? PeerState, string Generation, string ParentGeneration, string? Data, string Reason, IReadOnlyList<MirrorDirectoryStatus> Directories);
+/// <param name="Resync">The resync this node runs (or ran last) to bring the peer up to date; null when none since it started.</param>
+public sealed record MirrorStatus(string Peer, bool PeerAlive, string? PeerState, string Generation, string ParentGeneration, string? Data, string Reason, IReadOnlyList<MirrorDirectoryStatus> Directories, ResyncProgress? Resync = null);
+
+/// <summary>A resync this node runs as the source (the node with the newest data), live or as it ended.</summary>
+/// <param name="Target">The node brought up to date.</param>
+/// <param name="Active">Whether it runs now.</param>
+/// <param name="Phase">connecting, pass N, frozen (writes held back), done, or failed.</param>
+/// <param name="FirstPass">What the first pass looks at: the journals' paths, or the whole tree and why.</param>
+/// <param name="Directories">Directories compared so far.</param>
+/// <param name="FilesCompared">Files whose blocks were compared or sent.</param>
+/// <param name="BytesCompared">Bytes of those files read here.</param>
+/// <param name="BytesSent">Bytes of the blocks that differed and were sent (before compression).</param>
+/// <param name="WireBytes">Bytes on the resync connections, both ways.</param>
+/// <param name="ElapsedSeconds">Since it started (to its end when it ended).</param>
+/// <param name="WireBytesPerSecond">Average rate on the wire.</param>
+/// <param name="EtaSeconds">Estimated seconds left in the current pass (known when it goes over journaled paths; null in a walk).</param>
+/// <param name="Outcome">How it ended (null while it runs).</param>
+public sealed record ResyncProgress(string Target, bool Active, string Phase, string FirstPass, long Directories, long FilesCompared, long BytesCompared, long BytesSent, long WireBytes, double ElapsedSeconds, double WireBytesPerSecond, double? EtaSeconds, string? Outcome);
 
 /// <summary>One replicated directory on the node.</summary>
 /// <param name="Path">The application's path.</param>

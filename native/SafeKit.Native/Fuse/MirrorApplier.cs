@@ -16,6 +16,9 @@ public sealed unsafe class MirrorApplier : IDisposable
     private const int MaxVectors = 64;
     private const int OTmpfile = 0x410000;
     private readonly Dictionary<ulong, int> _handles = [];
+
+    /// <summary>The last checkpoint's syncfs, running in the background: its errno.</summary>
+    private Task<int>? _checkpoint;
     private readonly MemoryHandle[] _pins = new MemoryHandle[MaxVectors];
 
     private MirrorApplier(int root)
@@ -333,16 +336,22 @@ public sealed unsafe class MirrorApplier : IDisposable
 
             case MutationKind.Checkpoint:
             {
+                // The previous checkpoint's syncfs must be done (its result is this answer); this
+                // one's runs in the background, so applying goes on meanwhile.
+                var previous = _checkpoint?.GetAwaiter().GetResult() ?? 0;
                 var fd = Posix.OpenAt(Posix.AtFdCwd, PassthroughFileSystem.ProcPath(_nodes[InodeTable.RootId], path), Posix.ORdonly | Posix.ODirectory | Posix.OCloexec, 0);
                 if (fd < 0)
                 {
                     return Posix.Errno;
                 }
 
-                var result = Posix.SyncFs(fd);
-                var errno = result < 0 ? Posix.Errno : 0;
-                Posix.Close(fd);
-                return errno;
+                _checkpoint = Task.Run(() =>
+                {
+                    var errno = Posix.SyncFs(fd) < 0 ? Posix.Errno : 0;
+                    Posix.Close(fd);
+                    return errno;
+                });
+                return previous;
             }
 
             case MutationKind.Fsyncdir:
@@ -525,6 +534,7 @@ public sealed unsafe class MirrorApplier : IDisposable
 
     public void Dispose()
     {
+        _checkpoint?.GetAwaiter().GetResult();
         foreach (var fd in _nodes.Values.Concat(_handles.Values))
         {
             Posix.Close(fd);

@@ -77,8 +77,9 @@ public enum MutationKind : byte
     BindPath = 21,
 
     /// <summary>
-    /// (): SECOND makes its whole copy durable (syncfs) before acknowledging — every change sent
-    /// before it is then safe on SECOND, and PRIM's journal may forget them.
+    /// (): SECOND starts making its whole copy durable (syncfs, in the background) and answers
+    /// once the previous checkpoint's syncfs is done — so the answer to checkpoint N says every
+    /// change sent before checkpoint N−1 is durable on SECOND, and PRIM's journal may forget them.
     /// </summary>
     Checkpoint = 22,
 }

@@ -26,10 +26,11 @@ public sealed unsafe partial class PassthroughFileSystem
     }
 
     /// <summary>
-    /// While mirroring: starts a new journal epoch and sends SECOND a checkpoint (it makes its
-    /// whole copy durable) after every change of the epochs before. Once the checkpoint is
-    /// acknowledged — the returned task, then the link still mirroring — those epochs may be
-    /// dropped (<see cref="ChangeJournal.DropThrough"/> with the returned epoch).
+    /// While mirroring: starts a new journal epoch and sends SECOND a checkpoint after every
+    /// change of the epochs before (see <see cref="MutationKind.Checkpoint"/>). Once it is
+    /// acknowledged — the returned task, then the link still mirroring — every change before the
+    /// <em>previous</em> checkpoint is durable on SECOND: the epoch the previous rotation returned
+    /// may be dropped (<see cref="ChangeJournal.DropThrough"/>).
     /// </summary>
     public (long Epoch, Task Acknowledged) RotateJournal()
     {

@@ -37,6 +37,15 @@ public sealed class DirectoryResync : IAsyncDisposable
 
     public ResyncStatistics Statistics => _source.Statistics;
 
+    /// <summary>Bytes on the resync connection so far, both ways.</summary>
+    public long WireBytes => _source.WireBytes;
+
+    /// <summary>Where the resync is: connecting, pass N, frozen.</summary>
+    public string Phase { get; private set; } = "connecting";
+
+    /// <summary>When the current pass began (Stopwatch timestamp): with its planned and done directories, an ETA.</summary>
+    public long PassStarted { get; private set; } = Stopwatch.GetTimestamp();
+
     /// <summary>What the first pass looked at: the journals' paths, or the whole tree and why.</summary>
     public string FirstPassScope { get; private set; } = "";
 
@@ -70,6 +79,8 @@ public sealed class DirectoryResync : IAsyncDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var journaled = await FromJournalsAsync(cancellationToken);
+        Phase = "pass 1";
+        PassStarted = Stopwatch.GetTimestamp();
         progress?.Report($"pass 1 over {FirstPassScope}");
         await _source.PassAsync(journaled, cancellationToken);
         FirstPass = Stopwatch.GetElapsedTime(started);
@@ -84,6 +95,8 @@ public sealed class DirectoryResync : IAsyncDisposable
                 return;
             }
 
+            Phase = $"pass {Passes + 1}";
+            PassStarted = Stopwatch.GetTimestamp();
             await _source.PassAsync(changes, cancellationToken);
             Passes++;
             progress?.Report($"pass {Passes}: {changes.Count} changed paths; {_source.Statistics}");
@@ -129,6 +142,8 @@ public sealed class DirectoryResync : IAsyncDisposable
     {
         _frozen = _fileSystem.Freeze();
         _frozenSince = Stopwatch.GetTimestamp();
+        Phase = "frozen";
+        PassStarted = _frozenSince;
         var changes = _fileSystem.TakeChanges();
         await _source.PassAsync(_pending is { } pending ? ChangeSet.Union(pending, changes) : changes, cancellationToken);
     }

@@ -56,6 +56,9 @@ public sealed class ResyncSource : IAsyncDisposable
 
     public ResyncStatistics Statistics { get; } = new();
 
+    /// <summary>Bytes on the connection so far, both ways (live, unlike <see cref="ResyncStatistics.WireBytes"/>).</summary>
+    public long WireBytes => _connection.WireBytes;
+
     /// <summary>One pass over the whole tree, then the target makes its copy durable.</summary>
     /// <exception cref="ResyncException">The target refused a change (the message names the path and errno) or the connection failed.</exception>
     public async Task<ResyncStatistics> RunAsync(CancellationToken cancellationToken = default)
@@ -73,6 +76,7 @@ public sealed class ResyncSource : IAsyncDisposable
     /// </summary>
     public async Task PassAsync(ChangeSet? changes, CancellationToken cancellationToken = default)
     {
+        Statistics.PassPlanned = 0;
         if (changes is null)
         {
             await WalkAsync("", cancellationToken);
@@ -114,6 +118,8 @@ public sealed class ResyncSource : IAsyncDisposable
             // Several listings are in flight (the target answers in order, so a parent's is
             // applied before its children's) while this side lists the next directories.
             var pending = new Queue<(string Directory, Listing Listing, Task<byte[]> Response, HashSet<string> Forced)>();
+            Statistics.PassPlanned = directories.Count;
+            Statistics.PassDone = 0;
             async Task CompleteHeadAsync()
             {
                 var (directory, listing, response, forced) = pending.Dequeue();
@@ -121,6 +127,8 @@ public sealed class ResyncSource : IAsyncDisposable
                 {
                     await WalkAsync(child, cancellationToken);
                 }
+
+                Statistics.PassDone++;
             }
 
             foreach (var (directory, forced) in directories.OrderBy(static d => d.Key.Count(static c => c == '/') + (d.Key.Length > 0 ? 1 : 0)).ThenBy(static d => d.Key, StringComparer.Ordinal))

@@ -27,6 +27,12 @@ public sealed class ResyncStatistics
     /// <summary>Bytes on the connection, both ways, headers included.</summary>
     public long WireBytes { get; internal set; }
 
+    /// <summary>Directories the current pass will look at, when it knows (a pass over changed paths); 0 for a walk.</summary>
+    public long PassPlanned { get; internal set; }
+
+    /// <summary>Of those, the ones done.</summary>
+    public long PassDone { get; internal set; }
+
     public override string ToString() =>
         $"{Directories} directories ({DirectoriesListed} differing), {Entries} entries, {FilesCompared} files compared ({BytesCompared} bytes), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
 }

@@ -94,6 +94,14 @@ public sealed class MirrorFailbackLabTests
         // The journal kept across the crash drove it: no walk of the tree.
         var events = string.Join('\n', lab.Exec("client", Tools.Safekit, "events").Output);
         Assert.Contains("journaled paths", events, StringComparison.Ordinal);
+
+        // Its figures stay in the status (API, metrics, console) and in 'safekit status'.
+        var resync = lab.Module(1).GetProperty("mirror").GetProperty("resync");
+        Assert.Equal("done", resync.GetProperty("phase").GetString());
+        Assert.False(resync.GetProperty("active").GetBoolean());
+        Assert.True(resync.GetProperty("files_compared").GetInt64() > 0);
+        Assert.Contains("journaled paths", resync.GetProperty("first_pass").GetString(), StringComparison.Ordinal);
+        Assert.Contains("last resync mirror", lab.Exec("client", Tools.Safekit, "status").Output, StringComparison.Ordinal);
     }
 
     [Fact]
