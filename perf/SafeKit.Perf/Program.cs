@@ -11,6 +11,7 @@ using SafeKit.Perf;
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
 //   sk-bench mirror-resync [--results DIR] [--files 100000] [--mib 2300] [--percent 1] [--kill-survivor]
 //   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
+//   sk-bench mirror-journal-cost [--results DIR] [--files 3000] [--rounds 3]
 string Option(string name, string fallback)
 {
     var index = Array.IndexOf(args, "--" + name);
@@ -38,6 +39,9 @@ switch (args.FirstOrDefault())
     case "mirror-resync":
         MirrorResyncBenchmark.Run(results, int.Parse(Option("files", "100000")), int.Parse(Option("mib", "2300")), double.Parse(Option("percent", "1"), System.Globalization.CultureInfo.InvariantCulture), args.Contains("--kill-survivor"));
         return 0;
+    case "mirror-journal-cost":
+        JournalCostBenchmark.Run(results, int.Parse(Option("files", "3000")), int.Parse(Option("rounds", "3")));
+        return 0;
     case "mirror-pgbench":
         MirrorPgbenchBenchmark.Run(results, int.Parse(Option("seconds", "30")), int.Parse(Option("scale", "10")));
         return 0;
@@ -45,6 +49,6 @@ switch (args.FirstOrDefault())
         PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
         return 0;
     default:
-        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror|mirror-failover|mirror-pgbench|mirror-resync [--results DIR] [options]");
+        Console.Error.WriteLine("usage: sk-bench http|pps|failover|rejoin|mirror|mirror-failover|mirror-pgbench|mirror-resync|mirror-journal-cost [--results DIR] [options]");
         return 64;
 }

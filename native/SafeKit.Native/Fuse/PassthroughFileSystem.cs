@@ -638,8 +638,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            // The listing, and the new file by name: what the application writes into it next is covered already.
-            journaled = Math.Max(IntendNode(dir.Id, ChangeScope.Directory), IntendChild(dir.Id, name, ChangeScope.Entry));
+            // The listing only (once per directory and epoch): a resync compares every entry of a
+            // listed directory by size and time, and a new file the target lacks is sent whole; what
+            // the application writes into it next moves its time (a time set back is a setattr, noted).
+            journaled = IntendNode(dir.Id, ChangeScope.Directory);
             fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat, mode & 0xFFF);
             if (fd < 0)
             {
