@@ -196,9 +196,10 @@ internal sealed partial class MirrorModuleHost
             var ct = linked.Token;
             var options = ChannelOptions();
             var address = _peer.Addresses[_module.ReplicationNetwork];
+            var cap = _module.ResyncMegabitsPerSecond > 0 ? new BandwidthCap(_module.ResyncMegabitsPerSecond * 125_000L) : null;
             for (var i = 0; i < _directories.Count; i++)
             {
-                resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct));
+                resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct, cap));
             }
 
             Volatile.Write(ref _running, resyncs.ToArray());

@@ -50,6 +50,7 @@ public sealed record MirrorDirectoryConfig(string Path, string Data, Replication
 /// <param name="Witnesses">Addresses pinged before taking over with every heartbeat lost (empty: never take over alone).</param>
 /// <param name="StartupWaitMilliseconds">How long a starting node waits to hear its peer before deciding alone.</param>
 /// <param name="StateDirectory">Where the node keeps the module's persistent record (its data generation).</param>
+/// <param name="ResyncMegabitsPerSecond">A resync's bandwidth cap in Mbit/s (0: none).</param>
 public sealed record MirrorModuleConfig(
     string Name,
     IReadOnlyList<IPAddress> Vips,
@@ -63,7 +64,8 @@ public sealed record MirrorModuleConfig(
     string StateDirectory,
     ScriptsConfig Scripts,
     IReadOnlyList<CheckerConfig> Checkers,
-    RestartConfig Restart) : IApplicationModule
+    RestartConfig Restart,
+    int ResyncMegabitsPerSecond = 0) : IApplicationModule
 {
     public const int DefaultReplicationPort = 4900;
 

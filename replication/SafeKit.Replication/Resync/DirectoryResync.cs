@@ -62,13 +62,14 @@ public sealed class DirectoryResync : IAsyncDisposable
     public TimeSpan Frozen { get; private set; }
 
     /// <summary>Starts tracking changes on the live file system, then connects to the target.</summary>
-    public static async Task<DirectoryResync> ConnectAsync(PassthroughFileSystem fileSystem, IPEndPoint target, ReplicationChannelOptions options, CancellationToken cancellationToken)
+    /// <param name="cap">The bandwidth the resync may use (null: no cap).</param>
+    public static async Task<DirectoryResync> ConnectAsync(PassthroughFileSystem fileSystem, IPEndPoint target, ReplicationChannelOptions options, CancellationToken cancellationToken, BandwidthCap? cap = null)
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         fileSystem.TrackChanges();
         _ = fileSystem.TakeChanges(); // The first pass looks at everything.
         var connection = await ResyncConnection.ConnectAsync(target, options, cancellationToken);
-        return new DirectoryResync(fileSystem, new ResyncSource(fileSystem.DataDirectory, connection));
+        return new DirectoryResync(fileSystem, new ResyncSource(fileSystem.DataDirectory, connection, cap));
     }
 
     /// <summary>

@@ -35,6 +35,7 @@ public sealed class ResyncSource : IAsyncDisposable
     private readonly ResyncConnection _connection;
     private readonly Queue<TaskCompletionSource<byte[]>> _pending = new();
     private readonly SemaphoreSlim _window = new(Window, Window);
+    private readonly BandwidthCap? _cap;
 
     /// <summary>Files whose content differs, in order, each with the target's hashes already asked.</summary>
     private readonly Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes)> _ahead = new();
@@ -46,11 +47,13 @@ public sealed class ResyncSource : IAsyncDisposable
     private readonly Task _reading;
     private Exception? _lost;
 
-    public ResyncSource(string root, ResyncConnection connection)
+    /// <param name="cap">The bandwidth the resync may use (null: no cap).</param>
+    public ResyncSource(string root, ResyncConnection connection, BandwidthCap? cap = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         _root = Path.GetFullPath(root);
         _connection = connection;
+        _cap = cap;
         _reading = Task.Run(ReadResponsesAsync);
     }
 
@@ -551,6 +554,12 @@ public sealed class ResyncSource : IAsyncDisposable
         await _sendGate.WaitAsync(cancellationToken);
         try
         {
+            if (_cap is { } cap)
+            {
+                // Before the request is queued for its answer: a wait cancelled here leaves nothing behind.
+                await cap.WaitAsync(message.Length, cancellationToken);
+            }
+
             lock (_pending)
             {
                 if (_lost is { } lost)

@@ -283,7 +283,7 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
 
         _lab.Lab("app", "n2", "fix");
         _lab.Lab("app", "n2", "start");
-        LabInstance.WaitUntil(() => _lab.Members(1).Count == 3 && !Application(2).GetProperty("gave_up").GetBoolean(), "n2 is back once healthy", 30);
+        LabInstance.WaitUntil(() => _lab.Members(1).Count == 3 && !Application(2).GetProperty("gave_up").GetBoolean(), "n2 is back once healthy", 60);
         Assert.Equal(3, _lab.HttpFollowingTheTable("198.18.0.100", 90).Count);
     }
 
