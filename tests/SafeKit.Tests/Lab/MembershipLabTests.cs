@@ -240,7 +240,7 @@ public sealed class MembershipLabTests : IClassFixture<FailureLab>, IDisposable
 
             var results = await Task.WhenAll(downloads);
             Assert.All(results, r => Assert.Equal($"200 {8 << 20}", r));
-            LabInstance.WaitUntil(() => SafeKit.Native.Host.ProcessControl.IsDead(daemon), "n2's safekitd exits once drained", 20);
+            LabInstance.WaitUntil(() => SafeKit.Native.Host.ProcessControl.IsDead(daemon), "n2's safekitd exits once drained", 45);
         }
         finally
         {
