@@ -189,10 +189,7 @@ public sealed unsafe class ChangeJournal : IDisposable
     {
         lock (_gate)
         {
-            if (!_nodes.TryGetValue(node, out var known) || known < scope)
-            {
-                _nodes[node] = scope;
-            }
+            ScopeMap.Widen(_nodes, node, scope);
         }
     }
 
@@ -208,16 +205,14 @@ public sealed unsafe class ChangeJournal : IDisposable
         {
             if (node != 0)
             {
-                _nodes[node] = _nodes.TryGetValue(node, out var known) && known > scope ? known : scope;
+                ScopeMap.Widen(_nodes, node, scope);
             }
 
-            var paths = _epochs[^1].Paths;
-            if (paths.TryGetValue(relative, out var noted) && noted >= scope)
+            if (!ScopeMap.Widen(_epochs[^1].Paths, relative, scope))
             {
                 return 0;
             }
 
-            paths[relative] = scope;
             if (System.Text.Encoding.UTF8.GetByteCount(relative) > MaxPath)
             {
                 Fail(); // A path no file system here allows: the record cannot hold it, so it is not trusted.
@@ -378,21 +373,10 @@ public sealed unsafe class ChangeJournal : IDisposable
         var all = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
         foreach (var (_, paths) in _epochs)
         {
-            Merge(all, paths);
+            ScopeMap.WidenAll(all, paths);
         }
 
         return all;
-    }
-
-    internal static void Merge(Dictionary<string, ChangeScope> into, IReadOnlyDictionary<string, ChangeScope> paths)
-    {
-        foreach (var (path, scope) in paths)
-        {
-            if (!into.TryGetValue(path, out var known) || known < scope)
-            {
-                into[path] = scope;
-            }
-        }
     }
 
     private string EpochPath(long number) => Path.Combine(_directory, $"{number:D12}{Extension}");
@@ -544,11 +528,7 @@ public sealed unsafe class ChangeJournal : IDisposable
                 break;
             }
 
-            var path = System.Text.Encoding.UTF8.GetString(bytes.Slice(offset + 4, length));
-            if (!paths.TryGetValue(path, out var known) || known < scope)
-            {
-                paths[path] = scope;
-            }
+            ScopeMap.Widen(paths, System.Text.Encoding.UTF8.GetString(bytes.Slice(offset + 4, length)), scope);
 
             offset += 8 + length;
         }
@@ -566,7 +546,7 @@ public sealed record JournalContents(Guid Base, bool Complete, IReadOnlyList<(lo
         var all = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
         foreach (var (_, paths) in Epochs)
         {
-            ChangeJournal.Merge(all, paths);
+            ScopeMap.WidenAll(all, paths);
         }
 
         return new ChangeSet(all);

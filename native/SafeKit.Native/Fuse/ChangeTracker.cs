@@ -40,10 +40,7 @@ public sealed class ChangeSet
         var all = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
         foreach (var (path, scope) in paths)
         {
-            if (!all.TryGetValue(path, out var known) || known < scope)
-            {
-                all[path] = scope;
-            }
+            ScopeMap.Widen(all, path, scope);
         }
 
         return new ChangeSet(all);
@@ -55,14 +52,7 @@ public sealed class ChangeSet
         ArgumentNullException.ThrowIfNull(first);
         ArgumentNullException.ThrowIfNull(second);
         var paths = new Dictionary<string, ChangeScope>(first.Paths, StringComparer.Ordinal);
-        foreach (var (path, scope) in second.Paths)
-        {
-            if (!paths.TryGetValue(path, out var known) || known < scope)
-            {
-                paths[path] = scope;
-            }
-        }
-
+        ScopeMap.WidenAll(paths, second.Paths);
         return new ChangeSet(paths);
     }
 }
@@ -87,10 +77,7 @@ internal sealed class ChangeTracker
     {
         lock (_gate)
         {
-            if (!_paths.TryGetValue(relative, out var known) || known < scope)
-            {
-                _paths[relative] = scope;
-            }
+            ScopeMap.Widen(_paths, relative, scope);
 
             if (node != 0)
             {
@@ -108,6 +95,31 @@ internal sealed class ChangeTracker
             _paths = new Dictionary<string, ChangeScope>(StringComparer.Ordinal);
             _noted = [];
             return new ChangeSet(taken);
+        }
+    }
+}
+
+/// <summary>Maps of paths (or nodes) to the widest scope noted for each: one rule for every record of changes.</summary>
+internal static class ScopeMap
+{
+    /// <summary>Notes <paramref name="scope"/> for <paramref name="key"/> unless a wider one is there; true when it changed the map.</summary>
+    public static bool Widen<TKey>(Dictionary<TKey, ChangeScope> map, TKey key, ChangeScope scope)
+        where TKey : notnull
+    {
+        if (map.TryGetValue(key, out var known) && known >= scope)
+        {
+            return false;
+        }
+
+        map[key] = scope;
+        return true;
+    }
+
+    public static void WidenAll(Dictionary<string, ChangeScope> map, IReadOnlyDictionary<string, ChangeScope> more)
+    {
+        foreach (var (path, scope) in more)
+        {
+            Widen(map, path, scope);
         }
     }
 }

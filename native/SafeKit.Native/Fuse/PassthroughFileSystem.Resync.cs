@@ -115,8 +115,7 @@ public sealed unsafe partial class PassthroughFileSystem
             return; // Gone: the change that removed it noted its directory.
         }
 
-        Stat stat;
-        if (scope == ChangeScope.Entry && Posix.FStatAt(inode.Fd, (byte*)Empty, &stat, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) == 0 && (stat.Mode & 0xF000) == 0x4000)
+        if (scope == ChangeScope.Entry && IsDirectory(inode.Fd))
         {
             scope = ChangeScope.Directory; // A directory's own metadata: its listing is compared.
         }
