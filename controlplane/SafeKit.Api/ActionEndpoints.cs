@@ -16,7 +16,7 @@ internal static class ActionEndpoints
     {
         var api = app.MapGroup("/api/v1").WithTags("actions").WithMetadata(Admin);
         api.MapPost("/modules/{name}/actions", ActAsync)
-            .WithSummary("Act on a module: start, stop (drain), restart, stopstart, forcestop")
+            .WithSummary("Act on a module: start, stop (drain), restart, stopstart, forcestop; mirror: prim (--force), resync (--full), swap, verify")
             .Accepts<ActionRequest>("application/json")
             .Produces<ModuleActionResult>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -37,12 +37,12 @@ internal static class ActionEndpoints
     {
         if (request?.Action is not { } text)
         {
-            return Problems.Problem(StatusCodes.Status400BadRequest, "Missing action", "the body must be {\"action\": \"start|stop|restart|stopstart|forcestop|prim|resync\"}");
+            return Problems.Problem(StatusCodes.Status400BadRequest, "Missing action", "the body must be {\"action\": \"start|stop|restart|stopstart|forcestop|prim|resync|swap|verify\"}");
         }
 
         if (!Enum.TryParse<ModuleAction>(text, ignoreCase: true, out var action) || !Enum.IsDefined(action) || int.TryParse(text, out _))
         {
-            return Problems.Problem(StatusCodes.Status400BadRequest, "Unknown action", $"'{text}' is not one of: start, stop, restart, stopstart, forcestop, prim, resync");
+            return Problems.Problem(StatusCodes.Status400BadRequest, "Unknown action", $"'{text}' is not one of: start, stop, restart, stopstart, forcestop, prim, resync, swap, verify");
         }
 
         if (node.Configuration.Farms.All(f => f.Name != name) && node.Configuration.Mirrors.All(m => m.Name != name))

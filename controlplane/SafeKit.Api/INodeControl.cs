@@ -56,6 +56,12 @@ public enum ModuleAction
 
     /// <summary>Mirror, on the serving node: bring the peer's copy to this one by comparing every file, journal or not (<c>safekit resync --full</c>).</summary>
     Resync,
+
+    /// <summary>Mirror, on PRIM: hand PRIM to SECOND with every acknowledged change (stop app, final sync, VIP move, start app there) (<c>safekit swap</c>).</summary>
+    Swap,
+
+    /// <summary>Mirror, on PRIM: compare both copies online, every file's blocks by hash; refused (409) with the differences when they differ (<c>safekit verify</c>).</summary>
+    Verify,
 }
 
 /// <summary>What an action did.</summary>

@@ -8,6 +8,8 @@ const string usage = """
       safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]
       safekit prim --force MODULE [--on NODE]   mirror: serve ALONE with this node's copy, whatever the peer holds
       safekit resync --full MODULE [--on NODE]  mirror: on the serving node, compare every file with the peer's copy and send what differs
+      safekit swap MODULE                        mirror: move PRIM to the other node (stop app, final sync, VIP move, start app there)
+      safekit verify MODULE                      mirror: compare both copies online (every block, by hash); exit 1 if they differ
       safekit events [--limit N] [--follow]      recent events of every node, then live ones
     """ + "\n" + ConfigCommand.Usage + """
 

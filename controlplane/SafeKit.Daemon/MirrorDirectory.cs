@@ -36,6 +36,9 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     private ResyncListener? _resyncListener;
     private CancellationTokenSource? _resyncStop;
     private Task? _resyncServing;
+    private ResyncListener? _verifyListener;
+    private CancellationTokenSource? _verifyStop;
+    private Task? _verifyServing;
 
     public MirrorDirectory(MirrorDirectoryConfig config, string stateDirectory, ILogger logger)
     {
@@ -154,10 +157,14 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
             TaskScheduler.Default);
     }
 
-    /// <summary>SECOND: listens for PRIM and mounts the read-only view.</summary>
-    public void ListenAndView(IPEndPoint local, ReplicationChannelOptions options)
+    /// <summary>SECOND: listens for PRIM (and for its verifies on <paramref name="verify"/>) and mounts the read-only view.</summary>
+    public void ListenAndView(IPEndPoint local, IPEndPoint verify, ReplicationChannelOptions options)
     {
         _listener = ReplicationListener.Listen(local, options, _logger);
+        var verifyListener = ResyncListener.Listen(verify, options);
+        _verifyListener = verifyListener;
+        _verifyStop = new CancellationTokenSource();
+        _verifyServing = ServeAsync(verifyListener, () => new ResyncTarget(_config.Data) { CompareOnly = true }, null, () => _verifyListener == verifyListener, _verifyStop.Token);
         _applier = new SecondApplier(MirrorApplier.Open(_config.Data), _logger);
         _acceptStop = new CancellationTokenSource();
         var listener = _listener;
@@ -194,37 +201,55 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
         var stop = new CancellationTokenSource();
         _resyncListener = listener;
         _resyncStop = stop;
-        _resyncServing = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
+        _resyncServing = ServeAsync(
+            listener,
+            () => new ResyncTarget(_config.Data)
             {
-                try
-                {
-                    await using var connection = await listener.AcceptAsync(stop.Token);
-                    using var target = new ResyncTarget(_config.Data)
-                    {
-                        Handover = handover,
-                        Journal = () => TargetJournal.Of(dataGeneration, ChangeJournal.Read(JournalDirectory)),
-                    };
-                    await target.ServeAsync(connection, stop.Token);
-                    LastResync = $"{target.FilesWritten} files written ({target.BytesWritten} bytes), {target.Removed} entries removed";
-                }
-                catch (ReplicationHandshakeException)
-                {
-                    // A stray or refused peer: keep listening.
-                }
-                catch (Exception e) when ((e is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException && stop.IsCancellationRequested) || _resyncListener != listener)
-                {
-                    return; // Stopped, or handed over: no more sources.
-                }
-                catch (Exception e) when (e is IOException or ResyncException or System.Net.Sockets.SocketException or InvalidDataException)
-                {
-                    LastResync = $"failed: {e.Message}";
-                    ResyncFailed(_logger, _config.Path, e.Message);
-                }
-            }
-        }, CancellationToken.None);
+                Handover = handover,
+                Journal = () => TargetJournal.Of(dataGeneration, ChangeJournal.Read(JournalDirectory)),
+            },
+            target => LastResync = $"{target.FilesWritten} files written ({target.BytesWritten} bytes), {target.Removed} entries removed",
+            () => _resyncListener == listener,
+            stop.Token);
     }
+
+    /// <summary>
+    /// Serves the sources that connect to <paramref name="listener"/>, one at a time, each with a
+    /// new target, until stopped or no longer <paramref name="current"/> (the listener was replaced).
+    /// </summary>
+    private Task ServeAsync(ResyncListener listener, Func<ResyncTarget> create, Action<ResyncTarget>? served, Func<bool> current, CancellationToken stop) =>
+        Task.Run(
+            async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await using var connection = await listener.AcceptAsync(stop);
+                        using var target = create();
+                        await target.ServeAsync(connection, stop);
+                        served?.Invoke(target);
+                    }
+                    catch (ReplicationHandshakeException)
+                    {
+                        // A stray or refused peer: keep listening.
+                    }
+                    catch (Exception e) when ((e is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException && stop.IsCancellationRequested) || !current())
+                    {
+                        return; // Stopped, or handed over: no more sources.
+                    }
+                    catch (Exception e) when (e is IOException or ResyncException or System.Net.Sockets.SocketException or InvalidDataException)
+                    {
+                        if (served is not null)
+                        {
+                            LastResync = $"failed: {e.Message}";
+                        }
+
+                        ResyncFailed(_logger, _config.Path, e.Message);
+                    }
+                }
+            },
+            CancellationToken.None);
 
     /// <summary>
     /// Stops accepting resync sources; the session in progress finishes on its own (from the
@@ -285,6 +310,17 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
 
         _listener?.Dispose();
         _listener = null;
+        _verifyListener?.Dispose();
+        _verifyListener = null;
+        if (_verifyStop is { } verifyStop)
+        {
+            await verifyStop.CancelAsync();
+            await (_verifyServing ?? Task.CompletedTask).WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
+            verifyStop.Dispose();
+            _verifyStop = null;
+            _verifyServing = null;
+        }
+
         if (_receiver is { } receiver)
         {
             await receiver.DisposeAsync();

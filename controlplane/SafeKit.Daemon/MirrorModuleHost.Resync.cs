@@ -140,7 +140,7 @@ internal sealed partial class MirrorModuleHost
             var address = _self.Addresses[_module.ReplicationNetwork];
             for (var i = 0; i < _directories.Count; i++)
             {
-                _directories[i].ListenAndView(new IPEndPoint(address, _module.ReplicationPort + i), options);
+                _directories[i].ListenAndView(new IPEndPoint(address, _module.ReplicationPort + i), new IPEndPoint(address, VerifyPort(i)), options);
             }
 
             SaveRecord(new MirrorRecord(new Guid(generations.AsSpan(0, 16)), new Guid(generations.AsSpan(16, 16)), false, "SECOND"));

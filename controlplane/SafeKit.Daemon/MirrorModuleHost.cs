@@ -310,6 +310,11 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
                 return;
             }
 
+            if (await TakeOverFromSwapAsync(peer, relation))
+            {
+                return;
+            }
+
             if (peer.Role is MirrorRole.Stop && relation == DataRelation.Same)
             {
                 // PRIM stopped in order: every change it acknowledged is here.
@@ -496,7 +501,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         var address = _self.Addresses[_module.ReplicationNetwork];
         for (var i = 0; i < _directories.Count; i++)
         {
-            _directories[i].ListenAndView(new IPEndPoint(address, _module.ReplicationPort + i), options);
+            _directories[i].ListenAndView(new IPEndPoint(address, _module.ReplicationPort + i), new IPEndPoint(address, VerifyPort(i)), options);
         }
 
         SaveRecord(_record with { LastRole = "SECOND", Diverging = false });
@@ -768,7 +773,8 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             beacon is { } b ? record.CompareWith(b.Current, b.Parent).ToString().ToLowerInvariant() : null,
             _reason,
             directories,
-            ResyncStatus());
+            ResyncStatus(),
+            _lastVerify);
         var application = _supervisor is null ? null : new ApplicationStatus(_supervisor.RecentRestarts, _supervisor.GaveUp, _supervisor.LastStart?.Summary, _supervisor.LastStop?.Summary);
         return new ModuleStatus(_module.Name, "mirror", _state.Current, null, _state.Transitions(), application, mirror);
     }

@@ -68,7 +68,7 @@ internal sealed class ModuleActions : IDisposable
                     Require(!farm.Stopped, $"module {module} is stopped: start it");
                     await farm.RestartApplicationAsync();
                     break;
-                case ModuleAction.Prim or ModuleAction.Resync:
+                case ModuleAction.Prim or ModuleAction.Resync or ModuleAction.Swap or ModuleAction.Verify:
                     throw new ModuleActionException(409, $"{verb} applies to mirror modules; {module} is a farm");
                 default:
                     if (!farm.Stopped)
@@ -106,7 +106,7 @@ internal sealed class ModuleActions : IDisposable
         }
     }
 
-    /// <summary>stop/forcestop (application, VIP, mounts; the peer takes over), start, restart, stopstart, prim --force.</summary>
+    /// <summary>stop/forcestop (application, VIP, mounts; the peer takes over), start, restart, stopstart, prim --force, resync --full, swap, verify.</summary>
     private async Task<ModuleActionResult> ActOnMirrorAsync(MirrorModuleHost mirror, ModuleAction action)
     {
         var module = mirror.Name;
@@ -137,6 +137,12 @@ internal sealed class ModuleActions : IDisposable
                 break;
             case ModuleAction.Resync:
                 message = await mirror.FullResyncAsync();
+                break;
+            case ModuleAction.Swap:
+                message = await mirror.SwapAsync();
+                break;
+            case ModuleAction.Verify:
+                message = await mirror.VerifyAsync();
                 break;
             default:
                 if (!mirror.Stopped)

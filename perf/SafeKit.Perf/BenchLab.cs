@@ -86,6 +86,41 @@ internal sealed class BenchLab : IDisposable
     public string ClusterMac() =>
         StatusFile.TryRead(Directory.GetDirectories(Path.Combine("/run/safekit-lab", Prefix)).First())!.Modules[0].Farm!.ClusterMac;
 
+    /// <summary>Runs a command in a lab namespace; each line it prints lands in <paramref name="lines"/>.</summary>
+    public System.Diagnostics.Process Collect(string node, List<string> lines, params string[] command)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "safekit")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in new[] { "lab", "exec", "--prefix", Prefix, node, "--" }.Concat(command))
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var process = System.Diagnostics.Process.Start(start)!;
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { Length: > 0 } line)
+            {
+                lock (lines)
+                {
+                    lines.Add(line);
+                }
+            }
+        };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>What a collected command printed so far, as one text.</summary>
+    public static string Joined(List<string> lines)
+    {
+        lock (lines)
+        {
+            return string.Concat(lines);
+        }
+    }
+
     public void Dispose()
     {
         // SKBENCH_LOGS=DIR keeps every node's safekitd log of the run (for a post-mortem).

@@ -73,11 +73,11 @@ internal static class MirrorFailoverBenchmark
         }
 
         var records = new List<string>();
-        using var appender = Start(lab, "m1", records, "python3", "-u", "-c", Appender, "/srv/www/journal.log");
+        using var appender = lab.Collect("m1", records, "python3", "-u", "-c", Appender, "/srv/www/journal.log");
         var sqlOutput = new List<string>();
-        using var sql = Start(lab, "client", sqlOutput, BenchLab.Loadgen, "pg", "--host", Vip, "--seconds", LoadSeconds.ToString(CultureInfo.InvariantCulture), "--interval-ms", "20", "--timeout-ms", "1000");
+        using var sql = lab.Collect("client", sqlOutput, BenchLab.Loadgen, "pg", "--host", Vip, "--seconds", LoadSeconds.ToString(CultureInfo.InvariantCulture), "--interval-ms", "20", "--timeout-ms", "1000");
         var httpOutput = new List<string>();
-        using var http = Start(lab, "client", httpOutput, BenchLab.Loadgen, "probe", "--host", Vip, "--seconds", LoadSeconds.ToString(CultureInfo.InvariantCulture), "--path", "/served-by", "--new", "2", "--keepalive", "0", "--interval-ms", "20", "--timeout-ms", "500");
+        using var http = lab.Collect("client", httpOutput, BenchLab.Loadgen, "probe", "--host", Vip, "--seconds", LoadSeconds.ToString(CultureInfo.InvariantCulture), "--path", "/served-by", "--new", "2", "--keepalive", "0", "--interval-ms", "20", "--timeout-ms", "500");
         Thread.Sleep(delay);
         var killed = lab.Kill("m1");
         appender.WaitForExit(10_000);
@@ -88,8 +88,8 @@ internal static class MirrorFailoverBenchmark
 
         sql.WaitForExit();
         http.WaitForExit();
-        using var sqlResult = JsonDocument.Parse(Joined(sqlOutput));
-        using var httpResult = JsonDocument.Parse(Joined(httpOutput));
+        using var sqlResult = JsonDocument.Parse(BenchLab.Joined(sqlOutput));
+        using var httpResult = JsonDocument.Parse(BenchLab.Joined(httpOutput));
         var survivor = $"{lab.Prefix}-m2";
         var sqlRto = FirstAnswerFrom(survivor, sqlResult.RootElement.GetProperty("samples"), killed, endAt: 1, okAt: 2, nodeAt: 3);
         var httpRto = FirstAnswerFrom(survivor, httpResult.RootElement.GetProperty("samples"), killed, endAt: 3, okAt: 4, nodeAt: 5);
@@ -128,40 +128,6 @@ internal static class MirrorFailoverBenchmark
         }
 
         throw new InvalidOperationException($"{survivor} did not answer within {LoadSeconds} s of load");
-    }
-
-    private static string Joined(List<string> lines)
-    {
-        lock (lines)
-        {
-            return string.Concat(lines);
-        }
-    }
-
-    /// <summary>Runs a command in a lab namespace; each line it prints lands in <paramref name="lines"/>.</summary>
-    private static Process Start(BenchLab lab, string node, List<string> lines, params string[] command)
-    {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "safekit")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in new[] { "lab", "exec", "--prefix", lab.Prefix, node, "--" }.Concat(command))
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is { Length: > 0 } line)
-            {
-                lock (lines)
-                {
-                    lines.Add(line);
-                }
-            }
-        };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
     }
 
     private sealed record Round(double KillAfterMs, double HttpRtoMs, double SqlRtoMs, int RecordsAcknowledged, int RecordsLost, long Committed, long CommittedLost);

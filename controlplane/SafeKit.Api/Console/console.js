@@ -5,6 +5,8 @@
 
 const TOKEN_KEY = 'safekit-token';
 const ACTIONS = ['start', 'stop', 'restart', 'stopstart', 'forcestop'];
+// A mirror's PRIM also offers these (the swap moves PRIM to the peer).
+const PRIM_ACTIONS = ['swap'];
 const PALETTE = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#bc4c00', '#0a7ea4', '#6639ba', '#953800', '#116329', '#4d2d00'];
 const NOBODY = '#d0d7de';
 const $ = (id) => document.getElementById(id);
@@ -129,7 +131,7 @@ function renderNodes(cluster) {
         el('strong', {}, `${m.name}: ${m.state}`), owned,
         last ? el('div', {}, el('small', {}, last.reason)) : null,
         m.mirror && m.mirror.resync ? el('div', { class: 'resync' }, el('small', {}, resyncText(m.mirror.resync))) : null);
-      for (const action of ACTIONS) {
+      for (const action of m.mirror && m.state === 'PRIM' ? ACTIONS.concat(PRIM_ACTIONS) : ACTIONS) {
         mod.append(el('button', { 'data-action': action, onclick: () => confirmAction(node.name, m.name, action) }, action));
       }
       card.append(mod);
@@ -271,7 +273,8 @@ function confirmAction(node, module, action) {
   const dialog = $('confirm');
   $('confirm-text').textContent = `${action} module ${module} on ${node}?` +
     (action === 'stop' ? ' The node leaves the farm once its connections finish.' : '') +
-    (action === 'forcestop' ? ' Connections the node still serves are cut.' : '');
+    (action === 'forcestop' ? ' Connections the node still serves are cut.' : '') +
+    (action === 'swap' ? ' The application stops here and starts on the peer, which becomes PRIM.' : '');
   dialog.returnValue = '';
   dialog.onclose = async () => {
     if (dialog.returnValue !== 'ok') return;

@@ -6,11 +6,12 @@ namespace SafeKit.Cli.Remote;
 /// <summary>
 /// <c>safekit start|stop|restart|stopstart|forcestop MODULE [--on NODE]</c>, <c>safekit prim --force MODULE</c> and
 /// <c>safekit resync --full MODULE</c>: acts on a module of
-/// the node talked to, or of <c>--on NODE</c> (forwarded by the node talked to).
+/// the node talked to, or of <c>--on NODE</c> (forwarded by the node talked to). <c>safekit swap
+/// MODULE</c> and <c>safekit verify MODULE</c> go to the node where the mirror is PRIM unless <c>--on</c> names one.
 /// </summary>
 internal static class ModuleCommand
 {
-    public static readonly string[] Verbs = ["start", "stop", "restart", "stopstart", "forcestop", "prim", "resync"];
+    public static readonly string[] Verbs = ["start", "stop", "restart", "stopstart", "forcestop", "prim", "resync", "swap", "verify"];
 
     public static async Task<int> RunAsync(string verb, IReadOnlyList<string> args)
     {
@@ -34,11 +35,28 @@ internal static class ModuleCommand
         var module = Uri.EscapeDataString(a.Positionals[0]);
         // A stop waits for the node's connections to finish (drain timeout): allow for it.
         using var api = ApiConnection.Open(a, defaultTimeoutSeconds: 600);
-        var path = a.Value("--on") is { } node
+        var on = a.Value("--on") ?? (verb is "swap" or "verify" ? await PrimOfAsync(api, a.Positionals[0]) : null);
+        var path = on is { } node
             ? $"/api/v1/cluster/nodes/{Uri.EscapeDataString(node)}/modules/{module}/actions"
             : $"/api/v1/modules/{module}/actions";
         var result = await api.SendAsync(HttpMethod.Post, path, JsonSerializer.Serialize(new Dictionary<string, string> { ["action"] = verb }));
         Console.WriteLine(a.Has("--json") ? result.ToString() : $"{result.GetProperty("message").GetString()} (state {result.GetProperty("state").GetString()})");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The node where <paramref name="module"/> is PRIM, as the cluster status says.</summary>
+    private static async Task<string> PrimOfAsync(ApiConnection api, string module)
+    {
+        var cluster = await api.SendAsync(HttpMethod.Get, "/api/v1/cluster", null);
+        foreach (var node in cluster.GetProperty("nodes").EnumerateArray())
+        {
+            if (node.TryGetProperty("status", out var status) && status.ValueKind == JsonValueKind.Object
+                && status.GetProperty("modules").EnumerateArray().Any(m => m.GetProperty("name").GetString() == module && m.GetProperty("state").GetString() == "PRIM"))
+            {
+                return node.GetProperty("name").GetString()!;
+            }
+        }
+
+        throw new CliException($"no node is PRIM for module {module} (see 'safekit status'): swap and verify need a PRIM and a SECOND");
     }
 }

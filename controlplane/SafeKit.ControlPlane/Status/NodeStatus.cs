@@ -41,7 +41,21 @@ public sealed record ModuleStatus(string Name, string Type, string State, FarmSt
 /// <param name="Reason">Why the node is in its state.</param>
 /// <param name="Directories">Each replicated directory.</param>
 /// <param name="Resync">The resync this node runs (or ran last) to bring the peer up to date; null when none since it started.</param>
-public sealed record MirrorStatus(string Peer, bool PeerAlive, string? PeerState, string Generation, string ParentGeneration, string? Data, string Reason, IReadOnlyList<MirrorDirectoryStatus> Directories, ResyncProgress? Resync = null);
+/// <param name="Verify">The last verify this node ran (<c>safekit verify</c>); null when none since it started.</param>
+public sealed record MirrorStatus(string Peer, bool PeerAlive, string? PeerState, string Generation, string ParentGeneration, string? Data, string Reason, IReadOnlyList<MirrorDirectoryStatus> Directories, ResyncProgress? Resync = null, VerifyStatus? Verify = null);
+
+/// <summary>A verify this node ran as PRIM: both copies compared online, every file's blocks by hash.</summary>
+/// <param name="At">When it ended.</param>
+/// <param name="ElapsedSeconds">How long it took.</param>
+/// <param name="Files">Regular files whose blocks were compared.</param>
+/// <param name="Bytes">Bytes of those files (read on each node).</param>
+/// <param name="BytesPerSecond">Bytes compared per second.</param>
+/// <param name="FrozenMilliseconds">How long the application's writes were held back for the final recheck.</param>
+/// <param name="Dismissed">Differences seen while writes were on their way, equal once applied (not reported).</param>
+/// <param name="Differences">What differs with every write applied on both copies: "path: what".</param>
+/// <param name="Unconfirmed">Differences seen live only (too much kept changing to recheck them frozen).</param>
+/// <param name="Outcome">equal, different, unconfirmed, or failed: why.</param>
+public sealed record VerifyStatus(DateTimeOffset At, double ElapsedSeconds, long Files, long Bytes, double BytesPerSecond, double FrozenMilliseconds, int Dismissed, IReadOnlyList<string> Differences, IReadOnlyList<string> Unconfirmed, string Outcome);
 
 /// <summary>A resync this node runs as the source (the node with the newest data), live or as it ended.</summary>
 /// <param name="Target">The node brought up to date.</param>

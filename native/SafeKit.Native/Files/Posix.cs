@@ -30,6 +30,9 @@ internal static unsafe partial class Posix
     [LibraryImport(Lib, EntryPoint = "umount2", SetLastError = true)]
     internal static partial int Umount2(byte* target, int flags);
 
+    [LibraryImport(Lib, EntryPoint = "umount2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Umount2(string target, int flags);
+
     [LibraryImport(Lib, EntryPoint = "fstatat", SetLastError = true)]
     internal static partial int FStatAt(int directory, byte* path, Stat* stat, int flags);
 

@@ -86,13 +86,23 @@ public sealed unsafe class FuseMount : IDisposable
 
         // Unmount first, so the loop's reads end (ENODEV) and it returns before its descriptor closes;
         // lazily when busy. fuse_session_unmount then only closes the device.
+        var connection = ConnectionOf(Mountpoint);
         var path = PassthroughFileSystem.Utf8(Mountpoint);
+        var detached = false;
         fixed (byte* p = path)
         {
             if (Posix.Umount2(p, 0) < 0)
             {
-                Posix.Umount2(p, Posix.MntDetach);
+                detached = Posix.Umount2(p, Posix.MntDetach) == 0;
             }
+        }
+
+        // Detached while a process still holds a file open in it: the connection would live on and
+        // that process keep changing the files after the node stopped replicating them (it may be
+        // SECOND by now). Aborting the connection fails every further access (ENOTCONN).
+        if (detached && connection is { } id && !_loop.Join(TimeSpan.FromMilliseconds(200)))
+        {
+            FuseConnections.Abort(id);
         }
 
         if (_loop.Join(TimeSpan.FromSeconds(10)))
@@ -114,6 +124,31 @@ public sealed unsafe class FuseMount : IDisposable
         {
             return Posix.Umount2(p, Posix.MntDetach) == 0;
         }
+    }
+
+    /// <summary>The FUSE connection behind the mount on <paramref name="mountpoint"/> (its device minor in /proc/self/mountinfo), or null.</summary>
+    private static int? ConnectionOf(string mountpoint)
+    {
+        int? found = null;
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+            {
+                // id parent major:minor root mountpoint options... - fstype source
+                var fields = line.Split(' ');
+                if (fields.Length > 4 && fields[4] == mountpoint && fields[2].Split(':') is [_, var minor] && line.Contains(" - fuse", StringComparison.Ordinal)
+                    && int.TryParse(minor, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                {
+                    found = id; // The last one is the mount on top.
+                }
+            }
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+
+        return found;
     }
 
     private static void Free(GCHandle self, nint[] arguments)

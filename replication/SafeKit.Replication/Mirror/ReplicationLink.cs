@@ -216,12 +216,7 @@ public sealed partial class ReplicationLink : IReplicationSink
             return false;
         }
 
-        var deadline = DateTime.UtcNow + timeout;
-        while ((sender.BytesInFlight > 0 || sender.WaitingSends > 0) && !sender.Lost.IsCompleted && State != LinkState.Alone && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(5);
-        }
-
+        await WaitAcknowledgedAsync(timeout);
         bool inOrder;
         lock (_aloneGate)
         {
@@ -240,6 +235,27 @@ public sealed partial class ReplicationLink : IReplicationSink
 
         await sender.DisposeAsync();
         return inOrder;
+    }
+
+    /// <summary>
+    /// Waits until SECOND acknowledged (applied) everything sent so far — call it with nothing
+    /// changing the files (frozen or unmounted). False when the link went alone meanwhile or
+    /// <paramref name="timeout"/> passed.
+    /// </summary>
+    public async ValueTask<bool> WaitAcknowledgedAsync(TimeSpan timeout)
+    {
+        if (_sender is not { } sender)
+        {
+            return false;
+        }
+
+        var deadline = DateTime.UtcNow + timeout;
+        while ((sender.BytesInFlight > 0 || sender.WaitingSends > 0) && !sender.Lost.IsCompleted && State != LinkState.Alone && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(5);
+        }
+
+        return State != LinkState.Alone && !sender.Lost.IsCompleted && sender.BytesInFlight == 0 && sender.WaitingSends == 0;
     }
 
     /// <summary>

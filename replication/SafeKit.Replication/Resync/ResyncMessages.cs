@@ -9,7 +9,8 @@ namespace SafeKit.Replication.Resync;
 /// <code>
 /// Dir     path, the directory's own metadata, its entries (name, kind, mode, uid, gid, size,
 ///         mtime, hard-link key, symlink target) → the regular files whose content differs
-///         (name, the target's size; -1 when new)
+///         (name, the target's size; -1 when new); to a compare-only target (a verify): the
+///         regular files whose blocks to compare, then every other difference (name, words)
 /// Hashes  path, block size, first block, count → target's size, one XxHash128 per block
 /// Data    path, last?, final size and metadata, blocks (offset, length, zstd or raw bytes) → ok
 /// Finish  → the target's copy is durable (syncfs)
@@ -116,6 +117,15 @@ internal sealed class MessageReader : IDisposable
         return name is "" or "." or ".." || name.Contains('/', StringComparison.Ordinal)
             ? throw new InvalidDataException($"the resync source sent an unsafe name '{name}'")
             : name;
+    }
+
+    /// <summary>An entry name, or "" for the directory itself.</summary>
+    public string NameOrSelf()
+    {
+        var name = _reader.ReadString();
+        return name.Length == 0 || (name is not ("." or "..") && !name.Contains('/', StringComparison.Ordinal))
+            ? name
+            : throw new InvalidDataException($"the resync peer sent an unsafe name '{name}'");
     }
 
     public void Dispose() => _reader.Dispose();

@@ -47,6 +47,9 @@ public sealed class ResyncSource : IAsyncDisposable
     private readonly Task _reading;
     private Exception? _lost;
 
+    /// <summary>While a verify runs: what it found so far (nothing is sent to the target then).</summary>
+    private List<VerifyDifference>? _differences;
+
     /// <param name="cap">The bandwidth the resync may use (null: no cap).</param>
     public ResyncSource(string root, ResyncConnection connection, BandwidthCap? cap = null)
     {
@@ -189,6 +192,38 @@ public sealed class ResyncSource : IAsyncDisposable
         Statistics.WireBytes = _connection.WireBytes;
     }
 
+    /// <summary>
+    /// Compares this tree with the target's, changing nothing (the target serves it with
+    /// <see cref="ResyncTarget.CompareOnly"/>): every directory's whole listing (entries, kinds,
+    /// permissions, owners, sizes, symlinks, hard links) and the blocks of every regular file,
+    /// by hash. Over the whole tree (<paramref name="directories"/> null) or only the entries of
+    /// the given directories (a recheck).
+    /// </summary>
+    /// <returns>What differs, each with its path and in words.</returns>
+    public async Task<IReadOnlyList<VerifyDifference>> VerifyAsync(IReadOnlyCollection<string>? directories, CancellationToken cancellationToken = default)
+    {
+        _differences = [];
+        try
+        {
+            foreach (var directory in directories is null ? [""] : directories.Order(StringComparer.Ordinal).ToArray())
+            {
+                await WalkAsync(directory, cancellationToken, recursive: directories is null);
+            }
+
+            while (_ahead.Count > 0)
+            {
+                await SyncNextFileAsync(cancellationToken);
+            }
+
+            Statistics.WireBytes = _connection.WireBytes;
+            return _differences;
+        }
+        finally
+        {
+            _differences = null;
+        }
+    }
+
     /// <summary>The target's data generation and journal (null when it does not say: walk everything).</summary>
     public async Task<TargetJournal?> TargetJournalAsync(CancellationToken cancellationToken = default)
     {
@@ -226,7 +261,8 @@ public sealed class ResyncSource : IAsyncDisposable
     /// digest, several in flight while this side lists the next ones: a directory whose listing
     /// matches costs one small message; only one that differs sends its entries.
     /// </summary>
-    private async Task WalkAsync(string start, CancellationToken cancellationToken)
+    /// <param name="recursive">False: <paramref name="start"/>'s own entries only.</param>
+    private async Task WalkAsync(string start, CancellationToken cancellationToken, bool recursive = true)
     {
         var directories = new Stack<string>();
         var pending = new Queue<(string Path, Listing Listing, Task<byte[]> Response)>();
@@ -237,8 +273,9 @@ public sealed class ResyncSource : IAsyncDisposable
             {
                 if (List(directory) is { } listing)
                 {
-                    pending.Enqueue((directory, listing, await SendDirAsync(directory, listing, null, digestOnly: true, cancellationToken)));
-                    for (var i = listing.Entries.Count - 1; i >= 0; i--)
+                    // A verify compares every entry: no digest that could hide a difference in the files' content.
+                    pending.Enqueue((directory, listing, await SendDirAsync(directory, listing, null, digestOnly: _differences is null, cancellationToken)));
+                    for (var i = recursive ? listing.Entries.Count - 1 : -1; i >= 0; i--)
                     {
                         if (listing.Entries[i].Entry.Kind == EntryKind.Directory)
                         {
@@ -380,6 +417,16 @@ public sealed class ResyncSource : IAsyncDisposable
             {
                 created.Add(Join(relative, reader.Name()));
             }
+
+            if (_differences is { } found)
+            {
+                count = reader.Body.ReadInt32();
+                for (var i = 0; i < count; i++)
+                {
+                    var name = reader.NameOrSelf();
+                    found.Add(new VerifyDifference(name.Length == 0 ? relative : Join(relative, name), reader.Body.ReadString()));
+                }
+            }
         }
 
         // The target's hashes of the next files — of this directory and the ones after it — are
@@ -442,6 +489,8 @@ public sealed class ResyncSource : IAsyncDisposable
             UInt128[] theirs = firstHashes is null ? [] : await firstHashes;
             long theirsFrom = 0;
             var chunk = new BlockBatch();
+            var differingBlocks = 0L;
+            var firstDifference = -1L;
             try
             {
                 for (long b = 0; b < blocks; b++)
@@ -461,6 +510,13 @@ public sealed class ResyncSource : IAsyncDisposable
                         continue;
                     }
 
+                    if (_differences is not null)
+                    {
+                        differingBlocks++;
+                        firstDifference = firstDifference < 0 ? b * BlockSize : firstDifference;
+                        continue;
+                    }
+
                     var packed = _compressor.Wrap(_block.AsSpan(0, read), _packed);
                     chunk.Add(b * BlockSize, _block.AsSpan(0, read), packed < read ? _packed.AsSpan(0, packed) : default);
                     Statistics.BlocksSent++;
@@ -471,6 +527,16 @@ public sealed class ResyncSource : IAsyncDisposable
                         chunk.Dispose();
                         chunk = new BlockBatch();
                     }
+                }
+
+                if (_differences is { } found)
+                {
+                    if (differingBlocks > 0)
+                    {
+                        found.Add(new VerifyDifference(relative, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"content: {differingBlocks} of {blocks} blocks of 64 KiB differ, the first at offset {firstDifference}")));
+                    }
+
+                    return;
                 }
 
                 await SendDataAsync(relative, chunk, last: listed with { Size = size }, cancellationToken);

@@ -36,6 +36,12 @@ public sealed class ResyncTarget : IDisposable
     /// <summary>What this copy is and may hold beyond it (asked by the source first); null: not known, the source walks everything.</summary>
     public Func<TargetJournal>? Journal { get; init; }
 
+    /// <summary>
+    /// Only compared (a verify): this copy is never changed; a directory's listing is answered
+    /// with what differs from the source's, and data is refused.
+    /// </summary>
+    public bool CompareOnly { get; init; }
+
     /// <summary>Files whose content was written.</summary>
     public long FilesWritten { get; private set; }
 
@@ -69,9 +75,14 @@ public sealed class ResyncTarget : IDisposable
             {
                 switch (reader.Type)
                 {
+                    case ResyncMessageType.Dir when CompareOnly:
+                        CompareDir(reader, answer);
+                        break;
                     case ResyncMessageType.Dir:
                         Dir(reader, answer);
                         break;
+                    case ResyncMessageType.Data or ResyncMessageType.Finish when CompareOnly:
+                        throw new InvalidDataException("this copy is only compared (a verify): it takes no data");
                     case ResyncMessageType.Hashes:
                         Hashes(reader, answer);
                         break;
@@ -164,19 +175,9 @@ public sealed class ResyncTarget : IDisposable
 
         answer.Write(true);
         var partial = reader.Body.ReadBoolean();
-        var count = reader.Body.ReadInt32();
         Directory.CreateDirectory(directory);
         var existing = partial ? [] : FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
-        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)>(count);
-        for (var i = 0; i < count; i++)
-        {
-            var entry = reader.Entry(reader.Name());
-            var device = reader.Body.ReadUInt64();
-            var inode = reader.Body.ReadUInt64();
-            var force = reader.Body.ReadBoolean();
-            var target = entry.Kind == EntryKind.Symlink ? reader.Body.ReadString() : null;
-            wanted.Add((entry, device, inode, force, target));
-        }
+        var wanted = Entries(reader);
 
         if (partial)
         {
@@ -272,6 +273,147 @@ public sealed class ResyncTarget : IDisposable
         {
             answer.Write(name);
         }
+    }
+
+    /// <summary>The entries of a listing as the source sent them.</summary>
+    private static List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)> Entries(MessageReader reader)
+    {
+        var count = reader.Body.ReadInt32();
+        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)>(Math.Min(count, 1 << 16));
+        for (var i = 0; i < count; i++)
+        {
+            var entry = reader.Entry(reader.Name());
+            var device = reader.Body.ReadUInt64();
+            var inode = reader.Body.ReadUInt64();
+            var force = reader.Body.ReadBoolean();
+            var target = entry.Kind == EntryKind.Symlink ? reader.Body.ReadString() : null;
+            wanted.Add((entry, device, inode, force, target));
+        }
+
+        return wanted;
+    }
+
+    /// <summary>
+    /// A verify's listing: nothing changes here. Answers the regular files whose blocks must be
+    /// compared (present on both sides with the same size) and every other difference in words:
+    /// missing or extra entries, kind, permissions, owner, size, symlink target, hard links.
+    /// Times are not compared (an open file's time reaches SECOND when it is closed).
+    /// </summary>
+    private void CompareDir(MessageReader reader, BinaryWriter answer)
+    {
+        var relative = reader.RelativePath();
+        var self = reader.Entry(Path.GetFileName(relative));
+        if (reader.Body.ReadBoolean() || reader.Body.ReadBoolean())
+        {
+            throw new InvalidDataException("a verify sends whole listings");
+        }
+
+        var wanted = Entries(reader);
+        var directory = Full(relative);
+        var differences = new List<(string Name, string What)>();
+        var differing = new List<(string Name, long Size)>();
+        answer.Write(true);
+        if (FileTree.TryLstat(directory, out var mine) && mine.Kind == EntryKind.Directory)
+        {
+            if (Metadata(mine, self) is { } own)
+            {
+                differences.Add(("", own));
+            }
+
+            var existing = FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
+            foreach (var (entry, linkDevice, linkInode, _, target) in wanted)
+            {
+                var path = Path.Join(directory, entry.Name);
+                if (!existing.Remove(entry.Name, out var copy))
+                {
+                    differences.Add((entry.Name, "missing from the copy"));
+                }
+                else if (copy.Kind != entry.Kind)
+                {
+                    differences.Add((entry.Name, $"a {Kind(copy.Kind)} in the copy, a {Kind(entry.Kind)} here"));
+                }
+                else if (Metadata(copy, entry) is { } metadata)
+                {
+                    differences.Add((entry.Name, metadata));
+                }
+                else if (entry.Kind == EntryKind.Symlink && ReadLink(path) is var link && link != target)
+                {
+                    differences.Add((entry.Name, $"symlink to '{link}' in the copy, to '{target}' here"));
+                }
+                else if (entry.Kind == EntryKind.Regular && Linked(path, copy, linkDevice, linkInode) is { } links)
+                {
+                    differences.Add((entry.Name, links));
+                }
+                else if (entry.Kind == EntryKind.Regular && copy.Size != entry.Size)
+                {
+                    differences.Add((entry.Name, $"{copy.Size} bytes in the copy, {entry.Size} here"));
+                }
+                else if (entry.Kind == EntryKind.Regular && entry.Size > 0)
+                {
+                    differing.Add((entry.Name, copy.Size));
+                    FileTree.Prefetch(path);
+                }
+            }
+
+            foreach (var name in existing.Keys)
+            {
+                differences.Add((name, "only in the copy"));
+            }
+        }
+
+        answer.Write(differing.Count);
+        foreach (var (name, size) in differing)
+        {
+            answer.Write(name);
+            answer.Write(size);
+        }
+
+        answer.Write(0);
+        answer.Write(differences.Count);
+        foreach (var (name, what) in differences)
+        {
+            answer.Write(name);
+            answer.Write(what);
+        }
+    }
+
+    private static string Kind(EntryKind kind) => kind switch
+    {
+        EntryKind.Directory => "directory",
+        EntryKind.Regular => "regular file",
+        EntryKind.Symlink => "symlink",
+        EntryKind.Fifo => "fifo",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>Permissions or owner that differ (a symlink's permissions mean nothing), in words.</summary>
+    private static string? Metadata(TreeEntry copy, TreeEntry source)
+    {
+        if (copy.Kind != EntryKind.Symlink && (copy.Mode & 0xFFF) != (source.Mode & 0xFFF))
+        {
+            return $"mode {Convert.ToString(copy.Mode & 0xFFF, 8)} in the copy, {Convert.ToString(source.Mode & 0xFFF, 8)} here";
+        }
+
+        return copy.Uid != source.Uid || copy.Gid != source.Gid
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"owner {copy.Uid}:{copy.Gid} in the copy, {source.Uid}:{source.Gid} here")
+            : null;
+    }
+
+    /// <summary>Hard links as the source has them: a file linked there is the same file here as its first name; one that is not is not linked here.</summary>
+    private string? Linked(string path, TreeEntry copy, ulong linkDevice, ulong linkInode)
+    {
+        if (linkInode == 0)
+        {
+            return copy.Links > 1 ? $"{copy.Links} hard links in the copy, 1 here" : null;
+        }
+
+        if (_links.TryGetValue((linkDevice, linkInode), out var first))
+        {
+            return FileTree.SameFile(first, path) ? null : $"not the same file as '{Path.GetRelativePath(_root, first)}' in the copy (hard links here)";
+        }
+
+        _links[(linkDevice, linkInode)] = path;
+        return null;
     }
 
     /// <summary>A directory's own owner, permissions and time, set only where they differ.</summary>

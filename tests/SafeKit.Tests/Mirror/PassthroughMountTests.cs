@@ -38,6 +38,9 @@ public sealed class PassthroughMountTests
 
         public int Nodes => _fileSystem.NodeCount;
 
+        /// <summary>Unmounts now (as the daemon does when the node stops serving).</summary>
+        public void Unmount() => _mount.Dispose();
+
         public void Dispose()
         {
             _mount.Dispose();
@@ -140,5 +143,51 @@ public sealed class PassthroughMountTests
         // Dropping the kernel's caches makes it forget every node it does not use.
         File.WriteAllText("/proc/sys/vm/drop_caches", "2");
         LabInstance.WaitUntil(() => dir.Nodes <= 2, "the kernel forgot the nodes", 10);
+    }
+
+    /// <summary>Holds a file open on the mount, then writes to it when told (a line on stdin), printing the outcome.</summary>
+    private const string Holder = """
+        import os, sys
+        fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+        print("open", flush=True)
+        sys.stdin.readline()
+        try:
+            os.write(fd, b"after the unmount\n")
+            print("written", flush=True)
+        except OSError as e:
+            print("refused", e.errno, flush=True)
+        """;
+
+    [Fact]
+    public void AProcessHoldingAFileOpen_CannotChangeTheRealFilesOnceTheMountIsClosed()
+    {
+        Tools.RequireFuse();
+        using var dir = new MountedDirectory();
+        File.WriteAllText(Path.Combine(dir.Mountpoint, "held.txt"), "before\n");
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(Holder);
+        start.ArgumentList.Add(Path.Combine(dir.Mountpoint, "held.txt"));
+        using var holder = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            Assert.Equal("open", holder.StandardOutput.ReadLine());
+
+            // Busy: detached lazily, and the connection the open file keeps alive is aborted.
+            dir.Unmount();
+            Assert.False(Mounted(dir.Mountpoint));
+            holder.StandardInput.WriteLine();
+            holder.StandardInput.Flush();
+            Assert.Equal("refused 107", holder.StandardOutput.ReadLine()); // ENOTCONN
+            Assert.True(holder.WaitForExit(10_000));
+            Assert.Equal("before\n", File.ReadAllText(Path.Combine(dir.Data, "held.txt")));
+        }
+        finally
+        {
+            if (!holder.HasExited)
+            {
+                holder.Kill();
+            }
+        }
     }
 }
