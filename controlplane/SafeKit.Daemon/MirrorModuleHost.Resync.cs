@@ -229,7 +229,7 @@ internal sealed partial class MirrorModuleHost
 
             // The peer holds this generation now: one shared history again. A link that fails
             // from here goes alone as on any PRIM (a new generation first).
-            SaveRecord(_record with { Diverging = false, LastRole = "PRIM" });
+            SaveRecord(_record with { Diverging = false, LastRole = "PRIM", Forced = false });
             foreach (var directory in _directories)
             {
                 directory.FileSystem?.Journal?.Restart(_record.Current); // Equal copies: nothing to remember.

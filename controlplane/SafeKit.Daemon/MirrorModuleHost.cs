@@ -199,7 +199,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
                 await ServeMirroredAsync();
                 break;
             case MirrorRole.Alone:
-                DescribeAlone(relation);
+                await DescribeAloneAsync(relation);
                 break;
         }
 
@@ -210,6 +210,12 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     {
         if (_peerBeacon is { } peer && relation is { } r)
         {
+            if (Discarded(r))
+            {
+                FollowTheChosenCopy();
+                return;
+            }
+
             switch (r)
             {
                 case DataRelation.Older when peer.Role == MirrorRole.Alone && !_administratorStopped:
@@ -223,7 +229,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
                     Wait($"{_peer.Name} holds newer data (it went on alone from this node's copy): this node does not start until it is resynchronised ({_peer.Name} does that once it serves)");
                     return;
                 case DataRelation.Diverged:
-                    Wait($"this node's data and {_peer.Name}'s diverged (both ran alone: split brain); keep one copy with 'safekit prim --force {_module.Name}' on the node to keep");
+                    Wait(SplitBrain());
                     return;
                 case DataRelation.Newer when peer.Role is MirrorRole.Wait or MirrorRole.Stop:
                     await BecomeAloneAsync($"{_peer.Name} is back with older data; this node holds the newest copy");
@@ -393,9 +399,16 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         }
     }
 
-    private void DescribeAlone(DataRelation? relation)
+    private async Task DescribeAloneAsync(DataRelation? relation)
     {
-        if (_peerAlive && relation == DataRelation.Newer && _peerBeacon is { Role: MirrorRole.Wait, ResyncReady: true })
+        if (_peerAlive && Discarded(relation))
+        {
+            await StepDownAsDiscardedAsync();
+            return;
+        }
+
+        // A peer whose copy diverged is brought to this one only once an administrator chose this copy.
+        if (_peerAlive && (relation == DataRelation.Newer || (relation == DataRelation.Diverged && _record.Forced)) && _peerBeacon is { Role: MirrorRole.Wait, ResyncReady: true })
         {
             StartResyncIfDue();
         }
@@ -404,7 +417,8 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             ? $"{_peer.Name} is not heard; it is behind: it misses every change since this node went alone"
             : relation switch
             {
-                DataRelation.Diverged => $"SPLIT BRAIN: {_peer.Name} also changed its copy; keep one with 'safekit prim --force {_module.Name}' on the node to keep",
+                DataRelation.Diverged when _record.Forced => $"split brain resolved for this node's copy (prim --force): {_peer.Name} keeps its own changes aside and is resynchronised from it",
+                DataRelation.Diverged => SplitBrain(),
                 DataRelation.Newer => $"{_peer.Name} is behind (its data is older than this node's): it waits for a resync",
                 _ => $"{_peer.Name} is {_peerBeacon?.Role.ToString().ToUpperInvariant() ?? "heard"}",
             };
@@ -422,6 +436,10 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
 
         SetRole(MirrorRole.Alone, reason);
     }
+
+    /// <summary>The reason both nodes give while their copies diverged, with the way out.</summary>
+    private string SplitBrain() =>
+        $"SPLIT BRAIN: this node's copy and {_peer.Name}'s diverged (both ran alone); choose the copy to keep with 'safekit prim --force {_module.Name} --on NODE' — the other node keeps its own changes aside, then is resynchronised from it";
 
     /// <summary>With every heartbeat lost: the witness that answers, or null (the reason says why the node waits).</summary>
     private async Task<IPAddress?> WitnessAsync(string situation)
@@ -623,7 +641,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     {
         Span<byte> beacon = stackalloc byte[MirrorBeacon.Length];
         var record = _record;
-        new MirrorBeacon(_role, _role == MirrorRole.Second, record.Current, record.Parent, _role == MirrorRole.Wait && _directories.All(d => d.ResyncListening)).Write(beacon);
+        new MirrorBeacon(_role, _role == MirrorRole.Second, record.Current, record.Parent, _role == MirrorRole.Wait && _directories.All(d => d.ResyncListening), record.Forced).Write(beacon);
         _membership.SetBeacon(beacon);
     }
 
@@ -669,6 +687,22 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         await _gate.WaitAsync();
         try
         {
+            var relation = _peerBeacon is { } b ? _record.CompareWith(b.Current, b.Parent) : (DataRelation?)null;
+            if (_peerAlive && relation == DataRelation.Diverged && _peerBeacon is { Forced: true })
+            {
+                throw new SafeKit.Api.ModuleActionException(409, $"{_peer.Name}'s copy was already chosen with prim --force: this node's changes are kept aside and it is resynchronised from {_peer.Name}");
+            }
+
+            if (_role == MirrorRole.Alone && _peerAlive && relation == DataRelation.Diverged)
+            {
+                // Split brain with both serving: this copy is chosen; the peer steps down on its own.
+                var chosen = $"prim --force: {_self.Name}'s copy is kept; {_peer.Name} stops serving, keeps its own changes aside and is resynchronised from {_self.Name}";
+                LogForced(_logger, _module.Name, chosen);
+                _journal.Record(EventKinds.Action, _module.Name, EventSeverities.Error, chosen);
+                SaveRecord(_record with { Forced = true });
+                return chosen;
+            }
+
             if (_role is MirrorRole.Prim or MirrorRole.Alone)
             {
                 throw new SafeKit.Api.ModuleActionException(409, $"module {_module.Name} already serves on {_self.Name} ({_state.Current})");
@@ -683,7 +717,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
             var warning = $"prim --force: {_self.Name}'s copy becomes the reference; changes {_peer.Name} made that this node lacks are not taken";
             LogForced(_logger, _module.Name, warning);
             _journal.Record(EventKinds.Action, _module.Name, EventSeverities.Error, warning);
-            _record = _record with { Diverging = false };
+            _record = _record with { Diverging = false, Forced = true };
             await BecomeAloneAsync("forced PRIM by an administrator (prim --force)");
             return warning;
         }

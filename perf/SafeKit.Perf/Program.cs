@@ -13,6 +13,7 @@ using SafeKit.Perf;
 //   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
 //   sk-bench mirror-journal-cost [--results DIR] [--files 3000] [--rounds 3]
 //   sk-bench mirror-swap [--results DIR] [--swaps 10]
+//   sk-bench mirror-verify [--results DIR] [--files 20000] [--mib 2000]
 string Option(string name, string fallback)
 {
     var index = Array.IndexOf(args, "--" + name);
@@ -39,6 +40,9 @@ switch (args.FirstOrDefault())
         return 0;
     case "mirror-resync":
         MirrorResyncBenchmark.Run(results, int.Parse(Option("files", "100000")), int.Parse(Option("mib", "2300")), double.Parse(Option("percent", "1"), System.Globalization.CultureInfo.InvariantCulture), args.Contains("--kill-survivor"));
+        return 0;
+    case "mirror-verify":
+        MirrorVerifyBenchmark.Run(results, int.Parse(Option("files", "20000")), int.Parse(Option("mib", "2000")));
         return 0;
     case "mirror-swap":
         MirrorSwapBenchmark.Run(results, int.Parse(Option("swaps", "10")));

@@ -5,8 +5,8 @@
 
 const TOKEN_KEY = 'safekit-token';
 const ACTIONS = ['start', 'stop', 'restart', 'stopstart', 'forcestop'];
-// A mirror's PRIM also offers these (the swap moves PRIM to the peer).
-const PRIM_ACTIONS = ['swap'];
+// A mirror's PRIM also offers these (the swap moves PRIM to the peer; verify compares both copies).
+const PRIM_ACTIONS = ['swap', 'verify'];
 const PALETTE = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#bc4c00', '#0a7ea4', '#6639ba', '#953800', '#116329', '#4d2d00'];
 const NOBODY = '#d0d7de';
 const $ = (id) => document.getElementById(id);
@@ -115,6 +115,14 @@ function resyncText(r) {
   return `resynchronising ${r.target}: ${r.phase} over ${r.first_pass}: ${figures}${eta}`;
 }
 
+// The last verify this node ran: equal, or how many differences (the first ones named).
+function verifyText(v) {
+  const when = new Date(v.at).toLocaleTimeString();
+  if (v.outcome === 'equal') return `verify at ${when}: copies equal (${v.files} files, ${(v.bytes / 1e6).toFixed(1)} MB)`;
+  const listed = v.differences.length ? v.differences : v.unconfirmed;
+  return `verify at ${when}: ${v.outcome}${listed.length ? ' — ' + listed.slice(0, 3).join('; ') : ''}`;
+}
+
 function renderNodes(cluster) {
   const box = $('nodes');
   box.replaceChildren();
@@ -130,8 +138,10 @@ function renderNodes(cluster) {
       const mod = el('div', { class: 'module', 'data-module': m.name },
         el('strong', {}, `${m.name}: ${m.state}`), owned,
         last ? el('div', {}, el('small', {}, last.reason)) : null,
-        m.mirror && m.mirror.resync ? el('div', { class: 'resync' }, el('small', {}, resyncText(m.mirror.resync))) : null);
-      for (const action of m.mirror && m.state === 'PRIM' ? ACTIONS.concat(PRIM_ACTIONS) : ACTIONS) {
+        m.mirror && m.mirror.resync ? el('div', { class: 'resync' }, el('small', {}, resyncText(m.mirror.resync))) : null,
+        m.mirror && m.mirror.verify ? el('div', { class: 'verify' }, el('small', {}, verifyText(m.mirror.verify))) : null);
+      const mirrorActions = !m.mirror ? [] : m.state === 'PRIM' ? PRIM_ACTIONS : m.mirror.data === 'diverged' ? ['prim'] : [];
+      for (const action of ACTIONS.concat(mirrorActions)) {
         mod.append(el('button', { 'data-action': action, onclick: () => confirmAction(node.name, m.name, action) }, action));
       }
       card.append(mod);
@@ -274,7 +284,8 @@ function confirmAction(node, module, action) {
   $('confirm-text').textContent = `${action} module ${module} on ${node}?` +
     (action === 'stop' ? ' The node leaves the farm once its connections finish.' : '') +
     (action === 'forcestop' ? ' Connections the node still serves are cut.' : '') +
-    (action === 'swap' ? ' The application stops here and starts on the peer, which becomes PRIM.' : '');
+    (action === 'swap' ? ' The application stops here and starts on the peer, which becomes PRIM.' : '') +
+    (action === 'prim' ? ' Split brain: this node\'s copy is kept (prim --force); the other node keeps its own changes aside and is resynchronised from this one.' : '');
   dialog.returnValue = '';
   dialog.onclose = async () => {
     if (dialog.returnValue !== 'ok') return;

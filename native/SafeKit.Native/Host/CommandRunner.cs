@@ -18,11 +18,13 @@ public sealed record CommandResult(int ExitCode, string Output, string Error)
 public static class CommandRunner
 {
     /// <summary>Runs <paramref name="file"/> and waits for it.</summary>
-    public static CommandResult Run(string file, IEnumerable<string> arguments, string? input = null, TimeSpan? timeout = null)
+    /// <param name="workingDirectory">Where it runs (null: this process's directory).</param>
+    public static CommandResult Run(string file, IEnumerable<string> arguments, string? input = null, TimeSpan? timeout = null, string? workingDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         var start = new ProcessStartInfo(file)
         {
+            WorkingDirectory = workingDirectory ?? string.Empty,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = input is not null,

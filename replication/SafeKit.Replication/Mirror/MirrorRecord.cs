@@ -14,7 +14,9 @@ namespace SafeKit.Replication.Mirror;
 /// <param name="Parent">The generation it moved from when it last went alone.</param>
 /// <param name="Diverging">True once Current was created alone: the peer does not have it (yet).</param>
 /// <param name="LastRole">The role the node last held (PRIM, SECOND, ALONE, WAIT, or STALE once it learnt its copy is older): decides whether it may start without its peer.</param>
-public sealed record MirrorRecord(Guid Current, Guid Parent, bool Diverging, string LastRole)
+/// <param name="Forced">This copy was chosen by <c>prim --force</c>: it outranks a peer whose copy diverged (split brain), which is resynchronised from it; cleared once the peer follows again.</param>
+/// <param name="KeptAside">On the discarded side of a split brain: where this node kept its own changes before being resynchronised (null: not done).</param>
+public sealed record MirrorRecord(Guid Current, Guid Parent, bool Diverging, string LastRole, bool Forced = false, string? KeptAside = null)
 {
     public const string FileName = "mirror.json";
 
@@ -41,13 +43,14 @@ public sealed record MirrorRecord(Guid Current, Guid Parent, bool Diverging, str
     }
 
     /// <summary>The record of a node that starts taking writes alone: a new generation, unless it already holds one the peer lacks.</summary>
-    public MirrorRecord GoneAlone() => Diverging ? this with { LastRole = "ALONE" } : new MirrorRecord(Guid.NewGuid(), Current, true, "ALONE");
+    /// (A copy chosen by <c>prim --force</c> stays chosen; what was kept aside belongs to the history left.)
+    public MirrorRecord GoneAlone() => Diverging ? this with { LastRole = "ALONE" } : this with { Current = Guid.NewGuid(), Parent = Current, Diverging = true, LastRole = "ALONE", KeptAside = null };
 
     /// <summary>
     /// A new generation from this one, even if the node already went alone: after a handover the
     /// peer holds this node's current generation, so changes it does not get need one of their own.
     /// </summary>
-    public MirrorRecord Branched() => new(Guid.NewGuid(), Current, true, "ALONE");
+    public MirrorRecord Branched() => this with { Current = Guid.NewGuid(), Parent = Current, Diverging = true, LastRole = "ALONE", KeptAside = null };
 
     /// <summary>Reads the record in <paramref name="directory"/> (<see cref="Fresh"/> when there is none).</summary>
     /// <exception cref="InvalidDataException">The file exists but cannot be read: the node must not guess.</exception>

@@ -28,7 +28,8 @@ public enum MirrorRole : byte
 /// <param name="Current">The sender's data generation.</param>
 /// <param name="Parent">The generation it went alone from.</param>
 /// <param name="ResyncReady">In WAIT with older data: its resync listeners are bound (the node with the newest data may bring it up to date).</param>
-public readonly record struct MirrorBeacon(MirrorRole Role, bool SecondReady, Guid Current, Guid Parent, bool ResyncReady = false)
+/// <param name="Forced">The sender's copy was chosen by <c>prim --force</c>: it outranks a diverged copy.</param>
+public readonly record struct MirrorBeacon(MirrorRole Role, bool SecondReady, Guid Current, Guid Parent, bool ResyncReady = false, bool Forced = false)
 {
     public const int Length = 40;
     private const byte Marker = (byte)'M';
@@ -38,7 +39,7 @@ public readonly record struct MirrorBeacon(MirrorRole Role, bool SecondReady, Gu
         output[..Length].Clear();
         output[0] = Marker;
         output[1] = (byte)Role;
-        output[2] = (byte)((SecondReady ? 1 : 0) | (ResyncReady ? 2 : 0));
+        output[2] = (byte)((SecondReady ? 1 : 0) | (ResyncReady ? 2 : 0) | (Forced ? 4 : 0));
         Current.TryWriteBytes(output[8..24]);
         Parent.TryWriteBytes(output[24..40]);
     }
@@ -51,6 +52,6 @@ public readonly record struct MirrorBeacon(MirrorRole Role, bool SecondReady, Gu
             return null;
         }
 
-        return new MirrorBeacon((MirrorRole)input[1], (input[2] & 1) != 0, new Guid(input[8..24]), new Guid(input[24..40]), (input[2] & 2) != 0);
+        return new MirrorBeacon((MirrorRole)input[1], (input[2] & 1) != 0, new Guid(input[8..24]), new Guid(input[24..40]), (input[2] & 2) != 0, (input[2] & 4) != 0);
     }
 }

@@ -484,7 +484,21 @@ public sealed class ResyncTarget : IDisposable
         }
 
         CloseOpen();
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        }
+        catch (Exception e) when (CompareOnly && e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // A verify compares a copy that keeps changing: gone since its listing. No hash, so
+            // every block differs for the source, which compares it again later.
+            answer.Write(-1L);
+            answer.Write(0);
+            return;
+        }
+
+        using var _ = handle;
         var size = RandomAccess.GetLength(handle);
         var blocks = (int)Math.Clamp(((size + blockSize - 1) / blockSize) - firstBlock, 0, count);
         answer.Write(size);

@@ -414,7 +414,7 @@ public sealed class MirrorLabTests
     }
 
     /// <summary>Drops (or lets through again) every replication packet of m1, heartbeats untouched.</summary>
-    private static void CutReplication(MirrorLab lab, bool cut)
+    internal static void CutReplication(MirrorLab lab, bool cut)
     {
         var rule = cut
             ? "add table inet repl_cut; add chain inet repl_cut in { type filter hook input priority 0; }; add chain inet repl_cut out { type filter hook output priority 0; }; "

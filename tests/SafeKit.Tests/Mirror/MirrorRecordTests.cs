@@ -90,4 +90,39 @@ public sealed class MirrorRecordTests
         bytes[1] = 99;
         Assert.Null(MirrorBeacon.Read(bytes));
     }
+
+    [Fact]
+    public void ForcedBeacon_RoundTrips_WithTheOtherFlags()
+    {
+        var beacon = new MirrorBeacon(MirrorRole.Wait, false, Guid.NewGuid(), Guid.NewGuid(), ResyncReady: true, Forced: true);
+        var bytes = new byte[MirrorBeacon.Length];
+        beacon.Write(bytes);
+        Assert.Equal(beacon, MirrorBeacon.Read(bytes));
+    }
+
+    [Fact]
+    public void AForcedCopy_StaysForcedWhenItGoesAlone_AndAnOlderRecordReadsAsNotForced()
+    {
+        var forced = (MirrorRecord.Fresh with { Current = Guid.NewGuid(), KeptAside = "/somewhere" }) with { Forced = true };
+        var alone = forced.GoneAlone();
+        Assert.True(alone.Forced);
+        Assert.Null(alone.KeptAside); // what was kept aside belongs to the history left
+        Assert.Equal(forced.Current, alone.Parent);
+        Assert.True(forced.Branched().Forced);
+
+        var directory = Directory.CreateTempSubdirectory("sk-record-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, MirrorRecord.FileName), $$"""{"current": "{{Guid.NewGuid()}}", "parent": "{{Guid.Empty}}", "diverging": false, "last_role": "PRIM"}""");
+            var old = MirrorRecord.Load(directory);
+            Assert.False(old.Forced);
+            Assert.Null(old.KeptAside);
+            alone.Save(directory);
+            Assert.Equal(alone, MirrorRecord.Load(directory));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }
