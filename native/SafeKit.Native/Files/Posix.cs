@@ -151,6 +151,18 @@ internal static unsafe partial class Posix
     [LibraryImport(Lib, EntryPoint = "removexattr", SetLastError = true)]
     internal static partial int RemoveXattr(byte* path, byte* name);
 
+    [LibraryImport(Lib, EntryPoint = "llistxattr", SetLastError = true)]
+    internal static partial nint LListXattr(byte* path, byte* list, nuint size);
+
+    [LibraryImport(Lib, EntryPoint = "lgetxattr", SetLastError = true)]
+    internal static partial nint LGetXattr(byte* path, byte* name, byte* value, nuint size);
+
+    [LibraryImport(Lib, EntryPoint = "lsetxattr", SetLastError = true)]
+    internal static partial int LSetXattr(byte* path, byte* name, byte* value, nuint size, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "lremovexattr", SetLastError = true)]
+    internal static partial int LRemoveXattr(byte* path, byte* name);
+
     public const int ORdonly = 0, OWronly = 1, ORdwr = 2, OAccessMode = 3;
     public const int OCreat = 0x40, OExcl = 0x80, ONoctty = 0x100, OTrunc = 0x200, OAppend = 0x400, ONonblock = 0x800;
     public const int ODsync = 0x1000, ODirect = 0x4000, ODirectory = 0x10000, ONofollow = 0x20000, OCloexec = 0x80000, OSync = 0x101000, OPath = 0x200000;

@@ -302,7 +302,7 @@ public sealed class ResyncSource : IAsyncDisposable
     private string Full(string relative) => relative.Length == 0 ? _root : Path.Join(_root, relative);
 
     /// <summary>A directory as this side sees it: its own metadata and its entries.</summary>
-    private sealed record Listing(TreeEntry Self, List<(TreeEntry Entry, string? Target)> Entries);
+    private sealed record Listing(TreeEntry Self, List<ListedEntry> Entries);
 
     private Listing? List(string relative)
     {
@@ -329,7 +329,7 @@ public sealed class ResyncSource : IAsyncDisposable
             return null;
         }
 
-        var entries = new List<(TreeEntry Entry, string? Target)>(names.Count);
+        var entries = new List<ListedEntry>(names.Count);
         foreach (var name in names.Order(StringComparer.Ordinal))
         {
             var path = Path.Join(directory, name);
@@ -344,7 +344,7 @@ public sealed class ResyncSource : IAsyncDisposable
                 return null;
             }
 
-            entries.Add((entry with { Name = name }, target));
+            entries.Add(new ListedEntry(entry with { Name = name }, target, ListingDigest.Xattrs(path, entry.Kind)));
         }
 
         Statistics.Directories++;
@@ -371,7 +371,7 @@ public sealed class ResyncSource : IAsyncDisposable
             {
                 dir.Body.Write(partial);
                 dir.Body.Write(listing.Entries.Count);
-                foreach (var (entry, target) in listing.Entries)
+                foreach (var (entry, target, xattrs) in listing.Entries)
                 {
                     dir.Body.Write(entry.Name);
                     dir.Entry(entry);
@@ -383,6 +383,9 @@ public sealed class ResyncSource : IAsyncDisposable
                     {
                         dir.Body.Write(target);
                     }
+
+                    dir.Body.Write(xattrs?.Length ?? 0);
+                    dir.Body.Write(xattrs ?? []);
                 }
             }
 

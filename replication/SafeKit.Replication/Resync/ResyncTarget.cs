@@ -182,7 +182,7 @@ public sealed class ResyncTarget : IDisposable
         if (partial)
         {
             // Only these entries: each looked up by name, nothing else in the directory touched.
-            foreach (var (entry, _, _, _, _) in wanted)
+            foreach (var (entry, _, _, _, _, _) in wanted)
             {
                 if (FileTree.TryLstat(Path.Join(directory, entry.Name), out var mine))
                 {
@@ -204,7 +204,7 @@ public sealed class ResyncTarget : IDisposable
 
         var differing = new List<(string Name, long Size)>();
         var created = new List<string>();
-        foreach (var (entry, linkDevice, linkInode, force, target) in wanted)
+        foreach (var (entry, linkDevice, linkInode, force, target, xattrs) in wanted)
         {
             var path = Path.Join(directory, entry.Name);
             var present = existing.TryGetValue(entry.Name, out var mine);
@@ -253,6 +253,12 @@ public sealed class ResyncTarget : IDisposable
 
                     break;
             }
+
+            // Extended attributes and ACLs (a symlink carries none).
+            if (entry.Kind != EntryKind.Symlink)
+            {
+                ExtendedAttributes.Apply(path, xattrs);
+            }
         }
 
         // Last: creating and removing entries above moved the directory's own time.
@@ -276,10 +282,10 @@ public sealed class ResyncTarget : IDisposable
     }
 
     /// <summary>The entries of a listing as the source sent them.</summary>
-    private static List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)> Entries(MessageReader reader)
+    private static List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target, byte[]? Xattrs)> Entries(MessageReader reader)
     {
         var count = reader.Body.ReadInt32();
-        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target)>(Math.Min(count, 1 << 16));
+        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target, byte[]? Xattrs)>(Math.Min(count, 1 << 16));
         for (var i = 0; i < count; i++)
         {
             var entry = reader.Entry(reader.Name());
@@ -287,7 +293,9 @@ public sealed class ResyncTarget : IDisposable
             var inode = reader.Body.ReadUInt64();
             var force = reader.Body.ReadBoolean();
             var target = entry.Kind == EntryKind.Symlink ? reader.Body.ReadString() : null;
-            wanted.Add((entry, device, inode, force, target));
+            var length = reader.Body.ReadInt32();
+            var xattrs = length is < 0 or > ResyncConnection.MaxMessageLength ? throw new InvalidDataException($"{entry.Name}: {length} bytes of extended attributes") : reader.Body.ReadBytes(length);
+            wanted.Add((entry, device, inode, force, target, xattrs.Length == 0 ? null : xattrs));
         }
 
         return wanted;
@@ -321,7 +329,7 @@ public sealed class ResyncTarget : IDisposable
             }
 
             var existing = FileTree.List(directory).ToDictionary(static e => e.Name, StringComparer.Ordinal);
-            foreach (var (entry, linkDevice, linkInode, _, target) in wanted)
+            foreach (var (entry, linkDevice, linkInode, _, target, xattrs) in wanted)
             {
                 var path = Path.Join(directory, entry.Name);
                 if (!existing.Remove(entry.Name, out var copy))
@@ -339,6 +347,10 @@ public sealed class ResyncTarget : IDisposable
                 else if (entry.Kind == EntryKind.Symlink && ReadLink(path) is var link && link != target)
                 {
                     differences.Add((entry.Name, $"symlink to '{link}' in the copy, to '{target}' here"));
+                }
+                else if (entry.Kind != EntryKind.Symlink && !(ListingDigest.Xattrs(path, copy.Kind) ?? []).AsSpan().SequenceEqual(xattrs ?? []))
+                {
+                    differences.Add((entry.Name, "extended attributes or ACLs differ"));
                 }
                 else if (entry.Kind == EntryKind.Regular && Linked(path, copy, linkDevice, linkInode) is { } links)
                 {

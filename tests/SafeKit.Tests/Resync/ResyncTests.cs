@@ -87,6 +87,38 @@ public sealed class ResyncTests : IDisposable
         Assert.True(target.Removed >= 2, $"removed {target.Removed}");
     }
 
+    /// <summary>Every entry's extended attributes and ACLs under <paramref name="root"/>, as text.</summary>
+    private static string Attributes(string root)
+    {
+        var script = "import os, sys\nroot = sys.argv[1]\nfor d, dirs, files in sorted(os.walk(root)):\n    for n in sorted(dirs + files):\n        p = os.path.join(d, n)\n        if os.path.islink(p): continue\n        print(os.path.relpath(p, root), sorted((a, os.getxattr(p, a, follow_symlinks=False)) for a in os.listxattr(p, follow_symlinks=False)))\n";
+        var result = SafeKit.Native.Host.CommandRunner.Run("python3", ["-c", script, root]);
+        Assert.True(result.Succeeded, result.Error);
+        return result.Output;
+    }
+
+    [Fact]
+    public async Task ExtendedAttributesAndAcls_ReachTheTarget_AndItsOwnExtraOnesGo()
+    {
+        BuildTree(Source);
+        await ResyncAsync();
+
+        // Only attributes change: no file's size or time moves (an ACL changes the ctime only).
+        SafeKit.Native.Host.CommandRunner.RunChecked("setfacl", ["-m", "u:4321:rw", Path.Join(Source, "data/log.txt")]);
+        SafeKit.Native.Host.CommandRunner.RunChecked("setfacl", ["-d", "-m", "u:4321:rwx", Path.Join(Source, "docs")]);
+        SafeKit.Native.Host.CommandRunner.RunChecked("python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'user.origin', b'source')", Path.Join(Source, "data/big.bin")]);
+        SafeKit.Native.Host.CommandRunner.RunChecked("python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'user.stray', b'x')", Path.Join(Target, "data/half.bin")]);
+        Assert.NotEqual(Attributes(Source), Attributes(Target));
+
+        var (statistics, _) = await ResyncAsync();
+
+        Assert.Equal(Attributes(Source), Attributes(Target));
+        Assert.Contains("user.origin", Attributes(Target), StringComparison.Ordinal);
+        Assert.Contains("system.posix_acl_default", Attributes(Target), StringComparison.Ordinal);
+        Assert.DoesNotContain("user.stray", Attributes(Target), StringComparison.Ordinal);
+        Assert.Equal(0, statistics.BlocksSent);
+        Assert.Equal(TreeSnapshot.Of(Source), TreeSnapshot.Of(Target));
+    }
+
     [Fact]
     public async Task SecondPassWithNothingChanged_SendsNoBlock()
     {
