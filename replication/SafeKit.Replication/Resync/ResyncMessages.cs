@@ -16,6 +16,8 @@ namespace SafeKit.Replication.Resync;
 /// Finish  → the target's copy is durable (syncfs)
 /// Journal → the target's data generation and its own change journal (base, complete?, paths):
 ///           what its copy may hold that the source's lacks (it crashed as PRIM)
+/// Warm    paths and scopes a pass is about to look at → ok at once; the target reads their
+///         inodes and contents ahead in the background
 /// </code>
 /// </summary>
 internal enum ResyncMessageType : byte
@@ -25,6 +27,7 @@ internal enum ResyncMessageType : byte
     Data = 3,
     Finish = 4,
     Journal = 5,
+    Warm = 6,
 }
 
 /// <summary>An entry as the source describes it. A regular file with several links carries its (device, inode) as key.</summary>

@@ -89,6 +89,8 @@ public sealed class ResyncSource : IAsyncDisposable
         }
         else
         {
+            // Both sides read ahead what this pass will look at, several paths at once.
+            await WarmAsync(changes, cancellationToken);
             var directories = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
             var trees = new List<string>();
 
@@ -252,6 +254,51 @@ public sealed class ResyncSource : IAsyncDisposable
         }
 
         return new TargetJournal(data, @base, complete, ChangeSet.Of(paths));
+    }
+
+    /// <summary>Asks the target to read ahead the paths of a pass (its answer is not waited for) and does the same here.</summary>
+    private async Task WarmAsync(ChangeSet changes, CancellationToken cancellationToken)
+    {
+        _ = TreeWarmer.Start(_root, [.. changes.Paths]);
+        var chunk = new List<KeyValuePair<string, ChangeScope>>();
+        var bytes = 0L;
+        foreach (var change in changes.Paths)
+        {
+            chunk.Add(change);
+            bytes += System.Text.Encoding.UTF8.GetByteCount(change.Key) + 8;
+            if (bytes >= DataMessageBytes)
+            {
+                await SendWarmAsync(chunk, cancellationToken);
+                chunk.Clear();
+                bytes = 0;
+            }
+        }
+
+        await SendWarmAsync(chunk, cancellationToken);
+    }
+
+    private async Task SendWarmAsync(List<KeyValuePair<string, ChangeScope>> paths, CancellationToken cancellationToken)
+    {
+        if (paths.Count == 0)
+        {
+            return;
+        }
+
+        byte[] message;
+        using (var warm = new MessageWriter(ResyncMessageType.Warm))
+        {
+            warm.Body.Write(paths.Count);
+            foreach (var (path, scope) in paths)
+            {
+                warm.Body.Write(path);
+                warm.Body.Write((byte)scope);
+            }
+
+            message = warm.ToArray();
+        }
+
+        // Its answer is not waited for (a target that does not know the request answers with an error status).
+        _ = (await SendAsync(message, cancellationToken)).ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
     }
 
     private static string Parent(string relative) => relative.LastIndexOf('/') is var slash and >= 0 ? relative[..slash] : "";

@@ -1,4 +1,5 @@
 using System.IO.Hashing;
+using System.Threading.Channels;
 using Microsoft.Win32.SafeHandles;
 using SafeKit.Native.Files;
 using SafeKit.Native.Interop;
@@ -51,20 +52,85 @@ public sealed class ResyncTarget : IDisposable
     /// <summary>Entries removed because the source no longer has them.</summary>
     public long Removed { get; private set; }
 
-    /// <summary>Answers requests until the source closes the connection.</summary>
+    /// <summary>
+    /// Answers requests until the source closes the connection. Hash requests only read, and the
+    /// source asks several ahead: up to <see cref="HashWorkers"/> are answered at once, so a cold
+    /// disk reads several files together; answers still leave in request order, and every other
+    /// request (which changes the copy, or depends on what came before) waits for those in flight.
+    /// </summary>
     public async Task ServeAsync(ResyncConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        while (await connection.ReadAsync(cancellationToken) is { } request)
+        var answers = System.Threading.Channels.Channel.CreateBounded<Task<byte[]>>(new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true });
+        var writing = Task.Run(
+            async () =>
+            {
+                try
+                {
+                    await foreach (var answer in answers.Reader.ReadAllAsync(cancellationToken))
+                    {
+                        await connection.WriteAsync(await answer, cancellationToken);
+                    }
+                }
+                catch (Exception e)
+                {
+                    // The reader must not wait for room that will never come.
+                    answers.Writer.TryComplete(e);
+                    throw;
+                }
+            },
+            cancellationToken);
+        using var workers = new SemaphoreSlim(HashWorkers, HashWorkers);
+        var reading = new List<Task<byte[]>>();
+        try
         {
-            await connection.WriteAsync(Handle(request), cancellationToken);
+            while (await connection.ReadAsync(cancellationToken) is { } request)
+            {
+                if (request is [(byte)ResyncMessageType.Hashes, ..])
+                {
+                    await workers.WaitAsync(cancellationToken);
+                    var hashes = Task.Run(
+                        () =>
+                        {
+                            var block = System.Buffers.ArrayPool<byte>.Shared.Rent(ResyncSource.BlockSize);
+                            try
+                            {
+                                return Handle(request, block);
+                            }
+                            finally
+                            {
+                                System.Buffers.ArrayPool<byte>.Shared.Return(block);
+                                workers.Release();
+                            }
+                        },
+                        cancellationToken);
+                    reading.Add(hashes);
+                    await answers.Writer.WriteAsync(hashes, cancellationToken);
+                    continue;
+                }
+
+                await Task.WhenAll(reading);
+                reading.Clear();
+                await answers.Writer.WriteAsync(Task.FromResult(Handle(request)), cancellationToken);
+            }
+        }
+        finally
+        {
+            answers.Writer.TryComplete();
+            await writing.ContinueWith(static _ => { }, TaskScheduler.Default);
+            await Task.WhenAll(reading).ContinueWith(static _ => { }, TaskScheduler.Default);
+            CloseOpen();
         }
 
-        CloseOpen();
+        await writing;
     }
 
+    /// <summary>Hash requests answered at once at most.</summary>
+    private const int HashWorkers = 4;
+
     /// <summary>One request → its response (a failure becomes a status, never an exception that ends the session silently).</summary>
-    internal byte[] Handle(byte[] request)
+    /// <param name="block">A buffer of its own for a hash request answered beside others (null: this target's, on the session's only thread).</param>
+    internal byte[] Handle(byte[] request, byte[]? block = null)
     {
         using var reader = new MessageReader(request);
         using var response = new MessageWriter(reader.Type);
@@ -84,13 +150,16 @@ public sealed class ResyncTarget : IDisposable
                     case ResyncMessageType.Data or ResyncMessageType.Finish when CompareOnly:
                         throw new InvalidDataException("this copy is only compared (a verify): it takes no data");
                     case ResyncMessageType.Hashes:
-                        Hashes(reader, answer);
+                        Hashes(reader, answer, block);
                         break;
                     case ResyncMessageType.Data:
                         Data(reader);
                         break;
                     case ResyncMessageType.Journal:
                         WriteJournal(answer);
+                        break;
+                    case ResyncMessageType.Warm:
+                        _ = TreeWarmer.Start(_root, ReadPaths(reader));
                         break;
                     case ResyncMessageType.Finish:
                         CloseOpen();
@@ -110,7 +179,11 @@ public sealed class ResyncTarget : IDisposable
             }
             catch (Exception e) when (e is NativeException or IOException or UnauthorizedAccessException or InvalidDataException or EndOfStreamException or ZstdException or InvalidOperationException)
             {
-                CloseOpen();
+                if (block is null)
+                {
+                    CloseOpen();
+                }
+
                 response.Body.Write(e is NativeException n ? n.Errno : 5);
                 response.Body.Write(e.Message);
                 return response.ToArray();
@@ -121,6 +194,19 @@ public sealed class ResyncTarget : IDisposable
         }
 
         return response.ToArray();
+    }
+
+    /// <summary>Paths with their scopes, as a warm request carries them.</summary>
+    private static List<KeyValuePair<string, Native.Fuse.ChangeScope>> ReadPaths(MessageReader reader)
+    {
+        var count = reader.Body.ReadInt32();
+        var paths = new List<KeyValuePair<string, Native.Fuse.ChangeScope>>(Math.Clamp(count, 0, 1 << 16));
+        for (var i = 0; i < count; i++)
+        {
+            paths.Add(new(reader.RelativePath(), (Native.Fuse.ChangeScope)reader.Body.ReadByte()));
+        }
+
+        return paths;
     }
 
     private void WriteJournal(BinaryWriter answer)
@@ -484,7 +570,7 @@ public sealed class ResyncTarget : IDisposable
 
     private static string? ReadLink(string path) => new FileInfo(path).LinkTarget;
 
-    private void Hashes(MessageReader reader, BinaryWriter answer)
+    private void Hashes(MessageReader reader, BinaryWriter answer, byte[]? concurrent)
     {
         var path = Full(reader.RelativePath());
         var blockSize = reader.Body.ReadInt32();
@@ -495,7 +581,12 @@ public sealed class ResyncTarget : IDisposable
             throw new InvalidDataException($"hashes of {path}: block size {blockSize}, {count} blocks from {firstBlock} are out of bounds");
         }
 
-        CloseOpen();
+        if (concurrent is null)
+        {
+            CloseOpen();
+        }
+
+        var buffer = concurrent ?? _block;
         SafeFileHandle handle;
         try
         {
@@ -517,8 +608,8 @@ public sealed class ResyncTarget : IDisposable
         answer.Write(blocks);
         for (var i = 0; i < blocks; i++)
         {
-            var read = ReadFully(handle, _block, (firstBlock + i) * blockSize);
-            var hash = XxHash128.HashToUInt128(_block.AsSpan(0, read));
+            var read = ReadFully(handle, buffer, (firstBlock + i) * blockSize, blockSize);
+            var hash = XxHash128.HashToUInt128(buffer.AsSpan(0, read));
             answer.Write((ulong)hash);
             answer.Write((ulong)(hash >> 64));
         }
@@ -579,12 +670,13 @@ public sealed class ResyncTarget : IDisposable
         }
     }
 
-    internal static int ReadFully(SafeFileHandle handle, byte[] buffer, long offset)
+    internal static int ReadFully(SafeFileHandle handle, byte[] buffer, long offset, int length = -1)
     {
+        length = length < 0 ? buffer.Length : length;
         var total = 0;
-        while (total < buffer.Length)
+        while (total < length)
         {
-            var read = RandomAccess.Read(handle, buffer.AsSpan(total), offset + total);
+            var read = RandomAccess.Read(handle, buffer.AsSpan(total, length - total), offset + total);
             if (read == 0)
             {
                 break;
