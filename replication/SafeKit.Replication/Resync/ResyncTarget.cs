@@ -55,8 +55,9 @@ public sealed class ResyncTarget : IDisposable
     /// <summary>
     /// Answers requests until the source closes the connection. Hash requests only read, and the
     /// source asks several ahead: up to <see cref="HashWorkers"/> are answered at once, so a cold
-    /// disk reads several files together; answers still leave in request order, and every other
-    /// request (which changes the copy, or depends on what came before) waits for those in flight.
+    /// disk reads several files together; answers still leave in request order. Data is written
+    /// meanwhile (to files whose hashes were already answered); every other request (it may add,
+    /// remove or replace files) waits for the hashes in flight.
     /// </summary>
     public async Task ServeAsync(ResyncConnection connection, CancellationToken cancellationToken = default)
     {
@@ -104,13 +105,24 @@ public sealed class ResyncTarget : IDisposable
                             }
                         },
                         cancellationToken);
+                    if (reading.Count >= 64)
+                    {
+                        reading.RemoveAll(static t => t.IsCompleted);
+                    }
+
                     reading.Add(hashes);
                     await answers.Writer.WriteAsync(hashes, cancellationToken);
                     continue;
                 }
 
-                await Task.WhenAll(reading);
-                reading.Clear();
+                // Data goes to a file whose hashes the source already has (none of those in flight);
+                // anything else may add, remove or replace the files being read: it waits for them.
+                if (request is not [(byte)ResyncMessageType.Data, ..])
+                {
+                    await Task.WhenAll(reading);
+                    reading.Clear();
+                }
+
                 await answers.Writer.WriteAsync(Task.FromResult(Handle(request)), cancellationToken);
             }
         }
