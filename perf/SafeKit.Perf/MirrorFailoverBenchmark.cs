@@ -19,7 +19,7 @@ internal static class MirrorFailoverBenchmark
     private const double LoadSeconds = 10;
 
     /// <summary>Appends unique records, fsync after each, and prints each one once fsync returned.</summary>
-    private const string Appender = """
+    internal const string Appender = """
         import os, sys, time
         fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         i = 0

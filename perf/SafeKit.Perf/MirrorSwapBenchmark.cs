@@ -18,20 +18,6 @@ internal static class MirrorSwapBenchmark
     private const string Vip = "198.18.0.200";
     private const double LoadSeconds = 20;
 
-    /// <summary>Appends unique records, fsync after each, and prints each one once fsync returned (stops at its first error).</summary>
-    private const string Appender = """
-        import os, sys, time
-        fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        i = 0
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = "record %08d %s\n" % (i, os.urandom(6).hex())
-            os.write(fd, line.encode())
-            os.fsync(fd)
-            print(line, end="", flush=True)
-            i += 1
-        """;
-
     public static void Run(string results, int swaps)
     {
         using var lab = BenchLab.Up("mirror", "--mirror");
@@ -70,7 +56,7 @@ internal static class MirrorSwapBenchmark
         Psql(lab, $"CREATE TABLE {table} (id bigint PRIMARY KEY)");
         var records = new List<string>();
         var log = $"/srv/www/swap-{swap}.log";
-        using var appender = lab.Collect($"m{from}", records, "python3", "-u", "-c", Appender, log);
+        using var appender = lab.Collect($"m{from}", records, "python3", "-u", "-c", MirrorFailoverBenchmark.Appender, log);
         var sqlOutput = new List<string>();
         using var sql = lab.Collect("client", sqlOutput, BenchLab.Loadgen, "pg", "--host", Vip, "--seconds", LoadSeconds.ToString(CultureInfo.InvariantCulture), "--interval-ms", "20", "--timeout-ms", "1000", "--table", table);
         var httpOutput = new List<string>();
