@@ -760,13 +760,25 @@ internal sealed partial class LabRunner
         if (Directory.Exists(topology.StateDirectory))
         {
             found = true;
-            try
+
+            // A process that was just stopped may still be closing its files (a log written on
+            // exit): a removal racing it fails with "directory not empty"; again a moment later.
+            for (var attempt = 1; ; attempt++)
             {
-                Directory.Delete(topology.StateDirectory, recursive: true);
-            }
-            catch (IOException e)
-            {
-                _error.WriteLine($"safekit lab: could not remove {topology.StateDirectory}: {e.Message}");
+                try
+                {
+                    Directory.Delete(topology.StateDirectory, recursive: true);
+                    break;
+                }
+                catch (IOException) when (attempt < 5)
+                {
+                    Thread.Sleep(500);
+                }
+                catch (IOException e)
+                {
+                    _error.WriteLine($"safekit lab: could not remove {topology.StateDirectory}: {e.Message}");
+                    break;
+                }
             }
         }
 
