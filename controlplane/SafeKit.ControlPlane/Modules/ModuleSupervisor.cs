@@ -26,6 +26,9 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
     private volatile HealthMonitor? _monitor;
     private volatile bool _stopping;
     private volatile bool _gaveUp;
+
+    // Kept while given up: the checkers' next "not ready" must not hide why the node left.
+    private volatile string? _gaveUpReason;
     private ScriptResult? _lastStart;
     private ScriptResult? _lastStop;
 
@@ -153,6 +156,7 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
             {
                 LogRecovered(_logger, _module.Name);
                 _gaveUp = false;
+                _gaveUpReason = null;
             }
 
             _state(Status.ModuleStates.Up, null);
@@ -167,7 +171,7 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
         }
         else
         {
-            _state(Status.ModuleStates.Wait, $"not ready: {string.Join(", ", report.Failing)}");
+            _state(Status.ModuleStates.Wait, _gaveUpReason ?? $"not ready: {string.Join(", ", report.Failing)}");
         }
     }
 
@@ -192,7 +196,8 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
             if (counted && _gaveUp)
             {
                 LogGaveUp(_logger, _module.Name, _module.Restart.Max, reason);
-                _state(Status.ModuleStates.Wait, $"left the farm: {_module.Restart.Max} restarts did not fix {reason}; back when the checks pass");
+                _gaveUpReason = $"left the farm: {_module.Restart.Max} restarts did not fix {reason}; back when the checks pass";
+                _state(Status.ModuleStates.Wait, _gaveUpReason);
                 return;
             }
 
