@@ -14,15 +14,18 @@ namespace SafeKit.Perf;
 /// dropped again, rsync -a (daemon mode, SECOND's namespace) brings its copy to the same tree.
 /// Both results are compared with the source tree. With <c>killSurvivor</c>, the node alone is
 /// killed (kill -9 of everything on it) after the change and restarted alone before SECOND
-/// returns: the resync then relies on what survived that crash.
+/// returns: the resync then relies on what survived that crash. With <c>smallFiles</c>, the dataset
+/// has no big file (dataset (b): a million files of 1-3 KiB).
 /// </summary>
 internal static partial class MirrorResyncBenchmark
 {
     private const int RsyncPort = 8873;
     private static readonly string Script = Path.Combine(AppContext.BaseDirectory, "resync_dataset.py");
 
-    public static void Run(string results, int files, int mib, double percent, bool killSurvivor)
+    public static void Run(string results, int files, int mib, double percent, bool killSurvivor, bool smallFiles)
     {
+        // Every walk of the dataset (the copies compared, rsync's) grows with the number of files.
+        var walkSeconds = Math.Max(120, files / 1000);
         using var lab = BenchLab.Up("mirror-resync", "--mirror");
         var state = Path.Combine("/run/safekit-lab", lab.Prefix);
         string Www(int node) => Path.Combine(state, $"{lab.Prefix}-m{node}", "var/mirror/data/srv/www");
@@ -30,8 +33,9 @@ internal static partial class MirrorResyncBenchmark
         Process? daemon = null;
         try
         {
-            var made = Python(lab, "m1", "make", "/srv/www/bench", files.ToString(CultureInfo.InvariantCulture), mib.ToString(CultureInfo.InvariantCulture), "1");
-            Wait(() => Same(Www(1), Www(2)), "SECOND holds the dataset", 120);
+            string[] make = ["make", "/srv/www/bench", files.ToString(CultureInfo.InvariantCulture), mib.ToString(CultureInfo.InvariantCulture), "1"];
+            var made = Python(lab, "m1", smallFiles ? [.. make, "0"] : make);
+            Wait(() => Same(Www(1), Www(2)), "SECOND holds the dataset", walkSeconds);
             CommandRunner.RunChecked("cp", ["-a", Www(2) + "/.", Directory.CreateDirectory(copy).FullName]);
 
             lab.Kill("m2");
@@ -54,7 +58,7 @@ internal static partial class MirrorResyncBenchmark
             var oursSeconds = double.Parse(figures.Groups["ms"].Value, CultureInfo.InvariantCulture) / 1000;
             var oursChanged = long.Parse(figures.Groups["changed"].Value, CultureInfo.InvariantCulture);
             var oursWire = long.Parse(figures.Groups["wire"].Value, CultureInfo.InvariantCulture);
-            Wait(() => Same(Www(1), Www(2)), "m2's copy equals m1's", 60);
+            Wait(() => Same(Www(1), Www(2)), "m2's copy equals m1's", walkSeconds);
 
             // rsync, the same change: m1's tree onto the copy of the state before it.
             var config = Path.Combine(state, "rsyncd.conf");
@@ -76,13 +80,13 @@ internal static partial class MirrorResyncBenchmark
                 throw new InvalidOperationException("rsync's copy differs from the source tree");
             }
 
-            Results.Report(results, killSurvivor ? "mirror-resync-survivor-killed" : "mirror-resync", [
+            Results.Report(results, (smallFiles ? "mirror-resync-small-files" : "mirror-resync") + (killSurvivor ? "-survivor-killed" : ""), [
                 ("files", files), ("dataset_mib", Math.Round(long.Parse(made, CultureInfo.InvariantCulture) / 1048576.0)), ("changed_bytes", long.Parse(changed, CultureInfo.InvariantCulture)),
                 ("ours_s", Math.Round(oursSeconds, 3)), ("ours_wire_bytes", oursWire), ("ours_changed_blocks_bytes", oursChanged), ("ours_start_to_second_s", Math.Round(startToSecond, 3)),
                 ("rsync_s", Math.Round(rsyncSeconds, 3)), ("rsync_wire_bytes", rsyncWire),
                 ("speedup_vs_rsync", Math.Round(rsyncSeconds / oursSeconds, 2)),
                 ("wire_vs_changed", Math.Round(oursWire / double.Parse(changed, CultureInfo.InvariantCulture), 3))],
-                new { files, mib, percent, log = figures.Value, rsync = rsync.Output });
+                new { files, mib, percent, smallFiles, log = figures.Value, rsync = rsync.Output });
         }
         finally
         {

@@ -10,6 +10,7 @@ using SafeKit.Perf;
 //   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512] [--only plain,passthrough_ll,alone,sync,fsync,sync_own_disk,fsync_own_disk]
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
 //   sk-bench mirror-resync [--results DIR] [--files 100000] [--mib 2300] [--percent 1] [--kill-survivor]
+//   sk-bench mirror-resync --small-files [--files 1000000] [--mib 2000] ...   (dataset (b): no big file)
 //   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
 //   sk-bench mirror-journal-cost [--results DIR] [--files 3000] [--rounds 3]
 //   sk-bench mirror-swap [--results DIR] [--swaps 10]
@@ -39,7 +40,8 @@ switch (args.FirstOrDefault())
         MirrorFailoverBenchmark.Run(results, int.Parse(Option("rounds", "20")), int.Parse(Option("seed", "1")));
         return 0;
     case "mirror-resync":
-        MirrorResyncBenchmark.Run(results, int.Parse(Option("files", "100000")), int.Parse(Option("mib", "2300")), double.Parse(Option("percent", "1"), System.Globalization.CultureInfo.InvariantCulture), args.Contains("--kill-survivor"));
+        var smallFiles = args.Contains("--small-files");
+        MirrorResyncBenchmark.Run(results, int.Parse(Option("files", smallFiles ? "1000000" : "100000")), int.Parse(Option("mib", smallFiles ? "2000" : "2300")), double.Parse(Option("percent", "1"), System.Globalization.CultureInfo.InvariantCulture), args.Contains("--kill-survivor"), smallFiles);
         return 0;
     case "mirror-verify":
         MirrorVerifyBenchmark.Run(results, int.Parse(Option("files", "20000")), int.Parse(Option("mib", "2000")));

@@ -1,5 +1,8 @@
 """Dataset and change for sk-bench mirror-resync (100 files per directory, 50 directories per group).
-  make ROOT FILES MIB SEED    FILES files, about MIB MiB in all: mostly 4-24 KiB, 0.04% of them 1-43 MiB
+  make ROOT FILES MIB SEED [BIG]
+                              FILES files, about MIB MiB in all; BIG of them (default 0.04%) 1-43 MiB
+                              holding about 40% of the bytes, the others 4-24 KiB (smaller when
+                              FILES is large for MIB: dataset (b), a million small files, BIG 0)
   change ROOT PERCENT SEED DATA  overwrites PERCENT% of the bytes, spread over PERCENT% of the files
                               (chosen by listing DATA, the real files behind ROOT: a walk through
                               the mount would make the daemon hold a descriptor for every file)
@@ -12,8 +15,10 @@ command, root = sys.argv[1], sys.argv[2]
 if command == "make":
     files, mib, seed = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     rng = random.Random(seed)
-    big = max(1, files // 2500)
-    small_total = mib * 1024 * 1024 * 6 // 10
+    big = int(sys.argv[6]) if len(sys.argv) > 6 else max(1, files // 2500)
+    small_total = mib * 1024 * 1024 * (6 if big else 10) // 10
+    average = small_total // max(1, files - big)
+    low = min(4096, average // 2)
     written = 0
     for i in range(files):
         directory = os.path.join(root, "d%03d" % (i // 5000), "e%02d" % (i // 100 % 50))
@@ -21,7 +26,7 @@ if command == "make":
         if i < big:
             size = rng.randint(1, 43) * 1024 * 1024
         else:
-            size = rng.randint(4096, max(4096, 2 * small_total // max(1, files - big) - 4096))
+            size = rng.randint(low, max(low, 2 * average - low))
         with open(os.path.join(directory, "f%06d.bin" % i), "wb") as f:
             f.write(os.urandom(size))
         written += size

@@ -36,6 +36,7 @@ public sealed class ResyncSource : IAsyncDisposable
     private readonly Queue<TaskCompletionSource<byte[]>> _pending = new();
     private readonly SemaphoreSlim _window = new(Window, Window);
     private readonly BandwidthCap? _cap;
+    private readonly TreeWarmer _warmer;
 
     /// <summary>Files whose content differs, in order, each with the target's hashes already asked.</summary>
     private readonly Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes)> _ahead = new();
@@ -57,6 +58,7 @@ public sealed class ResyncSource : IAsyncDisposable
         _root = Path.GetFullPath(root);
         _connection = connection;
         _cap = cap;
+        _warmer = new TreeWarmer(_root);
         _reading = Task.Run(ReadResponsesAsync);
     }
 
@@ -259,7 +261,7 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>Asks the target to read ahead the paths of a pass (its answer is not waited for) and does the same here.</summary>
     private async Task WarmAsync(ChangeSet changes, CancellationToken cancellationToken)
     {
-        _ = TreeWarmer.Start(_root, [.. changes.Paths]);
+        _warmer.Add(changes.Paths);
         var chunk = new List<KeyValuePair<string, ChangeScope>>();
         var bytes = 0L;
         foreach (var change in changes.Paths)
@@ -445,7 +447,7 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>Handles a directory's answer: its entries sent when the digest differed, then the files that differ.</summary>
     private async Task<List<string>> CompleteDirectoryAsync(string relative, Listing listing, Task<byte[]> response, HashSet<string>? forced, CancellationToken cancellationToken)
     {
-        var differing = new List<(string Name, long Size)>();
+        var differing = new List<(string Name, long Size, bool Stale)>();
         var created = new List<string>();
         using (var reader = Check(await response, ResyncMessageType.Dir, $"directory '{relative}'"))
         {
@@ -459,7 +461,7 @@ public sealed class ResyncSource : IAsyncDisposable
             var count = reader.Body.ReadInt32();
             for (var i = 0; i < count; i++)
             {
-                differing.Add((reader.Name(), reader.Body.ReadInt64()));
+                differing.Add((reader.Name(), reader.Body.ReadInt64(), reader.Body.ReadBoolean()));
             }
 
             count = reader.Body.ReadInt32();
@@ -482,20 +484,24 @@ public sealed class ResyncSource : IAsyncDisposable
         // The target's hashes of the next files — of this directory and the ones after it — are
         // asked ahead, so its reads overlap this side's and the round trips overlap each other.
         var byName = listing.Entries.ToDictionary(static e => e.Entry.Name, static e => e.Entry, StringComparer.Ordinal);
-        foreach (var (name, _) in differing)
+        foreach (var (name, _, _) in differing)
         {
             FileTree.Prefetch(Full(Join(relative, name))); // Read from disk while earlier files are compared.
         }
 
-        foreach (var (name, targetSize) in differing)
+        foreach (var (name, targetSize, stale) in differing)
         {
             if (!byName.TryGetValue(name, out var entry))
             {
                 continue;
             }
 
+            // A file of one block written here since the copies were equal (journaled) whose copy
+            // shows another size or time: its one block differs, and the target's hash would only
+            // cost it a read and this side a round trip.
+            var rewritten = stale && forced?.Contains(name) == true && entry.Size <= BlockSize && targetSize <= BlockSize && _differences is null;
             var path = Join(relative, name);
-            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 ? HashesAsync(path, 0, cancellationToken) : null));
+            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 && !rewritten ? HashesAsync(path, 0, cancellationToken) : null));
             if (_ahead.Count >= FilesAhead)
             {
                 await SyncNextFileAsync(cancellationToken);
@@ -600,6 +606,7 @@ public sealed class ResyncSource : IAsyncDisposable
 
     private async Task<UInt128[]> HashesAsync(string relative, long first, CancellationToken cancellationToken)
     {
+        Statistics.HashRequests++;
         byte[] message;
         using (var request = new MessageWriter(ResyncMessageType.Hashes))
         {

@@ -15,6 +15,9 @@ public sealed class ResyncStatistics
     /// <summary>Regular files whose size or time differed, so their blocks were compared or sent.</summary>
     public long FilesCompared { get; internal set; }
 
+    /// <summary>Requests for the target's block hashes (none for a journaled one-block file whose copy is stale).</summary>
+    public long HashRequests { get; internal set; }
+
     /// <summary>Bytes of those files read on the source.</summary>
     public long BytesCompared { get; internal set; }
 
@@ -34,5 +37,5 @@ public sealed class ResyncStatistics
     public long PassDone { get; internal set; }
 
     public override string ToString() =>
-        $"{Directories} directories ({DirectoriesListed} differing), {Entries} entries, {FilesCompared} files compared ({BytesCompared} bytes), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
+        $"{Directories} directories ({DirectoriesListed} differing), {Entries} entries, {FilesCompared} files compared ({BytesCompared} bytes, {HashRequests} hash requests), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
 }

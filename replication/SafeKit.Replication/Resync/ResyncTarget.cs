@@ -16,6 +16,7 @@ namespace SafeKit.Replication.Resync;
 public sealed class ResyncTarget : IDisposable
 {
     private readonly string _root;
+    private readonly TreeWarmer _warmer;
     private readonly Decompressor _decompressor = new();
     private readonly Dictionary<(ulong Device, ulong Inode), string> _links = [];
     private readonly byte[] _block = new byte[ResyncSource.BlockSize];
@@ -25,6 +26,7 @@ public sealed class ResyncTarget : IDisposable
     public ResyncTarget(string root)
     {
         _root = Path.GetFullPath(root);
+        _warmer = new TreeWarmer(_root);
     }
 
     /// <summary>
@@ -171,7 +173,7 @@ public sealed class ResyncTarget : IDisposable
                         WriteJournal(answer);
                         break;
                     case ResyncMessageType.Warm:
-                        _ = TreeWarmer.Start(_root, ReadPaths(reader));
+                        _warmer.Add(ReadPaths(reader));
                         break;
                     case ResyncMessageType.Finish:
                         CloseOpen();
@@ -300,7 +302,7 @@ public sealed class ResyncTarget : IDisposable
             }
         }
 
-        var differing = new List<(string Name, long Size)>();
+        var differing = new List<(string Name, long Size, bool Stale)>();
         var created = new List<string>();
         foreach (var (entry, linkDevice, linkInode, force, target, xattrs) in wanted)
         {
@@ -339,9 +341,9 @@ public sealed class ResyncTarget : IDisposable
                     FileTree.SetMetadata(path, entry.Kind, entry.Mode, entry.Uid, entry.Gid, entry.MtimeNs);
                     break;
                 case EntryKind.Regular:
-                    if (Regular(path, entry, present ? mine : null, linkDevice, linkInode, force) is { } size)
+                    if (Regular(path, entry, present ? mine : null, linkDevice, linkInode, force) is var (size, stale))
                     {
-                        differing.Add((entry.Name, size));
+                        differing.Add((entry.Name, size, stale));
                         if (size > 0)
                         {
                             // Its hashes are asked next: the disk starts reading it now, while the source works.
@@ -366,10 +368,11 @@ public sealed class ResyncTarget : IDisposable
         }
 
         answer.Write(differing.Count);
-        foreach (var (name, size) in differing)
+        foreach (var (name, size, stale) in differing)
         {
             answer.Write(name);
             answer.Write(size);
+            answer.Write(stale);
         }
 
         answer.Write(created.Count);
@@ -476,6 +479,7 @@ public sealed class ResyncTarget : IDisposable
         {
             answer.Write(name);
             answer.Write(size);
+            answer.Write(false); // Same size and time: only the blocks can tell.
         }
 
         answer.Write(0);
@@ -536,7 +540,11 @@ public sealed class ResyncTarget : IDisposable
     }
 
     /// <summary>A regular file: the size to report when its content must be sent, or null when it matches (or is a hard link of one already handled).</summary>
-    private long? Regular(string path, TreeEntry entry, TreeEntry? mine, ulong linkDevice, ulong linkInode, bool force)
+    /// <returns>
+    /// Null when the file needs nothing more; else this copy's size (-1: just created) and whether
+    /// its size or time differ from the source's (not only a forced comparison).
+    /// </returns>
+    private (long Size, bool Stale)? Regular(string path, TreeEntry entry, TreeEntry? mine, ulong linkDevice, ulong linkInode, bool force)
     {
         if (linkInode != 0 && _links.TryGetValue((linkDevice, linkInode), out var first))
         {
@@ -564,12 +572,13 @@ public sealed class ResyncTarget : IDisposable
         if (mine is not { } current)
         {
             File.Create(path).Dispose();
-            return -1;
+            return (-1, true);
         }
 
-        if (force || current.Size != entry.Size || current.MtimeNs != entry.MtimeNs)
+        var stale = current.Size != entry.Size || current.MtimeNs != entry.MtimeNs;
+        if (force || stale)
         {
-            return current.Size;
+            return (current.Size, stale);
         }
 
         if (current.Mode != entry.Mode || current.Uid != entry.Uid || current.Gid != entry.Gid)

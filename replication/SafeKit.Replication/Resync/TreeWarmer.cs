@@ -1,25 +1,82 @@
+using System.Collections.Concurrent;
 using SafeKit.Native.Files;
 using SafeKit.Native.Fuse;
 
 namespace SafeKit.Replication.Resync;
 
 /// <summary>
-/// Reads ahead, in the background and several at once, what a pass over changed paths is about to
+/// Reads ahead, in the background and many at once, what a pass over changed paths is about to
 /// look at: each path's inode, a changed directory's entries, a changed file's contents (posix_fadvise
 /// WILLNEED). On a cold disk the pass itself looks at one path after another; with the metadata
 /// and contents already on their way, its reads wait for the disk much less. Best effort, silent.
+/// The readers are threads of their own, started while there is work and ending when there is
+/// none: each blocks on the disk, and blocking thread-pool workers (two on a 2-core node, more
+/// only added slowly) would stall the pass they are meant to feed.
 /// </summary>
-internal static class TreeWarmer
+internal sealed class TreeWarmer
 {
-    private const int Readers = 8;
+    /// <summary>Lookups in flight: a virtual or SSD disk serves a deep queue about as fast as one read.</summary>
+    private const int Readers = 32;
 
-    /// <summary>Starts warming <paramref name="paths"/> under <paramref name="root"/>; the task ends when all were asked for.</summary>
-    public static Task Start(string root, IReadOnlyCollection<KeyValuePair<string, ChangeScope>> paths) =>
-        paths.Count == 0 ? Task.CompletedTask : Task.Run(() => Parallel.ForEach(paths, new ParallelOptions { MaxDegreeOfParallelism = Readers }, change => Warm(root, change.Key, change.Value)));
+    private readonly string _root;
+    private readonly ConcurrentQueue<KeyValuePair<string, ChangeScope>> _queue = new();
+    private int _readers;
 
-    private static void Warm(string root, string relative, ChangeScope scope)
+    public TreeWarmer(string root)
     {
-        var path = relative.Length == 0 ? root : Path.Join(root, relative);
+        _root = root;
+    }
+
+    /// <summary>Queues <paramref name="paths"/> (relative to the root) and starts readers for them.</summary>
+    public void Add(IEnumerable<KeyValuePair<string, ChangeScope>> paths)
+    {
+        foreach (var path in paths)
+        {
+            _queue.Enqueue(path);
+        }
+
+        for (var wanted = Math.Min(Readers, _queue.Count); wanted > 0 && TryAddReader(); wanted--)
+        {
+            new Thread(Read) { IsBackground = true, Name = "resync warmer" }.Start();
+        }
+    }
+
+    private bool TryAddReader()
+    {
+        var readers = Volatile.Read(ref _readers);
+        while (readers < Readers)
+        {
+            var seen = Interlocked.CompareExchange(ref _readers, readers + 1, readers);
+            if (seen == readers)
+            {
+                return true;
+            }
+
+            readers = seen;
+        }
+
+        return false;
+    }
+
+    private void Read()
+    {
+        do
+        {
+            while (_queue.TryDequeue(out var change))
+            {
+                Warm(change.Key, change.Value);
+            }
+
+            Interlocked.Decrement(ref _readers);
+        }
+
+        // Paths queued after the queue looked empty, while every reader still counted: carry on.
+        while (!_queue.IsEmpty && TryAddReader());
+    }
+
+    private void Warm(string relative, ChangeScope scope)
+    {
+        var path = relative.Length == 0 ? _root : Path.Join(_root, relative);
         try
         {
             if (!FileTree.TryLstat(path, out var entry))

@@ -83,8 +83,10 @@ public sealed class OnlineResyncTests
             var receiver = await receiving!;
             Assert.Equal(LinkState.Mirroring, link.State);
 
-            // The writer goes on, now mirrored; then it stops and everything settles.
+            // The writer goes on, now mirrored, until it wrote 500 records in all (however loaded
+            // the machine); then it stops and everything settles.
             await Task.Delay(700, ct);
+            LabInstance.WaitUntil(() => File.ReadAllText(Path.Join(data, "log.txt")).Count(static c => c == '\n') > 500, "the writer wrote 500 records", 60);
             await File.WriteAllTextAsync(stop, "", ct);
             Assert.True(writer.WaitForExit(20_000), "the writer did not stop");
             Assert.True(writer.ExitCode == 0, $"the writer failed: {writer.StandardError.ReadToEnd()}");
