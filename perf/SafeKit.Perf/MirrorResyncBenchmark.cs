@@ -36,7 +36,7 @@ internal static partial class MirrorResyncBenchmark
             string[] make = ["make", "/srv/www/bench", files.ToString(CultureInfo.InvariantCulture), mib.ToString(CultureInfo.InvariantCulture), "1"];
             var made = Python(lab, "m1", smallFiles ? [.. make, "0"] : make);
             Wait(() => Same(Www(1), Www(2)), "SECOND holds the dataset", walkSeconds);
-            CommandRunner.RunChecked("cp", ["-a", Www(2) + "/.", Directory.CreateDirectory(copy).FullName]);
+            CommandRunner.RunChecked("cp", ["-a", Www(2) + "/.", Directory.CreateDirectory(copy).FullName], timeout: TimeSpan.FromSeconds(walkSeconds));
 
             lab.Kill("m2");
             Wait(() => State(lab, 1) == "ALONE", "m1 serves alone", 30);

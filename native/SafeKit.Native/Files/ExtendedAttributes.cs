@@ -136,6 +136,11 @@ public static unsafe class ExtendedAttributes
                 return Posix.Errno is NoData or NotSupported or 2 or 20 ? null : throw new NativeException($"extended attributes of {what}", Posix.Errno);
             }
 
+            if (needed == 0)
+            {
+                return []; // Most files: no attribute, and no second call to read none.
+            }
+
             var buffer = new byte[needed];
             fixed (byte* b = buffer)
             {

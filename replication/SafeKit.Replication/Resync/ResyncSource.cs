@@ -58,7 +58,7 @@ public sealed class ResyncSource : IAsyncDisposable
         _root = Path.GetFullPath(root);
         _connection = connection;
         _cap = cap;
-        _warmer = new TreeWarmer(_root);
+        _warmer = new TreeWarmer(_root, smallContents: true);
         _reading = Task.Run(ReadResponsesAsync);
     }
 
@@ -496,12 +496,9 @@ public sealed class ResyncSource : IAsyncDisposable
                 continue;
             }
 
-            // A file of one block written here since the copies were equal (journaled) whose copy
-            // shows another size or time: its one block differs, and the target's hash would only
-            // cost it a read and this side a round trip.
-            var rewritten = stale && forced?.Contains(name) == true && entry.Size <= BlockSize && targetSize <= BlockSize && _differences is null;
+            var whole = _differences is null && SentWhole(forced?.Contains(name) == true, stale, entry.Size, targetSize);
             var path = Join(relative, name);
-            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 && !rewritten ? HashesAsync(path, 0, cancellationToken) : null));
+            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 && !whole ? HashesAsync(path, 0, cancellationToken) : null));
             if (_ahead.Count >= FilesAhead)
             {
                 await SyncNextFileAsync(cancellationToken);
@@ -510,6 +507,14 @@ public sealed class ResyncSource : IAsyncDisposable
 
         return created;
     }
+
+    /// <summary>
+    /// A file of one block changed here since the copies were equal (<paramref name="forced"/>:
+    /// journaled) whose copy shows another size or time: its one block differs, so it is sent
+    /// without asking the target's hash, which would cost the target a read from disk and this
+    /// side a round trip. The target applies the same rule and does not read it ahead.
+    /// </summary>
+    internal static bool SentWhole(bool forced, bool stale, long size, long targetSize) => forced && stale && size <= BlockSize && targetSize <= BlockSize;
 
     private Task SyncNextFileAsync(CancellationToken cancellationToken)
     {

@@ -26,7 +26,8 @@ public sealed class ResyncTarget : IDisposable
     public ResyncTarget(string root)
     {
         _root = Path.GetFullPath(root);
-        _warmer = new TreeWarmer(_root);
+        // A changed file of one block is, most likely, sent whole without its hash: not read here.
+        _warmer = new TreeWarmer(_root, smallContents: false);
     }
 
     /// <summary>
@@ -344,7 +345,7 @@ public sealed class ResyncTarget : IDisposable
                     if (Regular(path, entry, present ? mine : null, linkDevice, linkInode, force) is var (size, stale))
                     {
                         differing.Add((entry.Name, size, stale));
-                        if (size > 0)
+                        if (size > 0 && !ResyncSource.SentWhole(force, stale, entry.Size, size))
                         {
                             // Its hashes are asked next: the disk starts reading it now, while the source works.
                             FileTree.Prefetch(path);

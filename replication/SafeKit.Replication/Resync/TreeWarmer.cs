@@ -19,12 +19,15 @@ internal sealed class TreeWarmer
     private const int Readers = 32;
 
     private readonly string _root;
+    private readonly bool _smallContents;
     private readonly ConcurrentQueue<KeyValuePair<string, ChangeScope>> _queue = new();
     private int _readers;
 
-    public TreeWarmer(string root)
+    /// <param name="smallContents">Also read ahead the contents of files of one block (else only their inodes).</param>
+    public TreeWarmer(string root, bool smallContents)
     {
         _root = root;
+        _smallContents = smallContents;
     }
 
     /// <summary>Queues <paramref name="paths"/> (relative to the root) and starts readers for them.</summary>
@@ -88,7 +91,7 @@ internal sealed class TreeWarmer
             {
                 _ = FileTree.List(path); // Every entry's inode.
             }
-            else if (entry.Kind == EntryKind.Regular)
+            else if (entry.Kind == EntryKind.Regular && (_smallContents || entry.Size > ResyncSource.BlockSize))
             {
                 FileTree.Prefetch(path);
             }
