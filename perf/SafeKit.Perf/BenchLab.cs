@@ -25,7 +25,7 @@ internal sealed class BenchLab : IDisposable
     /// <summary>Brings up a 3-node lab; <paramref name="options"/> are safekit lab up options.</summary>
     public static BenchLab Up(string variant, params string[] options)
     {
-        CommandRunner.Run(Safekit, ["lab", "down", "--prefix", DefaultPrefix]);
+        CommandRunner.Run(Safekit, ["lab", "down", "--prefix", DefaultPrefix], timeout: TimeSpan.FromMinutes(30));
         var up = CommandRunner.Run(Safekit, ["lab", "up", "--prefix", DefaultPrefix, "--no-ipv6", .. options], timeout: TimeSpan.FromMinutes(2));
         if (!up.Succeeded)
         {
@@ -134,7 +134,8 @@ internal sealed class BenchLab : IDisposable
             }
         }
 
-        CommandRunner.Run(Safekit, ["lab", "down", "--prefix", Prefix]);
+        // Removing a dataset of a million files takes minutes: cut short, it stayed behind (7 GB).
+        CommandRunner.Run(Safekit, ["lab", "down", "--prefix", Prefix], timeout: TimeSpan.FromMinutes(30));
     }
 
     public static double ParseWrk(string output)
