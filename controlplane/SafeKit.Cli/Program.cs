@@ -63,6 +63,10 @@ catch (ApiCallException e)
 
 static int Version()
 {
-    Console.WriteLine($"safekit {typeof(CliException).Assembly.GetName().Version}");
+    // VERSION (the file at the repository's root) and the commit it was built from.
+    var assembly = typeof(CliException).Assembly;
+    var version = assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? assembly.GetName().Version?.ToString();
+    Console.WriteLine($"safekit {version}");
     return 0;
 }
