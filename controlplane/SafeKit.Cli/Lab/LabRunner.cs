@@ -293,7 +293,8 @@ internal sealed partial class LabRunner
             Thread.Sleep(50);
         }
 
-        _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} did not report the reload within 30 s");
+        // What the daemon was doing meanwhile is the only clue to a reload that never came.
+        _error.WriteLine($"safekit lab: safekitd on {topology.NodeName(index)} did not report the reload within 30 s; the end of its log:{Environment.NewLine}{LabProcesses.Tail(Path.Combine(topology.NodeDirectory(index), "safekitd.log"))}");
         return 1;
     }
 
