@@ -110,6 +110,9 @@ internal sealed class NodeDaemon
         using var reloadRequested = new SemaphoreSlim(0);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        // SIGHUP is how an operator asks for a reload: it must work even when whoever started the
+        // daemon ignored it (nohup: the lab's reload was lost under such a parent).
+        SafeKit.Native.Host.ProcessControl.RestoreDefault(SafeKit.Native.Host.ProcessControl.SigHup);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reloadRequested.Release(); });
         using var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, journal, _time, _logger);
         using var actions = new ModuleActions(farms, mirrors, readiness, () => reloader.Running, journal);

@@ -58,6 +58,19 @@ public static class ProcessControl
         }
     }
 
+    /// <summary>
+    /// Gives <paramref name="signal"/> its default disposition back. A signal ignored by the parent
+    /// (nohup, a non-interactive rc shell) stays ignored across exec, and .NET then never installs
+    /// the handler a PosixSignalRegistration asks for: a daemon's reload signal would be lost.
+    /// </summary>
+    public static void RestoreDefault(int signal)
+    {
+        if (Libc.SetSignalHandler(signal, 0) == -1)
+        {
+            throw new NativeException("signal", Marshal.GetLastPInvokeError());
+        }
+    }
+
     /// <summary>Sends <paramref name="signal"/>; false when the process does not exist.</summary>
     public static bool Signal(int pid, int signal)
     {

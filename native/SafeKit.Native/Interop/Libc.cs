@@ -64,6 +64,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
     internal static partial int Kill(int pid, int signal);
 
+    /// <summary>signal(2); handler 0 is SIG_DFL.</summary>
+    [LibraryImport(Lib, EntryPoint = "signal", SetLastError = true)]
+    internal static partial nint SetSignalHandler(int signal, nint handler);
+
     [LibraryImport(Lib, EntryPoint = "sched_setscheduler", SetLastError = true)]
     internal static partial int SchedSetScheduler(int pid, int policy, int* priority);
 

@@ -103,6 +103,40 @@ public sealed class DaemonStartupTests
     }
 
     [Fact]
+    public void Safekitd_StartedWithSighupIgnored_StillReloadsOnSighup()
+    {
+        Tools.RequireLab();
+        using var ns = Node();
+        var file = WriteConfig(ns, "eth0");
+        var directory = Path.GetDirectoryName(file)!;
+        // As under nohup: the parent ignores SIGHUP and the daemon inherits that across exec.
+        using var daemon = System.Diagnostics.Process.Start("ip", ["netns", "exec", ns.Name, "sh", "-c", "trap '' HUP; exec \"$0\" \"$@\"", Tools.Safekitd, "--config", file, "--node", "a", "--state-dir", directory]);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (SafeKit.ControlPlane.Status.StatusFile.TryRead(directory) is null && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(50);
+            }
+
+            Assert.Null(SafeKit.ControlPlane.Status.StatusFile.TryRead(directory)?.Config?.LastReload);
+            SafeKit.Native.Host.ProcessControl.Signal(daemon.Id, SafeKit.Native.Host.ProcessControl.SigHup);
+            deadline = DateTime.UtcNow.AddSeconds(20);
+            while (SafeKit.ControlPlane.Status.StatusFile.TryRead(directory)?.Config?.LastReload is null && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(50);
+            }
+
+            Assert.True(SafeKit.ControlPlane.Status.StatusFile.TryRead(directory)?.Config?.LastReload?.Applied, "the reload asked by SIGHUP was applied");
+        }
+        finally
+        {
+            SafeKit.Native.Host.ProcessControl.Signal(daemon.Id, SafeKit.Native.Host.ProcessControl.SigTerm);
+            daemon.WaitForExit(10_000);
+        }
+    }
+
+    [Fact]
     public void Safekitd_UnderSystemd_NotifiesReady_PetsTheWatchdog_SaysStopping_AndLogsWithPriorities()
     {
         Tools.RequireLab();
