@@ -1,6 +1,7 @@
 using System.Text.Json;
 using SafeKit.Cli.Remote;
 using SafeKit.ControlPlane.Configuration;
+using SafeKit.ControlPlane.Firewall;
 
 namespace SafeKit.Cli.Commands;
 
@@ -15,6 +16,9 @@ internal static class ConfigCommand
           safekit config check FILE                       validate a configuration file here
           safekit config diff FILE [API OPTIONS]          what a reload of FILE would change on the node
           safekit config reload [--on NODE | --all] [API OPTIONS]
+          safekit config firewall [FILE] [--allow tcp/22,...]
+                                                          the node's inbound nftables ruleset for FILE (none: not
+                                                          configured yet); apply with: ... | nft -f -
         """;
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
@@ -27,8 +31,10 @@ internal static class ConfigCommand
                 return await DiffAsync(args.Skip(1).ToList());
             case "reload":
                 return await ReloadAsync(args.Skip(1).ToList());
+            case "firewall":
+                return Firewall(args.Skip(1).ToList());
             default:
-                throw new CliException("usage: safekit config check FILE | config diff FILE | config reload [--on NODE | --all]");
+                throw new CliException("usage: safekit config check FILE | config diff FILE | config reload [--on NODE | --all] | config firewall [FILE]");
         }
     }
 
@@ -49,6 +55,46 @@ internal static class ConfigCommand
 
             return 1;
         }
+    }
+
+    private static int Firewall(IReadOnlyList<string> args)
+    {
+        var a = CliArguments.Parse(args, ["--allow"], []);
+        if (a.Positionals.Count > 1)
+        {
+            throw new CliException("usage: safekit config firewall [FILE] [--allow tcp/PORT,udp/PORT,...]");
+        }
+
+        List<FirewallOpening> openings;
+        try
+        {
+            openings = (a.Value("--allow") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(FirewallOpening.Parse).ToList();
+        }
+        catch (FormatException e)
+        {
+            throw new CliException($"--allow: {e.Message}");
+        }
+
+        ClusterConfig? config = null;
+        if (a.Positionals.Count == 1)
+        {
+            try
+            {
+                config = ConfigLoader.Load(a.Positionals[0]);
+            }
+            catch (ConfigException e)
+            {
+                foreach (var error in e.Errors)
+                {
+                    Console.Error.WriteLine(error);
+                }
+
+                return 1;
+            }
+        }
+
+        Console.Write(HostFirewall.Ruleset(config, openings));
+        return 0;
     }
 
     private static async Task<int> DiffAsync(IReadOnlyList<string> args)

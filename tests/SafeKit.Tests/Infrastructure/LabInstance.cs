@@ -477,6 +477,15 @@ public sealed class FanoutLab : LabInstance
     }
 }
 
+/// <summary>Two nodes whose inbound firewall the test installs (and removes).</summary>
+public sealed class FirewallLab : LabInstance
+{
+    public FirewallLab()
+        : base("--nodes", "2")
+    {
+    }
+}
+
 /// <summary>A lab for failures: tests kill, cut and partition its nodes and restore it afterwards.</summary>
 public sealed class FailureLab : LabInstance
 {
