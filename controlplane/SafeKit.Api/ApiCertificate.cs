@@ -58,8 +58,10 @@ public static class ApiCertificate
         }
     }
 
-    private static X509Certificate2 CreateSelfSigned(string node, IReadOnlyList<IPAddress> addresses)
+    /// <summary>A self-signed certificate for <paramref name="node"/>, loopback and <paramref name="addresses"/> (kept in memory only).</summary>
+    public static X509Certificate2 CreateSelfSigned(string node, IReadOnlyList<IPAddress> addresses)
     {
+        ArgumentNullException.ThrowIfNull(addresses);
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={node}, O=SafeKit Appliance", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();

@@ -1,15 +1,18 @@
 namespace SafeKit.Daemon;
 
 /// <summary>Command line of safekitd.</summary>
-internal sealed record DaemonArguments(string ConfigPath, string? Node, string StateDirectory)
+internal sealed record DaemonArguments(string ConfigPath, string? Node, string StateDirectory, bool WaitForConfig = false)
 {
     public const string Usage = """
-        usage: safekitd --config FILE [--node NAME] [--state-dir DIR]
+        usage: safekitd --config FILE [--node NAME] [--state-dir DIR] [--wait-for-config]
 
           --config FILE     cluster configuration (YAML); see README "Configuration"
           --node NAME       which node of cluster.nodes this is (default: the one whose
                             address is on a local interface)
           --state-dir DIR   where status.json is written (default /run/safekit/<node>)
+          --wait-for-config while FILE does not exist, answer every API request (port 9453,
+                            every address) "not configured" (503) instead of exiting; SIGHUP
+                            or a restart once FILE is there starts the node
         """;
 
     /// <summary>Parses arguments; returns null and an error for bad ones.</summary>
@@ -18,6 +21,7 @@ internal sealed record DaemonArguments(string ConfigPath, string? Node, string S
         string? config = null;
         string? node = null;
         string? state = null;
+        var wait = false;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -30,6 +34,9 @@ internal sealed record DaemonArguments(string ConfigPath, string? Node, string S
                 case "--node" when value is not null:
                     node = value;
                     i++;
+                    break;
+                case "--wait-for-config":
+                    wait = true;
                     break;
                 case "--state-dir" when value is not null:
                     state = value;
@@ -48,6 +55,6 @@ internal sealed record DaemonArguments(string ConfigPath, string? Node, string S
         }
 
         error = null;
-        return new DaemonArguments(config, node, state ?? string.Empty);
+        return new DaemonArguments(config, node, state ?? string.Empty, wait);
     }
 }

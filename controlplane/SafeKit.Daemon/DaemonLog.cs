@@ -22,4 +22,7 @@ internal static partial class DaemonLog
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "API listening on {Scheme}://{Address}:{Port}")]
     public static partial void ApiListening(ILogger logger, string scheme, string address, int port);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "not configured: {File} does not exist; answering \"not configured\" on port {Port} until it does (then SIGHUP or restart)")]
+    public static partial void NotConfigured(ILogger logger, string file, int port);
 }

@@ -29,6 +29,22 @@ internal sealed class NodeDaemon
     /// <summary>Runs until SIGTERM/SIGINT; returns the process exit code.</summary>
     public async Task<int> RunAsync()
     {
+        if (_arguments.WaitForConfig && !File.Exists(_arguments.ConfigPath))
+        {
+            try
+            {
+                if (!await NotConfiguredWait.RunAsync(_arguments.ConfigPath, _logger, _time))
+                {
+                    return 0;
+                }
+            }
+            catch (IOException e)
+            {
+                Console.Error.WriteLine($"safekitd: cannot serve the 'not configured' API: {e.Message}");
+                return 3;
+            }
+        }
+
         ClusterConfig config;
         NodeConfig self;
         byte[] key;

@@ -137,6 +137,53 @@ public sealed class DaemonStartupTests
     }
 
     [Fact]
+    public void Safekitd_WaitForConfig_SaysNotConfiguredUntilTheFileExists_ThenStartsOnSighup()
+    {
+        Tools.RequireLab();
+        using var ns = Node();
+        var file = Path.Combine(ns.Directory, "cluster.yaml");
+        var directory = Path.Combine(ns.Directory, "state");
+        using var daemon = System.Diagnostics.Process.Start("ip", ["netns", "exec", ns.Name, Tools.Safekitd, "--config", file, "--node", "a", "--state-dir", directory, "--wait-for-config"]);
+        try
+        {
+            (string Code, string Type, string Body) Get()
+            {
+                var result = ns.Exec("curl", "-sk", "-m", "5", "-o", "-", "-w", "\n%{http_code} %{content_type}", "https://198.18.0.11:9453/api/v1/cluster");
+                var last = result.Output.LastIndexOf('\n');
+                var tail = last < 0 ? ["000", ""] : result.Output[(last + 1)..].Split(' ', 2);
+                return (tail[0], tail.Length > 1 ? tail[1] : "", last < 0 ? "" : result.Output[..last]);
+            }
+
+            LabInstance.WaitUntil(() => Get().Code == "503", "the not-configured API answers", 30);
+            // A SIGHUP while the file is still missing changes nothing.
+            SafeKit.Native.Host.ProcessControl.Signal(daemon.Id, SafeKit.Native.Host.ProcessControl.SigHup);
+            var (_, type, body) = Get();
+            Assert.StartsWith("application/problem+json", type, StringComparison.Ordinal);
+            var problem = System.Text.Json.JsonDocument.Parse(body).RootElement;
+            Assert.Equal("Node not configured", problem.GetProperty("title").GetString());
+            Assert.Equal("not_configured", problem.GetProperty("state").GetString());
+            Assert.Contains(file, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            var status = ns.Exec(Tools.Safekit, "status", "--node", "https://198.18.0.11:9453", "--insecure", "--token", "x");
+            Assert.Equal(1, status.ExitCode);
+            Assert.Contains("Node not configured (503)", status.Error, StringComparison.Ordinal);
+            Assert.False(daemon.HasExited);
+            Assert.Null(SafeKit.ControlPlane.Status.StatusFile.TryRead(directory));
+
+            File.WriteAllText(file, Config.Replace("{0}", "eth0", StringComparison.Ordinal));
+            SafeKit.Native.Host.ProcessControl.Signal(daemon.Id, SafeKit.Native.Host.ProcessControl.SigHup);
+            LabInstance.WaitUntil(() => SafeKit.ControlPlane.Status.StatusFile.TryRead(directory) is not null, "the node starts once its configuration exists", 30);
+            LabInstance.WaitUntil(() => Get().Code == "401", "the real API (tokens required) replaces the not-configured one", 30);
+        }
+        finally
+        {
+            SafeKit.Native.Host.ProcessControl.Signal(daemon.Id, SafeKit.Native.Host.ProcessControl.SigTerm);
+            Assert.True(daemon.WaitForExit(30_000));
+        }
+
+        Assert.Equal(0, daemon.ExitCode);
+    }
+
+    [Fact]
     public void Safekitd_UnderSystemd_NotifiesReady_PetsTheWatchdog_SaysStopping_AndLogsWithPriorities()
     {
         Tools.RequireLab();
