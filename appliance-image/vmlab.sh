@@ -68,19 +68,22 @@ make_seed() { # make_seed INDEX [CLUSTER_YAML]: $work/seedINDEX.img; without CLU
   mcopy -s -i "$work/seed$i.img" "$dir/"* ::/
 }
 
-boot_vm() { # boot_vm INDEX: a VM on tapINDEX with its seed; its disk an overlay (the image is never written)
-  local i=$1
-  ip -n "$tag" tuntap add "tap$i" mode tap
-  ip -n "$tag" link set "tap$i" master br0 up
-  qemu-img create -q -f qcow2 -b "$image" -F qcow2 "$work/vm$i.qcow2"
-  cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/vm$i-vars.fd"
+boot_vm() { # boot_vm INDEX [--no-seed]: VM INDEX on tapINDEX; its disk an overlay (the image is never written).
+  # Booting it again (after a reboot or a power-off) keeps its disk and its EFI variables.
+  local i=$1 seed=()
+  [ "${2:-}" = "--no-seed" ] || seed=(-drive file="$work/seed$i.img",format=raw,if=virtio,readonly=on)
+  if [ ! -f "$work/vm$i.qcow2" ]; then
+    ip -n "$tag" tuntap add "tap$i" mode tap
+    ip -n "$tag" link set "tap$i" master br0 up
+    qemu-img create -q -f qcow2 -b "$image" -F qcow2 "$work/vm$i.qcow2"
+    cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/vm$i-vars.fd"
+  fi
   ip netns exec "$tag" qemu-system-x86_64 -accel tcg -m 1024 -smp 1 -nographic -no-reboot \
     -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
     -drive if=pflash,format=raw,unit=1,file="$work/vm$i-vars.fd" \
-    -drive file="$work/vm$i.qcow2",format=qcow2,if=virtio \
-    -drive file="$work/seed$i.img",format=raw,if=virtio,readonly=on \
+    -drive file="$work/vm$i.qcow2",format=qcow2,if=virtio,detect-zeroes=on "${seed[@]}" \
     -netdev tap,id=n0,ifname="tap$i",script=no,downscript=no -device virtio-net-pci,netdev=n0,mac="52:54:00:5a:fe:0$i" \
-    -serial file:"$work/vm$i-serial.log" -monitor none -display none > "$work/vm$i-qemu.log" 2>&1 &
+    -serial file:"$work/vm$i-serial.log" -monitor none -display none >> "$work/vm$i-qemu.log" 2>&1 &
   vm_pid[$i]=$!
   qemu_pids+=("$!")
   disown "$!" # killed on purpose later: no "Killed" notice from the shell
@@ -105,7 +108,7 @@ wait_api() { # wait_api START INDEX...: until each VM's API answers for itself (
     local waiting=0
     for i in "$@"; do
       if [ -z "${ready[$i]:-}" ]; then
-        if status "$i" | grep -q "\"answered_by\": \"vm$i\""; then ready[$i]=$(elapsed "$started"); else waiting=1; fi
+        if [[ "$(status "$i")" == *"\"answered_by\": \"vm$i\""* ]]; then ready[$i]=$(elapsed "$started"); else waiting=1; fi
       fi
     done
     [ "$waiting" -eq 0 ] && return 0

@@ -46,17 +46,7 @@ public sealed class ApiServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(node);
-        // The content root is the program's own directory, never the working directory, and no
-        // configuration file is watched: a watcher on "/" walks every mount below it — the
-        // mirror's FUSE mounts too — and a crashed daemon's watcher thread then waits forever on
-        // its own dead mount, keeping the process (and its ports) alive.
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            EnvironmentName = "Production",
-            ApplicationName = "safekitd",
-            ContentRootPath = AppContext.BaseDirectory,
-            Args = ["--hostBuilder:reloadConfigOnChange=false"],
-        });
+        var builder = DaemonWebHost.CreateBuilder();
         builder.Logging.ClearProviders();
         if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is { Length: > 0 })
         {

@@ -31,13 +31,7 @@ public sealed class NotConfiguredApiServer : IAsyncDisposable
     /// <exception cref="IOException">The port cannot be bound.</exception>
     public static async Task<NotConfiguredApiServer> StartAsync(int port, X509Certificate2? certificate, string detail)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            EnvironmentName = "Production",
-            ApplicationName = "safekitd",
-            ContentRootPath = AppContext.BaseDirectory,
-            Args = ["--hostBuilder:reloadConfigOnChange=false"],
-        });
+        var builder = DaemonWebHost.CreateBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
