@@ -117,7 +117,6 @@ internal sealed class NodeDaemon
         {
             Console.Error.WriteLine($"safekitd: cannot start: {e.Message}");
             await StopMirrorsAsync(mirrors);
-            await StopMirrorsAsync(mirrors);
             Stop(farms, membership);
             return 3;
         }

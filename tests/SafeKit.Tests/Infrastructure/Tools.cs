@@ -47,6 +47,18 @@ internal static class Tools
         Assert.SkipWhen(reason is not null, reason ?? string.Empty);
     }
 
+    /// <summary>The repository the tests were built from (the folder of SafeKitAppliance.sln), or null.</summary>
+    public static string? RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "SafeKitAppliance.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName;
+    }
+
     /// <summary>A short random tag for names of namespaces and labs this run creates.</summary>
     public static string RunTag() => "t" + Guid.NewGuid().ToString("N")[..7];
 

@@ -34,13 +34,7 @@ public sealed class ConsoleBrowserTests : IClassFixture<ConsoleLab>
         var directory = Environment.GetEnvironmentVariable("SAFEKIT_ARTIFACTS");
         if (string.IsNullOrEmpty(directory))
         {
-            var root = new DirectoryInfo(AppContext.BaseDirectory);
-            while (root is not null && !File.Exists(Path.Combine(root.FullName, "SafeKitAppliance.sln")))
-            {
-                root = root.Parent;
-            }
-
-            directory = Path.Combine(root?.FullName ?? Path.GetTempPath(), "test-artifacts");
+            directory = Path.Combine(Tools.RepositoryRoot() ?? Path.GetTempPath(), "test-artifacts");
         }
 
         Directory.CreateDirectory(directory);

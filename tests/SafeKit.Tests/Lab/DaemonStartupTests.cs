@@ -113,19 +113,11 @@ public sealed class DaemonStartupTests
         using var daemon = System.Diagnostics.Process.Start("ip", ["netns", "exec", ns.Name, "sh", "-c", "trap '' HUP; exec \"$0\" \"$@\"", Tools.Safekitd, "--config", file, "--node", "a", "--state-dir", directory]);
         try
         {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (SafeKit.ControlPlane.Status.StatusFile.TryRead(directory) is null && DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(50);
-            }
+            LabInstance.WaitUntil(() => SafeKit.ControlPlane.Status.StatusFile.TryRead(directory) is not null, "the node writes its status", 20);
 
             Assert.Null(SafeKit.ControlPlane.Status.StatusFile.TryRead(directory)?.Config?.LastReload);
             SafeKit.Native.Host.ProcessControl.Signal(daemon.Id, SafeKit.Native.Host.ProcessControl.SigHup);
-            deadline = DateTime.UtcNow.AddSeconds(20);
-            while (SafeKit.ControlPlane.Status.StatusFile.TryRead(directory)?.Config?.LastReload is null && DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(50);
-            }
+            LabInstance.WaitUntil(() => SafeKit.ControlPlane.Status.StatusFile.TryRead(directory)?.Config?.LastReload is not null, "the node records a reload", 20);
 
             Assert.True(SafeKit.ControlPlane.Status.StatusFile.TryRead(directory)?.Config?.LastReload?.Applied, "the reload asked by SIGHUP was applied");
         }

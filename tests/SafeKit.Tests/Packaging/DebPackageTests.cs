@@ -24,7 +24,7 @@ public sealed class DebPackageTests
     public void Deb_IsReproducible_InstallsOnPlainDebian12_AndItsDaemonServesTheApi()
     {
         Tools.RequireLab();
-        var repository = RepositoryRoot();
+        var repository = Tools.RepositoryRoot() ?? throw new InvalidOperationException("the tests run outside the repository");
         var version = File.ReadAllText(Path.Combine(repository, "VERSION")).Trim();
         var ns = new TestNamespace("sk" + Tools.RunTag());
         var root = Path.Combine(ns.Directory, "root");
@@ -120,16 +120,5 @@ public sealed class DebPackageTests
         {
             CommandRunner.Run("umount", ["-l", mount]);
         }
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "SafeKitAppliance.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("the tests run outside the repository");
     }
 }
