@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using SafeKit.Api;
@@ -121,14 +120,7 @@ internal sealed class NodeDaemon
             return 3;
         }
 
-        using var stop = new CancellationTokenSource();
-        using var reloadRequested = new SemaphoreSlim(0);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
-        // SIGHUP is how an operator asks for a reload: it must work even when whoever started the
-        // daemon ignored it (nohup: the lab's reload was lost under such a parent).
-        SafeKit.Native.Host.ProcessControl.RestoreDefault(SafeKit.Native.Host.ProcessControl.SigHup);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reloadRequested.Release(); });
+        using var signals = new DaemonSignals();
         using var reloader = new ConfigReloader(_arguments.ConfigPath, config, self.Name, journal, _time, _logger);
         using var actions = new ModuleActions(farms, mirrors, readiness, () => reloader.Running, journal);
         var control = new DaemonControl(self.Name, reloader, farms, mirrors, membership, actions, journal, started, _time);
@@ -151,14 +143,14 @@ internal sealed class NodeDaemon
         journal.Record(EventKinds.Daemon, null, EventSeverities.Info, $"safekitd started (pid {Environment.ProcessId}, incarnation {membership.Incarnation})");
         try
         {
-            while (!stop.IsCancellationRequested)
+            while (!signals.Stop.IsCancellationRequested)
             {
                 var status = control.Status();
                 StatusFile.Write(stateDirectory, status);
                 service.Tick(Summary(status));
                 try
                 {
-                    if (await reloadRequested.WaitAsync(service.LoopInterval, stop.Token))
+                    if (await signals.Reload.WaitAsync(service.LoopInterval, signals.Stop))
                     {
                         service.Reloading();
                         await reloader.ReloadAsync(membership, farms);

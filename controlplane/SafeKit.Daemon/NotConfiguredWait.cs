@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using SafeKit.Api;
 using SafeKit.ControlPlane.Configuration;
@@ -19,12 +18,7 @@ internal static class NotConfiguredWait
     {
         var detail = $"{configPath} does not exist. An appliance reads it from a seed volume labelled cidata (safekit/cluster.yaml, see the README); "
             + "on a server of your own, write it, then 'systemctl reload safekitd' (or restart).";
-        using var stop = new CancellationTokenSource();
-        using var hangup = new SemaphoreSlim(0);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
-        SafeKit.Native.Host.ProcessControl.RestoreDefault(SafeKit.Native.Host.ProcessControl.SigHup);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; hangup.Release(); });
+        using var signals = new DaemonSignals();
         using var certificate = ApiCertificate.CreateSelfSigned(Environment.MachineName, []);
         await using var api = await NotConfiguredApiServer.StartAsync(ApiConfig.DefaultHttpsPort, certificate, detail);
         DaemonLog.NotConfigured(logger, configPath, ApiConfig.DefaultHttpsPort);
@@ -36,7 +30,7 @@ internal static class NotConfiguredWait
             service.Tick(status);
             try
             {
-                if (await hangup.WaitAsync(service.LoopInterval, stop.Token) && File.Exists(configPath))
+                if (await signals.Reload.WaitAsync(service.LoopInterval, signals.Stop) && File.Exists(configPath))
                 {
                     return true;
                 }
