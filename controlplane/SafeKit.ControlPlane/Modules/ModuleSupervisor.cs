@@ -27,6 +27,10 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
     private volatile bool _stopping;
     private volatile bool _gaveUp;
 
+    // The checkers' latest verdict (under _gate): a restart asked for by a failing report that a
+    // healthy one has overtaken since is stale, and must neither restart nor give up.
+    private bool _healthy;
+
     // Kept while given up: the checkers' next "not ready" must not hide why the node left.
     private volatile string? _gaveUpReason;
     private ScriptResult? _lastStart;
@@ -150,13 +154,23 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
             return;
         }
 
-        if (report.Healthy)
+        bool recovered;
+        lock (_gate)
         {
-            if (_gaveUp)
+            _healthy = report.Healthy;
+            recovered = report.Healthy && _gaveUp;
+            if (recovered)
             {
-                LogRecovered(_logger, _module.Name);
                 _gaveUp = false;
                 _gaveUpReason = null;
+            }
+        }
+
+        if (report.Healthy)
+        {
+            if (recovered)
+            {
+                LogRecovered(_logger, _module.Name);
             }
 
             _state(Status.ModuleStates.Up, null);
@@ -188,9 +202,9 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
 
         try
         {
-            if (counted)
+            if (counted && !CountRestart())
             {
-                CountRestart();
+                return;
             }
 
             if (counted && _gaveUp)
@@ -213,12 +227,20 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
         }
     }
 
-    /// <summary>Records a restart in the window, or gives up when the window is full.</summary>
-    private void CountRestart()
+    /// <summary>
+    /// Records a restart in the window, or gives up when the window is full. False when the
+    /// application is healthy again: the failing report that asked for it is stale.
+    /// </summary>
+    private bool CountRestart()
     {
         var now = _time.GetUtcNow();
         lock (_gate)
         {
+            if (_healthy)
+            {
+                return false;
+            }
+
             while (_restarts.Count > 0 && now - _restarts.Peek() > TimeSpan.FromMilliseconds(_module.Restart.WindowMilliseconds))
             {
                 _restarts.Dequeue();
@@ -232,6 +254,8 @@ public sealed partial class ModuleSupervisor : IAsyncDisposable
             {
                 _restarts.Enqueue(now);
             }
+
+            return true;
         }
     }
 
