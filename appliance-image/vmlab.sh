@@ -5,24 +5,8 @@
 # 198.18.50.1I. Everything started here (qemu by PID, the namespace, its files) goes on exit.
 # Needs: $root (the repository), $image (a qcow2). Sets: $tag, $work, $token, $admin_key.
 
-passed=0
-failed=0
-check() { # check NAME COMMAND...: runs COMMAND, counts and prints the outcome
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "PASS $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-  fi
-}
-finish() {
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
-  exit
-}
+# shellcheck source=appliance-image/checks.sh
+. "$root/appliance-image/checks.sh"
 elapsed() { echo "$(date +%s.%N) - $1" | bc | sed 's/^\./0./'; } # elapsed START: seconds since START (date +%s.%N)
 
 tag=skvm$(head -c 3 /dev/urandom | xxd -p)
