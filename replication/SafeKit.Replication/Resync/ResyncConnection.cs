@@ -11,7 +11,9 @@ namespace SafeKit.Replication.Resync;
 /// <summary>
 /// One authenticated TCP connection of a resync (the replication handshake, with the resync
 /// roles), carrying length-prefixed messages: requests from the source, one response each from
-/// the target, in order. Counts the bytes both ways — what the resync costs on the wire.
+/// the target, in order. Counts the bytes both ways — what the resync costs on the wire. Once
+/// both ends agreed (<see cref="ResyncFeatures.CompressedStream"/>), each direction from a chosen
+/// message on is one zstd stream (<see cref="CompressWrites"/>, <see cref="DecompressReads"/>).
 /// </summary>
 public sealed class ResyncConnection : IAsyncDisposable
 {
@@ -19,9 +21,22 @@ public sealed class ResyncConnection : IAsyncDisposable
     public const int MaxMessageLength = 4 * 1024 * 1024;
 
     private readonly SocketConnection _connection;
+    /// <summary>Room decoded bytes get per step (and that a full buffer keeps beyond the largest message).</summary>
+    private const int PlainStep = 128 * 1024;
+
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private long _sent;
     private long _received;
+    private volatile StreamCompressor? _compressor;
+    private volatile StreamDecompressor? _decompressor;
+
+    /// <summary>Decoded bytes not yet taken as messages: [_plainStart, _plainEnd).</summary>
+    private byte[] _plain = [];
+    private int _plainStart;
+    private int _plainEnd;
+
+    /// <summary>The last decode filled its output: the decoder may hold more before any new input.</summary>
+    private bool _decoderFull;
 
     private ResyncConnection(SocketConnection connection, string remote)
     {
@@ -77,6 +92,18 @@ public sealed class ResyncConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether the messages this side writes are compressed.</summary>
+    public bool CompressesWrites => _compressor is not null;
+
+    /// <summary>
+    /// Every message written after this call is compressed. Call it where both ends agree on the
+    /// point (after the message that concluded the negotiation), with no write in progress.
+    /// </summary>
+    internal void CompressWrites() => _compressor ??= new StreamCompressor();
+
+    /// <summary>Every byte read after the message just read is compressed (the peer's <see cref="CompressWrites"/>).</summary>
+    internal void DecompressReads() => _decompressor ??= new StreamDecompressor();
+
     /// <summary>Writes one message (safe from several tasks: messages never interleave).</summary>
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
     {
@@ -89,16 +116,26 @@ public sealed class ResyncConnection : IAsyncDisposable
         try
         {
             var output = _connection.Output;
-            BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), message.Length);
-            output.Advance(4);
-            Frames.Copy(output, message.Span);
+            long wire;
+            if (_compressor is { } compressor)
+            {
+                wire = WriteCompressed(compressor, output, message.Span);
+            }
+            else
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), message.Length);
+                output.Advance(4);
+                Frames.Copy(output, message.Span);
+                wire = message.Length + 4;
+            }
+
             var flushed = await output.FlushAsync(cancellationToken);
             if (flushed.IsCompleted)
             {
                 throw new IOException($"the resync connection to {Remote} is closed");
             }
 
-            Interlocked.Add(ref _sent, message.Length + 4);
+            Interlocked.Add(ref _sent, wire);
         }
         finally
         {
@@ -108,21 +145,140 @@ public sealed class ResyncConnection : IAsyncDisposable
 
     /// <summary>Reads the next message; null when the peer closed the connection between messages.</summary>
     /// <exception cref="IOException">The connection ended inside a message, or a length is out of bounds.</exception>
-    public async ValueTask<byte[]?> ReadAsync(CancellationToken cancellationToken = default)
+    /// <exception cref="InvalidDataException">The peer's compressed stream does not decode.</exception>
+    public ValueTask<byte[]?> ReadAsync(CancellationToken cancellationToken = default)
+        => _decompressor is { } decompressor ? ReadCompressedAsync(decompressor, cancellationToken) : ReadPlainAsync(cancellationToken);
+
+    private static long WriteCompressed(StreamCompressor compressor, PipeWriter output, ReadOnlySpan<byte> message)
+    {
+        Span<byte> prefix = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(prefix, message.Length);
+        return compressor.Write(prefix, output, flush: false) + compressor.Write(message, output, flush: true);
+    }
+
+    private async ValueTask<byte[]?> ReadCompressedAsync(StreamDecompressor decompressor, CancellationToken cancellationToken)
     {
         var input = _connection.Input;
         while (true)
         {
-            ReadResult result;
+            if (TakeMessage() is { } message)
+            {
+                return message;
+            }
+
+            var room = Room();
+            if (_decoderFull)
+            {
+                decompressor.Read(ReadOnlySequence<byte>.Empty, room.Span, out _, out var flushed);
+                _plainEnd += flushed;
+                _decoderFull = flushed == room.Length;
+                continue;
+            }
+
+            if (await ReadSocketAsync(cancellationToken) is not { } result)
+            {
+                return null; // Closed on this side.
+            }
+
+            var buffer = result.Buffer;
+            long consumed;
+            int produced;
             try
             {
-                result = await input.ReadAsync(cancellationToken);
+                decompressor.Read(buffer, room.Span, out consumed, out produced);
             }
-            catch (ConnectionResetException e)
+            catch (ObjectDisposedException)
             {
-                throw new IOException($"the resync connection to {Remote} was reset", e);
+                input.AdvanceTo(buffer.Start, buffer.End);
+                return null; // Disposed on this side while reading.
             }
-            catch (ConnectionAbortedException)
+
+            _plainEnd += produced;
+            _decoderFull = produced == room.Length;
+            Interlocked.Add(ref _received, consumed);
+            var used = buffer.GetPosition(consumed);
+            input.AdvanceTo(used, _decoderFull ? used : buffer.End);
+            if (produced == 0 && (result.IsCompleted || result.IsCanceled))
+            {
+                return _plainEnd == _plainStart && consumed == buffer.Length
+                    ? null
+                    : throw new IOException($"the resync connection to {Remote} ended inside a message");
+            }
+        }
+    }
+
+    /// <summary>The bytes received so far; null once this side closed the connection.</summary>
+    private async ValueTask<ReadResult?> ReadSocketAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _connection.Input.ReadAsync(cancellationToken);
+        }
+        catch (ConnectionResetException e)
+        {
+            throw new IOException($"the resync connection to {Remote} was reset", e);
+        }
+        catch (ConnectionAbortedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A whole decoded message, if there is one.</summary>
+    private byte[]? TakeMessage()
+    {
+        var available = _plainEnd - _plainStart;
+        if (available < 4)
+        {
+            return null;
+        }
+
+        var length = BinaryPrimitives.ReadInt32LittleEndian(_plain.AsSpan(_plainStart));
+        if (length is < 0 or > MaxMessageLength)
+        {
+            throw new IOException($"the resync peer at {Remote} sent a message of {length} bytes (limit {MaxMessageLength})");
+        }
+
+        if (available < 4 + length)
+        {
+            return null;
+        }
+
+        var message = _plain.AsSpan(_plainStart + 4, length).ToArray();
+        _plainStart += 4 + length;
+        return message;
+    }
+
+    /// <summary>
+    /// Free space for decoded bytes, at least <see cref="PlainStep"/>: what is left is moved to the
+    /// front, and the buffer grows up to the largest message plus a step (an incomplete message
+    /// never needs more).
+    /// </summary>
+    private Memory<byte> Room()
+    {
+        if (_plainStart > 0)
+        {
+            _plain.AsSpan(_plainStart, _plainEnd - _plainStart).CopyTo(_plain);
+            _plainEnd -= _plainStart;
+            _plainStart = 0;
+        }
+
+        if (_plain.Length - _plainEnd < PlainStep)
+        {
+            var grown = new byte[Math.Min(Math.Max(_plain.Length * 2, 2 * PlainStep), MaxMessageLength + 4 + PlainStep)];
+            _plain.AsSpan(0, _plainEnd).CopyTo(grown);
+            _plain = grown;
+        }
+
+        return _plain.AsMemory(_plainEnd);
+    }
+
+    private async ValueTask<byte[]?> ReadPlainAsync(CancellationToken cancellationToken)
+    {
+        var input = _connection.Input;
+        while (true)
+        {
+            if (await ReadSocketAsync(cancellationToken) is not { } result)
             {
                 return null; // Closed on this side.
             }
@@ -167,6 +323,8 @@ public sealed class ResyncConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await ChannelSocket.CloseAsync(_connection, TimeSpan.FromSeconds(1), TimeProvider.System);
+        _compressor?.Dispose();
+        _decompressor?.Dispose();
         _writeGate.Dispose();
     }
 }

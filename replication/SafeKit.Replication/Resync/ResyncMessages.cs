@@ -18,6 +18,9 @@ namespace SafeKit.Replication.Resync;
 ///           what its copy may hold that the source's lacks (it crashed as PRIM)
 /// Warm    paths and scopes a pass is about to look at → ok at once; the target reads their
 ///         inodes and contents ahead in the background
+/// Options the features the source offers (<see cref="ResyncFeatures"/>), its first request,
+///         with nothing else in flight → the ones the target accepts; both directions switch
+///         right after this exchange
 /// </code>
 /// </summary>
 internal enum ResyncMessageType : byte
@@ -28,6 +31,7 @@ internal enum ResyncMessageType : byte
     Finish = 4,
     Journal = 5,
     Warm = 6,
+    Options = 7,
 }
 
 /// <summary>An entry as the source describes it. A regular file with several links carries its (device, inode) as key.</summary>

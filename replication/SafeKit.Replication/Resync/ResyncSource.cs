@@ -46,6 +46,7 @@ public sealed class ResyncSource : IAsyncDisposable
     private readonly byte[] _packed = new byte[Compressor.GetCompressBound(BlockSize)];
     private readonly List<(Task<byte[]> Response, string Path)> _sent = [];
     private readonly Task _reading;
+    private readonly Task _negotiated;
     private Exception? _lost;
 
     /// <summary>While a verify runs: what it found so far (nothing is sent to the target then).</summary>
@@ -60,6 +61,7 @@ public sealed class ResyncSource : IAsyncDisposable
         _cap = cap;
         _warmer = new TreeWarmer(_root, smallContents: true);
         _reading = Task.Run(ReadResponsesAsync);
+        _negotiated = NegotiateAsync();
     }
 
     public ResyncStatistics Statistics { get; } = new();
@@ -578,7 +580,9 @@ public sealed class ResyncSource : IAsyncDisposable
                         continue;
                     }
 
-                    var packed = _compressor.Wrap(_block.AsSpan(0, read), _packed);
+                    // Inside a compressed stream a block travels raw: the stream compresses it,
+                    // with the blocks before it as context.
+                    var packed = _connection.CompressesWrites ? read : _compressor.Wrap(_block.AsSpan(0, read), _packed);
                     chunk.Add(b * BlockSize, _block.AsSpan(0, read), packed < read ? _packed.AsSpan(0, packed) : default);
                     Statistics.BlocksSent++;
                     Statistics.BytesSent += read;
@@ -671,8 +675,43 @@ public sealed class ResyncSource : IAsyncDisposable
         _sent.RemoveRange(0, done);
     }
 
-    /// <summary>Writes a request once the window has room; the task it returns is the response.</summary>
+    /// <summary>Writes a request once the features are agreed and the window has room; the task it returns is the response.</summary>
     private async Task<Task<byte[]>> SendAsync(byte[] message, CancellationToken cancellationToken)
+    {
+        await _negotiated.WaitAsync(cancellationToken);
+        return await SendNowAsync(message, cancellationToken);
+    }
+
+    /// <summary>
+    /// The first request: offers the features this side has (<see cref="ResyncFeatures"/>);
+    /// nothing else is sent until the answer came. A target from before this request answers it
+    /// with an error, and the resync goes on uncompressed.
+    /// </summary>
+    private async Task NegotiateAsync()
+    {
+        byte[] request;
+        using (var options = new MessageWriter(ResyncMessageType.Options))
+        {
+            options.Body.Write((int)ResyncFeatures.CompressedStream);
+            request = options.ToArray();
+        }
+
+        if (Accepted(await await SendNowAsync(request, CancellationToken.None)).HasFlag(ResyncFeatures.CompressedStream))
+        {
+            _connection.CompressWrites();
+        }
+    }
+
+    /// <summary>What an options answer accepted (nothing when it is an error: an older target).</summary>
+    private static ResyncFeatures Accepted(byte[] answer)
+    {
+        using var reader = new MessageReader(answer);
+        return reader.Type == ResyncMessageType.Options && answer.Length >= 9 && reader.Body.ReadInt32() == 0
+            ? (ResyncFeatures)reader.Body.ReadInt32()
+            : ResyncFeatures.None;
+    }
+
+    private async Task<Task<byte[]>> SendNowAsync(byte[] message, CancellationToken cancellationToken)
     {
         await _window.WaitAsync(cancellationToken);
         var response = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -713,8 +752,16 @@ public sealed class ResyncSource : IAsyncDisposable
         Exception lost;
         try
         {
+            var first = true;
             while (await _connection.ReadAsync() is { } message)
             {
+                if (first && Accepted(message).HasFlag(ResyncFeatures.CompressedStream))
+                {
+                    // The answer to the options request: the target compresses everything after it.
+                    _connection.DecompressReads();
+                }
+
+                first = false;
                 TaskCompletionSource<byte[]> waiting;
                 lock (_pending)
                 {
@@ -771,6 +818,8 @@ public sealed class ResyncSource : IAsyncDisposable
     {
         await _connection.DisposeAsync();
         await _reading;
+        await _negotiated.ContinueWith(static _ => { }, TaskScheduler.Default); // Its failure, if any, reached every request.
+
         _compressor.Dispose();
         _window.Dispose();
         _sendGate.Dispose();

@@ -65,15 +65,19 @@ public sealed class ResyncTarget : IDisposable
     public async Task ServeAsync(ResyncConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        var answers = System.Threading.Channels.Channel.CreateBounded<Task<byte[]>>(new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true });
+        var answers = System.Threading.Channels.Channel.CreateBounded<(Task<byte[]> Answer, bool ThenCompress)>(new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true });
         var writing = Task.Run(
             async () =>
             {
                 try
                 {
-                    await foreach (var answer in answers.Reader.ReadAllAsync(cancellationToken))
+                    await foreach (var (answer, thenCompress) in answers.Reader.ReadAllAsync(cancellationToken))
                     {
                         await connection.WriteAsync(await answer, cancellationToken);
+                        if (thenCompress)
+                        {
+                            connection.CompressWrites();
+                        }
                     }
                 }
                 catch (Exception e)
@@ -114,7 +118,21 @@ public sealed class ResyncTarget : IDisposable
                     }
 
                     reading.Add(hashes);
-                    await answers.Writer.WriteAsync(hashes, cancellationToken);
+                    await answers.Writer.WriteAsync((hashes, false), cancellationToken);
+                    continue;
+                }
+
+                if (request is [(byte)ResyncMessageType.Options, ..])
+                {
+                    // The source sends nothing more until it has the answer: everything it sends
+                    // next, and everything written after the answer, is in the agreed form.
+                    var accepted = Accept(request, out var answer);
+                    await answers.Writer.WriteAsync((Task.FromResult(answer), accepted.HasFlag(ResyncFeatures.CompressedStream)), cancellationToken);
+                    if (accepted.HasFlag(ResyncFeatures.CompressedStream))
+                    {
+                        connection.DecompressReads();
+                    }
+
                     continue;
                 }
 
@@ -126,7 +144,7 @@ public sealed class ResyncTarget : IDisposable
                     reading.Clear();
                 }
 
-                await answers.Writer.WriteAsync(Task.FromResult(Handle(request)), cancellationToken);
+                await answers.Writer.WriteAsync((Task.FromResult(Handle(request)), false), cancellationToken);
             }
         }
         finally
@@ -138,6 +156,28 @@ public sealed class ResyncTarget : IDisposable
         }
 
         await writing;
+    }
+
+    /// <summary>The features offered in an options request that this target takes, and the answer that says so.</summary>
+    private static ResyncFeatures Accept(byte[] request, out byte[] answer)
+    {
+        using var reader = new MessageReader(request);
+        using var response = new MessageWriter(ResyncMessageType.Options);
+        var accepted = ResyncFeatures.None;
+        try
+        {
+            accepted = (ResyncFeatures)reader.Body.ReadInt32() & ResyncFeatures.CompressedStream;
+            response.Body.Write(0);
+            response.Body.Write((int)accepted);
+        }
+        catch (EndOfStreamException)
+        {
+            response.Body.Write(22); // EINVAL
+            response.Body.Write("a truncated options request");
+        }
+
+        answer = response.ToArray();
+        return accepted;
     }
 
     /// <summary>Hash requests answered at once at most.</summary>
