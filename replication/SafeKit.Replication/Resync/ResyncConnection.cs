@@ -104,8 +104,16 @@ public sealed class ResyncConnection : IAsyncDisposable
     /// <summary>Every byte read after the message just read is compressed (the peer's <see cref="CompressWrites"/>).</summary>
     internal void DecompressReads() => _decompressor ??= new StreamDecompressor();
 
-    /// <summary>Writes one message (safe from several tasks: messages never interleave).</summary>
-    public async ValueTask WriteAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
+    /// <summary>Writes one message and sends it (safe from several tasks: messages never interleave).</summary>
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
+        => WriteAsync(message, more: false, cancellationToken);
+
+    /// <summary>
+    /// Writes one message; with <paramref name="more"/> it is only buffered, to leave with the
+    /// next one (the caller writes again at once, without waiting for anything): one compressed
+    /// block and one TCP send for several messages instead of one each.
+    /// </summary>
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> message, bool more, CancellationToken cancellationToken = default)
     {
         if (message.Length > MaxMessageLength)
         {
@@ -119,7 +127,7 @@ public sealed class ResyncConnection : IAsyncDisposable
             long wire;
             if (_compressor is { } compressor)
             {
-                wire = WriteCompressed(compressor, output, message.Span);
+                wire = WriteCompressed(compressor, output, message.Span, flush: !more);
             }
             else
             {
@@ -129,8 +137,7 @@ public sealed class ResyncConnection : IAsyncDisposable
                 wire = message.Length + 4;
             }
 
-            var flushed = await output.FlushAsync(cancellationToken);
-            if (flushed.IsCompleted)
+            if (!more && (await output.FlushAsync(cancellationToken)).IsCompleted)
             {
                 throw new IOException($"the resync connection to {Remote} is closed");
             }
@@ -149,11 +156,11 @@ public sealed class ResyncConnection : IAsyncDisposable
     public ValueTask<byte[]?> ReadAsync(CancellationToken cancellationToken = default)
         => _decompressor is { } decompressor ? ReadCompressedAsync(decompressor, cancellationToken) : ReadPlainAsync(cancellationToken);
 
-    private static long WriteCompressed(StreamCompressor compressor, PipeWriter output, ReadOnlySpan<byte> message)
+    private static long WriteCompressed(StreamCompressor compressor, PipeWriter output, ReadOnlySpan<byte> message, bool flush)
     {
         Span<byte> prefix = stackalloc byte[4];
         BinaryPrimitives.WriteInt32LittleEndian(prefix, message.Length);
-        return compressor.Write(prefix, output, flush: false) + compressor.Write(message, output, flush: true);
+        return compressor.Write(prefix, output, flush: false) + compressor.Write(message, output, flush);
     }
 
     private async ValueTask<byte[]?> ReadCompressedAsync(StreamDecompressor decompressor, CancellationToken cancellationToken)

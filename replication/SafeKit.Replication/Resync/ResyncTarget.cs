@@ -73,7 +73,9 @@ public sealed class ResyncTarget : IDisposable
                 {
                     await foreach (var (answer, thenCompress) in answers.Reader.ReadAllAsync(cancellationToken))
                     {
-                        await connection.WriteAsync(await answer, cancellationToken);
+                        // Answers already done behind this one leave together with it.
+                        var more = !thenCompress && answers.Reader.TryPeek(out var next) && next.Answer.IsCompleted;
+                        await connection.WriteAsync(await answer, more, cancellationToken);
                         if (thenCompress)
                         {
                             connection.CompressWrites();
