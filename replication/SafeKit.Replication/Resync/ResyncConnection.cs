@@ -20,10 +20,10 @@ public sealed class ResyncConnection : IAsyncDisposable
     /// <summary>The largest message either end accepts (a data message carries at most 1 MiB of blocks).</summary>
     public const int MaxMessageLength = 4 * 1024 * 1024;
 
-    private readonly SocketConnection _connection;
     /// <summary>Room decoded bytes get per step (and that a full buffer keeps beyond the largest message).</summary>
     private const int PlainStep = 128 * 1024;
 
+    private readonly SocketConnection _connection;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private long _sent;
     private long _received;

@@ -34,6 +34,22 @@ internal enum ResyncMessageType : byte
     Options = 7,
 }
 
+/// <summary>The options exchange (<see cref="ResyncMessageType.Options"/>), read the same way on both ends.</summary>
+internal static class OptionsAnswer
+{
+    /// <summary>The features this release has: what a source offers and a target takes.</summary>
+    public const ResyncFeatures Supported = ResyncFeatures.CompressedStream;
+
+    /// <summary>What an options answer accepted (nothing when it is an error: a target of an earlier release).</summary>
+    public static ResyncFeatures Accepted(byte[] answer)
+    {
+        using var reader = new MessageReader(answer);
+        return reader.Type == ResyncMessageType.Options && answer.Length >= 9 && reader.Body.ReadInt32() == 0
+            ? (ResyncFeatures)reader.Body.ReadInt32()
+            : ResyncFeatures.None;
+    }
+}
+
 /// <summary>An entry as the source describes it. A regular file with several links carries its (device, inode) as key.</summary>
 internal readonly record struct ResyncEntry(TreeEntry Entry, string? SymlinkTarget)
 {

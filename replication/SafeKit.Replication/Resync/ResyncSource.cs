@@ -692,23 +692,14 @@ public sealed class ResyncSource : IAsyncDisposable
         byte[] request;
         using (var options = new MessageWriter(ResyncMessageType.Options))
         {
-            options.Body.Write((int)ResyncFeatures.CompressedStream);
+            options.Body.Write((int)OptionsAnswer.Supported);
             request = options.ToArray();
         }
 
-        if (Accepted(await await SendNowAsync(request, CancellationToken.None)).HasFlag(ResyncFeatures.CompressedStream))
+        if (OptionsAnswer.Accepted(await await SendNowAsync(request, CancellationToken.None)).HasFlag(ResyncFeatures.CompressedStream))
         {
             _connection.CompressWrites();
         }
-    }
-
-    /// <summary>What an options answer accepted (nothing when it is an error: an older target).</summary>
-    private static ResyncFeatures Accepted(byte[] answer)
-    {
-        using var reader = new MessageReader(answer);
-        return reader.Type == ResyncMessageType.Options && answer.Length >= 9 && reader.Body.ReadInt32() == 0
-            ? (ResyncFeatures)reader.Body.ReadInt32()
-            : ResyncFeatures.None;
     }
 
     private async Task<Task<byte[]>> SendNowAsync(byte[] message, CancellationToken cancellationToken)
@@ -755,7 +746,7 @@ public sealed class ResyncSource : IAsyncDisposable
             var first = true;
             while (await _connection.ReadAsync() is { } message)
             {
-                if (first && Accepted(message).HasFlag(ResyncFeatures.CompressedStream))
+                if (first && OptionsAnswer.Accepted(message).HasFlag(ResyncFeatures.CompressedStream))
                 {
                     // The answer to the options request: the target compresses everything after it.
                     _connection.DecompressReads();

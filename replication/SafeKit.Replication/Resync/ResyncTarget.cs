@@ -128,9 +128,10 @@ public sealed class ResyncTarget : IDisposable
                 {
                     // The source sends nothing more until it has the answer: everything it sends
                     // next, and everything written after the answer, is in the agreed form.
-                    var accepted = Accept(request, out var answer);
-                    await answers.Writer.WriteAsync((Task.FromResult(answer), accepted.HasFlag(ResyncFeatures.CompressedStream)), cancellationToken);
-                    if (accepted.HasFlag(ResyncFeatures.CompressedStream))
+                    var answer = Handle(request);
+                    var compress = OptionsAnswer.Accepted(answer).HasFlag(ResyncFeatures.CompressedStream);
+                    await answers.Writer.WriteAsync((Task.FromResult(answer), compress), cancellationToken);
+                    if (compress)
                     {
                         connection.DecompressReads();
                     }
@@ -158,28 +159,6 @@ public sealed class ResyncTarget : IDisposable
         }
 
         await writing;
-    }
-
-    /// <summary>The features offered in an options request that this target takes, and the answer that says so.</summary>
-    private static ResyncFeatures Accept(byte[] request, out byte[] answer)
-    {
-        using var reader = new MessageReader(request);
-        using var response = new MessageWriter(ResyncMessageType.Options);
-        var accepted = ResyncFeatures.None;
-        try
-        {
-            accepted = (ResyncFeatures)reader.Body.ReadInt32() & ResyncFeatures.CompressedStream;
-            response.Body.Write(0);
-            response.Body.Write((int)accepted);
-        }
-        catch (EndOfStreamException)
-        {
-            response.Body.Write(22); // EINVAL
-            response.Body.Write("a truncated options request");
-        }
-
-        answer = response.ToArray();
-        return accepted;
     }
 
     /// <summary>Hash requests answered at once at most.</summary>
@@ -214,6 +193,9 @@ public sealed class ResyncTarget : IDisposable
                         break;
                     case ResyncMessageType.Journal:
                         WriteJournal(answer);
+                        break;
+                    case ResyncMessageType.Options:
+                        answer.Write((int)((ResyncFeatures)reader.Body.ReadInt32() & OptionsAnswer.Supported));
                         break;
                     case ResyncMessageType.Warm:
                         _warmer.Add(ReadPaths(reader));
