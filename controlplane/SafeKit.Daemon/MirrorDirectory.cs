@@ -103,11 +103,17 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     /// <paramref name="journalBase"/> (kept from before when it continues that generation).
     /// </summary>
     /// <param name="completeIfNew">Whether a journal started afresh lists everything (this copy is <paramref name="journalBase"/>'s as is).</param>
-    public void MountReadWrite(Guid journalBase, bool completeIfNew)
+    /// <param name="alone">Serving without the peer: where each file changes is recorded too, for a resync that sends only those bytes.</param>
+    public void MountReadWrite(Guid journalBase, bool completeIfNew, bool alone)
     {
         var fileSystem = PassthroughFileSystem.Open(_config.Data, _link);
         _journal = ChangeJournal.Open(JournalDirectory, journalBase, completeIfNew);
         fileSystem.UseJournal(_journal);
+        if (alone)
+        {
+            fileSystem.TrackChangedRanges();
+        }
+
         _mount = FuseMount.Mount(fileSystem, _config.Path, "safekit:" + _config.Data);
         _fileSystem = fileSystem;
     }

@@ -233,6 +233,7 @@ internal sealed partial class MirrorModuleHost
             foreach (var directory in _directories)
             {
                 directory.FileSystem?.Journal?.Restart(_record.Current); // Equal copies: nothing to remember.
+                directory.FileSystem?.StopTrackingChangedRanges();
             }
             for (var i = 0; i < _directories.Count; i++)
             {

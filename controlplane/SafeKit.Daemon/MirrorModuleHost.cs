@@ -557,7 +557,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         var journalBase = _record.Diverging ? _record.Parent : _record.Current;
         foreach (var directory in _directories)
         {
-            directory.MountReadWrite(journalBase, completeJournal);
+            directory.MountReadWrite(journalBase, completeJournal, alone: role == MirrorRole.Alone);
         }
 
         _vip.Take();
@@ -588,6 +588,11 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
     private void OnWentAlone(string reason)
     {
         SaveRecord(_record.GoneAlone());
+        foreach (var directory in _directories)
+        {
+            directory.FileSystem?.TrackChangedRanges();
+        }
+
         _journal.Record(EventKinds.State, _module.Name, EventSeverities.Warning, $"SECOND {_peer.Name} is behind from now on: {reason}");
         _wake.Release();
     }

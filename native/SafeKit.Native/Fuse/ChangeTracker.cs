@@ -46,6 +46,40 @@ public sealed class ChangeSet
         return new ChangeSet(all);
     }
 
+    /// <summary>
+    /// Whether <paramref name="relative"/> still names the file it named before these changes:
+    /// nothing arrived by rename at it or above it, and no name was added to or removed from its
+    /// directory (a create, an unlink, a link or a rename there may have put another file under it).
+    /// </summary>
+    public bool KeepsName(string relative)
+    {
+        ArgumentNullException.ThrowIfNull(relative);
+        var path = relative;
+        var parent = true;
+        while (true)
+        {
+            var slash = path.LastIndexOf('/');
+            var up = slash < 0 ? "" : path[..slash];
+            if (Paths.TryGetValue(path, out var scope) && scope == ChangeScope.Tree)
+            {
+                return false;
+            }
+
+            if (parent && Paths.TryGetValue(up, out var above) && above >= ChangeScope.Directory)
+            {
+                return false;
+            }
+
+            if (path.Length == 0)
+            {
+                return true;
+            }
+
+            parent = false;
+            path = up;
+        }
+    }
+
     /// <summary>Both sets in one (each path with the wider of its scopes): one pass covers them.</summary>
     public static ChangeSet Union(ChangeSet first, ChangeSet second)
     {

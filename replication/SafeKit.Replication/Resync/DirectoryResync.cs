@@ -29,6 +29,9 @@ public sealed class DirectoryResync : IAsyncDisposable
     /// <summary>What changed during the last live pass, left for the frozen one.</summary>
     private ChangeSet? _pending;
 
+    /// <summary>For the pass from the journals: which bytes of a changed file changed, when this node knows it.</summary>
+    private Func<string, ulong, ulong, ByteRange[]?>? _changedRanges;
+
     private DirectoryResync(PassthroughFileSystem fileSystem, ResyncSource source)
     {
         _fileSystem = fileSystem;
@@ -83,7 +86,7 @@ public sealed class DirectoryResync : IAsyncDisposable
         Phase = "pass 1";
         PassStarted = Stopwatch.GetTimestamp();
         progress?.Report($"pass 1 over {FirstPassScope}");
-        await _source.PassAsync(journaled, cancellationToken);
+        await _source.PassAsync(journaled, _changedRanges, cancellationToken);
         FirstPass = Stopwatch.GetElapsedTime(started);
         Passes = 1;
         progress?.Report($"pass 1: {_source.Statistics}");
@@ -134,6 +137,12 @@ public sealed class DirectoryResync : IAsyncDisposable
 
         var paths = ChangeSet.Union(mine, target!.Paths);
         FromJournal = true;
+
+        // Exact ranges hold for a file the target did not change itself, still under the name
+        // it had in the generation both copies share (their journals say neither moved it).
+        var @base = journal.Base;
+        _changedRanges = (relative, device, inode) =>
+            !target.Paths.Paths.ContainsKey(relative) && paths.KeepsName(relative) ? _fileSystem.ChangedRangesOf(relative, device, inode, @base) : null;
         FirstPassScope = $"{paths.Count} journaled paths ({mine.Count} here, {target.Paths.Count} on the target)";
         return paths;
     }

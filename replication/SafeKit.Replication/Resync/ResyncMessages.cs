@@ -8,7 +8,8 @@ namespace SafeKit.Replication.Resync;
 /// with the same type byte and a status (0, or an errno with a message naming the path).
 /// <code>
 /// Dir     path, the directory's own metadata, its entries (name, kind, mode, uid, gid, size,
-///         mtime, hard-link key, symlink target) → the regular files whose content differs
+///         mtime, hard-link key, how it is compared (<see cref="EntryCompare"/>), symlink
+///         target, xattrs) → the regular files whose content differs
 ///         (name, the target's size; -1 when new); to a compare-only target (a verify): the
 ///         regular files whose blocks to compare, then every other difference (name, words)
 /// Hashes  path, block size, first block, count → target's size, one XxHash128 per block
@@ -32,6 +33,22 @@ internal enum ResyncMessageType : byte
     Journal = 5,
     Warm = 6,
     Options = 7,
+}
+
+/// <summary>
+/// How the source compares a listed entry, sent with it (one byte; a target of an earlier
+/// release reads it as a boolean: forced or not).
+/// </summary>
+internal enum EntryCompare : byte
+{
+    /// <summary>By size and modification time: equal ones are left alone.</summary>
+    Listed = 0,
+
+    /// <summary>Changed since the copies were equal: compared even if its size and time match.</summary>
+    Forced = 1,
+
+    /// <summary>Forced, and the source knows exactly which bytes changed: when its copy is stale it sends only those, asking no hashes.</summary>
+    ByRanges = 2,
 }
 
 /// <summary>The options exchange (<see cref="ResyncMessageType.Options"/>), read the same way on both ends.</summary>

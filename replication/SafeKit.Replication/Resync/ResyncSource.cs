@@ -38,8 +38,11 @@ public sealed class ResyncSource : IAsyncDisposable
     private readonly BandwidthCap? _cap;
     private readonly TreeWarmer _warmer;
 
-    /// <summary>Files whose content differs, in order, each with the target's hashes already asked.</summary>
-    private readonly Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes)> _ahead = new();
+    /// <summary>Files whose content differs, in order, each with the target's hashes already asked or the ranges to send.</summary>
+    private readonly Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes, ByteRange[]? Ranges)> _ahead = new();
+
+    /// <summary>In a pass from the journals: the files whose changed bytes are known exactly (see <see cref="ChangedRanges"/>).</summary>
+    private readonly Dictionary<string, ByteRange[]> _exact = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly Compressor _compressor = new(1);
     private readonly byte[] _block = new byte[BlockSize];
@@ -84,7 +87,27 @@ public sealed class ResyncSource : IAsyncDisposable
     /// its size and time match, everything under a name that arrived by rename, and everything
     /// under a directory the target had to create.
     /// </summary>
-    public async Task PassAsync(ChangeSet? changes, CancellationToken cancellationToken = default)
+    public Task PassAsync(ChangeSet? changes, CancellationToken cancellationToken = default) => PassAsync(changes, null, cancellationToken);
+
+    /// <summary>
+    /// A pass over <paramref name="changes"/> where <paramref name="changedRanges"/> tells, for a
+    /// changed file (its path, device and inode as listed), exactly which bytes changed since the
+    /// target's copy was equal, or null when that is not known: a known file whose copy there is
+    /// stale gets those bytes only, without asking the target's hashes.
+    /// </summary>
+    public async Task PassAsync(ChangeSet? changes, Func<string, ulong, ulong, ByteRange[]?>? changedRanges, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await PassCoreAsync(changes, changedRanges, cancellationToken);
+        }
+        finally
+        {
+            _exact.Clear();
+        }
+    }
+
+    private async Task PassCoreAsync(ChangeSet? changes, Func<string, ulong, ulong, ByteRange[]?>? changedRanges, CancellationToken cancellationToken)
     {
         Statistics.PassPlanned = 0;
         if (changes is null)
@@ -146,6 +169,10 @@ public sealed class ResyncSource : IAsyncDisposable
             foreach (var (directory, forced) in directories.OrderBy(static d => d.Key.Count(static c => c == '/') + (d.Key.Length > 0 ? 1 : 0)).ThenBy(static d => d.Key, StringComparer.Ordinal))
             {
                 var partial = !whole.Contains(directory) && ListSome(directory, forced) is { } some ? some : null;
+                if (partial is not null && changedRanges is not null)
+                {
+                    NoteExactRanges(directory, partial, changedRanges);
+                }
                 if ((partial ?? List(directory)) is { } listing)
                 {
                     pending.Enqueue((directory, listing, await SendDirAsync(directory, listing, forced, digestOnly: false, cancellationToken, partial: partial is not null), forced));
@@ -305,6 +332,22 @@ public sealed class ResyncSource : IAsyncDisposable
         _ = (await SendAsync(message, cancellationToken)).ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
     }
 
+    /// <summary>Which of a partial listing's files (each a changed one) have their changed bytes known.</summary>
+    private void NoteExactRanges(string directory, Listing listing, Func<string, ulong, ulong, ByteRange[]?> changedRanges)
+    {
+        foreach (var (entry, _, _) in listing.Entries)
+        {
+            var path = Join(directory, entry.Name);
+            if (entry.Kind == EntryKind.Regular && changedRanges(path, entry.Device, entry.Inode) is { } ranges)
+            {
+                _exact[path] = ranges;
+            }
+        }
+    }
+
+    private EntryCompare Compare(HashSet<string>? forced, string directory, string name) =>
+        forced?.Contains(name) != true ? EntryCompare.Listed : _exact.ContainsKey(Join(directory, name)) ? EntryCompare.ByRanges : EntryCompare.Forced;
+
     private static string Parent(string relative) => relative.LastIndexOf('/') is var slash and >= 0 ? relative[..slash] : "";
 
     /// <summary>
@@ -429,7 +472,7 @@ public sealed class ResyncSource : IAsyncDisposable
                     var linked = entry.Kind == EntryKind.Regular && entry.Links > 1;
                     dir.Body.Write(linked ? entry.Device : 0UL);
                     dir.Body.Write(linked ? entry.Inode : 0UL);
-                    dir.Body.Write(forced?.Contains(entry.Name) == true);
+                    dir.Body.Write((byte)Compare(forced, relative, entry.Name));
                     if (target is not null)
                     {
                         dir.Body.Write(target);
@@ -498,9 +541,13 @@ public sealed class ResyncSource : IAsyncDisposable
                 continue;
             }
 
-            var whole = _differences is null && SentWhole(forced?.Contains(name) == true, stale, entry.Size, targetSize);
+            var compare = Compare(forced, relative, name);
+            var whole = _differences is null && SentWithoutHashes(compare, stale, entry.Size, targetSize);
             var path = Join(relative, name);
-            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 && !whole ? HashesAsync(path, 0, cancellationToken) : null));
+
+            // A copy the target just created (size -1) has none of the bytes the ranges leave out.
+            var ranges = whole && compare == EntryCompare.ByRanges && targetSize >= 0 ? _exact[path] : null;
+            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 && !whole ? HashesAsync(path, 0, cancellationToken) : null, ranges));
             if (_ahead.Count >= FilesAhead)
             {
                 await SyncNextFileAsync(cancellationToken);
@@ -511,23 +558,25 @@ public sealed class ResyncSource : IAsyncDisposable
     }
 
     /// <summary>
-    /// A file of one block changed here since the copies were equal (<paramref name="forced"/>:
-    /// journaled) whose copy shows another size or time: its one block differs, so it is sent
-    /// without asking the target's hash, which would cost the target a read from disk and this
-    /// side a round trip. The target applies the same rule and does not read it ahead.
+    /// A file changed here since the copies were equal (forced: journaled) whose copy shows
+    /// another size or time, and either its changed bytes are known (they are sent) or it is of
+    /// one block (its one block differs, so it is sent): no hashes are asked, which would cost
+    /// the target a read from disk and this side a round trip. The target applies the same rule
+    /// and does not read it ahead.
     /// </summary>
-    internal static bool SentWhole(bool forced, bool stale, long size, long targetSize) => forced && stale && size <= BlockSize && targetSize <= BlockSize;
+    internal static bool SentWithoutHashes(EntryCompare compare, bool stale, long size, long targetSize) =>
+        compare != EntryCompare.Listed && stale && (compare == EntryCompare.ByRanges || (size <= BlockSize && targetSize <= BlockSize));
 
     private Task SyncNextFileAsync(CancellationToken cancellationToken)
     {
-        var (path, entry, targetSize, hashes) = _ahead.Dequeue();
-        return SyncFileAsync(path, entry, targetSize, hashes, cancellationToken);
+        var (path, entry, targetSize, hashes, ranges) = _ahead.Dequeue();
+        return SyncFileAsync(path, entry, targetSize, hashes, ranges, cancellationToken);
     }
 
     private static string Join(string directory, string name) => directory.Length == 0 ? name : $"{directory}/{name}";
 
-    /// <summary>Sends the blocks of one file the target lacks, then its size and metadata as listed.</summary>
-    private async Task SyncFileAsync(string relative, TreeEntry listed, long targetSize, Task<UInt128[]>? firstHashes, CancellationToken cancellationToken)
+    /// <summary>Sends the blocks of one file the target lacks (or its <paramref name="ranges"/>), then its size and metadata as listed.</summary>
+    private async Task SyncFileAsync(string relative, TreeEntry listed, long targetSize, Task<UInt128[]>? firstHashes, ByteRange[]? ranges, CancellationToken cancellationToken)
     {
         SafeFileHandle handle;
         try
@@ -548,6 +597,14 @@ public sealed class ResyncSource : IAsyncDisposable
         {
             Statistics.FilesCompared++;
             var size = RandomAccess.GetLength(handle);
+            if (ranges is not null)
+            {
+                // If a rename put another file here since the listing, these bytes are its: the
+                // rename is tracked, and the next pass compares this path whole.
+                await SendRangesAsync(relative, handle, size, ranges, listed, cancellationToken);
+                return;
+            }
+
             var blocks = (size + BlockSize - 1) / BlockSize;
             UInt128[] theirs = firstHashes is null ? [] : await firstHashes;
             long theirsFrom = 0;
@@ -580,18 +637,7 @@ public sealed class ResyncSource : IAsyncDisposable
                         continue;
                     }
 
-                    // Inside a compressed stream a block travels raw: the stream compresses it,
-                    // with the blocks before it as context.
-                    var packed = _connection.CompressesWrites ? read : _compressor.Wrap(_block.AsSpan(0, read), _packed);
-                    chunk.Add(b * BlockSize, _block.AsSpan(0, read), packed < read ? _packed.AsSpan(0, packed) : default);
-                    Statistics.BlocksSent++;
-                    Statistics.BytesSent += read;
-                    if (chunk.Bytes >= DataMessageBytes)
-                    {
-                        await SendDataAsync(relative, chunk, last: null, cancellationToken);
-                        chunk.Dispose();
-                        chunk = new BlockBatch();
-                    }
+                    chunk = await AddBlockAsync(relative, chunk, b * BlockSize, read, cancellationToken);
                 }
 
                 if (_differences is { } found)
@@ -611,6 +657,50 @@ public sealed class ResyncSource : IAsyncDisposable
                 chunk.Dispose();
             }
         }
+    }
+
+    /// <summary>Sends a file's changed bytes (up to its size), then its size and metadata as listed.</summary>
+    private async Task SendRangesAsync(string relative, SafeFileHandle handle, long size, ByteRange[] ranges, TreeEntry listed, CancellationToken cancellationToken)
+    {
+        Statistics.FilesByRanges++;
+        var chunk = new BlockBatch();
+        try
+        {
+            foreach (var (start, end) in ranges)
+            {
+                for (var offset = start; offset < Math.Min(end, size); offset += BlockSize)
+                {
+                    var read = ResyncTarget.ReadFully(handle, _block, offset, (int)Math.Min(BlockSize, Math.Min(end, size) - offset));
+                    Statistics.BytesCompared += read;
+                    chunk = await AddBlockAsync(relative, chunk, offset, read, cancellationToken);
+                }
+            }
+
+            await SendDataAsync(relative, chunk, last: listed with { Size = size }, cancellationToken);
+        }
+        finally
+        {
+            chunk.Dispose();
+        }
+    }
+
+    /// <summary>Adds the first <paramref name="read"/> bytes of <see cref="_block"/> at <paramref name="offset"/>; a full batch is sent, and a new one returned.</summary>
+    private async Task<BlockBatch> AddBlockAsync(string relative, BlockBatch chunk, long offset, int read, CancellationToken cancellationToken)
+    {
+        // Inside a compressed stream a block travels raw: the stream compresses it, with the
+        // blocks before it as context.
+        var packed = _connection.CompressesWrites ? read : _compressor.Wrap(_block.AsSpan(0, read), _packed);
+        chunk.Add(offset, _block.AsSpan(0, read), packed < read ? _packed.AsSpan(0, packed) : default);
+        Statistics.BlocksSent++;
+        Statistics.BytesSent += read;
+        if (chunk.Bytes < DataMessageBytes)
+        {
+            return chunk;
+        }
+
+        await SendDataAsync(relative, chunk, last: null, cancellationToken);
+        chunk.Dispose();
+        return new BlockBatch();
     }
 
     private async Task<UInt128[]> HashesAsync(string relative, long first, CancellationToken cancellationToken)

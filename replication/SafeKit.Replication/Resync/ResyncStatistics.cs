@@ -18,6 +18,9 @@ public sealed class ResyncStatistics
     /// <summary>Requests for the target's block hashes (none for a journaled one-block file whose copy is stale).</summary>
     public long HashRequests { get; internal set; }
 
+    /// <summary>Of those, files whose changed bytes were known exactly (while the node was alone): only those were sent, no hashes asked.</summary>
+    public long FilesByRanges { get; internal set; }
+
     /// <summary>Bytes of those files read on the source.</summary>
     public long BytesCompared { get; internal set; }
 
@@ -37,5 +40,5 @@ public sealed class ResyncStatistics
     public long PassDone { get; internal set; }
 
     public override string ToString() =>
-        $"{Directories} directories ({DirectoriesListed} differing), {Entries} entries, {FilesCompared} files compared ({BytesCompared} bytes, {HashRequests} hash requests), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
+        $"{Directories} directories ({DirectoriesListed} differing), {Entries} entries, {FilesCompared} files compared ({FilesByRanges} by changed ranges, {BytesCompared} bytes, {HashRequests} hash requests), {BlocksSent} blocks sent ({BytesSent} bytes), {WireBytes} bytes on the wire";
 }

@@ -329,7 +329,7 @@ public sealed class ResyncTarget : IDisposable
 
         var differing = new List<(string Name, long Size, bool Stale)>();
         var created = new List<string>();
-        foreach (var (entry, linkDevice, linkInode, force, target, xattrs) in wanted)
+        foreach (var (entry, linkDevice, linkInode, compare, target, xattrs) in wanted)
         {
             var path = Path.Join(directory, entry.Name);
             var present = existing.TryGetValue(entry.Name, out var mine);
@@ -366,10 +366,10 @@ public sealed class ResyncTarget : IDisposable
                     FileTree.SetMetadata(path, entry.Kind, entry.Mode, entry.Uid, entry.Gid, entry.MtimeNs);
                     break;
                 case EntryKind.Regular:
-                    if (Regular(path, entry, present ? mine : null, linkDevice, linkInode, force) is var (size, stale))
+                    if (Regular(path, entry, present ? mine : null, linkDevice, linkInode, compare != EntryCompare.Listed) is var (size, stale))
                     {
                         differing.Add((entry.Name, size, stale));
-                        if (size > 0 && !ResyncSource.SentWhole(force, stale, entry.Size, size))
+                        if (size > 0 && !ResyncSource.SentWithoutHashes(compare, stale, entry.Size, size))
                         {
                             // Its hashes are asked next: the disk starts reading it now, while the source works.
                             FileTree.Prefetch(path);
@@ -408,20 +408,25 @@ public sealed class ResyncTarget : IDisposable
     }
 
     /// <summary>The entries of a listing as the source sent them.</summary>
-    private static List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target, byte[]? Xattrs)> Entries(MessageReader reader)
+    private static List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, EntryCompare Compare, string? Target, byte[]? Xattrs)> Entries(MessageReader reader)
     {
         var count = reader.Body.ReadInt32();
-        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, bool Force, string? Target, byte[]? Xattrs)>(Math.Min(count, 1 << 16));
+        var wanted = new List<(TreeEntry Entry, ulong LinkDevice, ulong LinkInode, EntryCompare Compare, string? Target, byte[]? Xattrs)>(Math.Min(count, 1 << 16));
         for (var i = 0; i < count; i++)
         {
             var entry = reader.Entry(reader.Name());
             var device = reader.Body.ReadUInt64();
             var inode = reader.Body.ReadUInt64();
-            var force = reader.Body.ReadBoolean();
+            var compare = reader.Body.ReadByte() switch
+            {
+                0 => EntryCompare.Listed,
+                2 => EntryCompare.ByRanges,
+                _ => EntryCompare.Forced, // What a boolean reader would take as true.
+            };
             var target = entry.Kind == EntryKind.Symlink ? reader.Body.ReadString() : null;
             var length = reader.Body.ReadInt32();
             var xattrs = length is < 0 or > ResyncConnection.MaxMessageLength ? throw new InvalidDataException($"{entry.Name}: {length} bytes of extended attributes") : reader.Body.ReadBytes(length);
-            wanted.Add((entry, device, inode, force, target, xattrs.Length == 0 ? null : xattrs));
+            wanted.Add((entry, device, inode, compare, target, xattrs.Length == 0 ? null : xattrs));
         }
 
         return wanted;

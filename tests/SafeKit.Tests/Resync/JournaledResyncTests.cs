@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using SafeKit.Native.Fuse;
 using SafeKit.Native.Host;
@@ -108,16 +107,7 @@ public sealed class JournaledResyncTests
             restarted.UseJournal(journal);
             using var remount = FuseMount.Mount(restarted, mountpoint, "safekit-journal-test");
 
-            using var resyncListener = ResyncListener.Listen(new IPEndPoint(IPAddress.Loopback, 0), ChannelPair.Options("n2", "n1"));
-            using var target = new ResyncTarget(second) { Journal = () => TargetJournal.Of(generation, ChangeJournal.Read(targetJournalDirectory)) };
-            var accepting = resyncListener.AcceptAsync(ct);
-            await using var resync = await DirectoryResync.ConnectAsync(restarted, (IPEndPoint)resyncListener.LocalEndPoint, ChannelPair.Options("n1", "n2"), ct);
-            await using var targetConnection = await accepting;
-            var serving = target.ServeAsync(targetConnection, ct);
-            await resync.PrecopyAsync(null, ct);
-            await resync.FreezeAndCatchUpAsync(ct);
-            await resync.FinishAsync(null, ct);
-            resync.Thaw();
+            var resync = await JournaledFailback.RunAsync(restarted, second, generation, targetJournalDirectory, ct);
 
             Assert.True(resync.FromJournal, resync.FirstPassScope);
             Assert.Equal(TreeSnapshot.Of(data), TreeSnapshot.Of(second));
@@ -131,9 +121,6 @@ public sealed class JournaledResyncTests
             // mode.txt (same size and time: only its blocks can tell) — not for the one-block files
             // rewritten here or there (log.txt, over-to.txt, peer.txt), whose one block is sent.
             Assert.Equal(3, resync.Statistics.HashRequests);
-
-            await targetConnection.DisposeAsync();
-            await serving.WaitAsync(TimeSpan.FromSeconds(5), ct);
         }
         finally
         {

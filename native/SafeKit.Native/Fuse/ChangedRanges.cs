@@ -1,0 +1,181 @@
+using System.Runtime.InteropServices;
+
+namespace SafeKit.Native.Fuse;
+
+/// <summary>Bytes [<see cref="Start"/>, <see cref="End"/>) of a file; <see cref="End"/> <see cref="long.MaxValue"/>: to its end, whatever its size.</summary>
+public readonly record struct ByteRange(long Start, long End)
+{
+    public const long ToTheEnd = long.MaxValue;
+}
+
+/// <summary>
+/// Where each file's content changed while the peer was away, exactly, by byte range — so a
+/// failback sends a few changed bytes of a file instead of its whole 64 KiB blocks, and asks no
+/// hashes for it. Kept in memory only, from the moment the node went alone (<see cref="Base"/> is
+/// the generation its journal starts from): after a restart nothing is known and the resync
+/// compares blocks by hash as before. Files are keyed by (device, inode), not path or node id:
+/// the kernel forgets node ids, and a rename moves the file, not its changes.
+/// <para>
+/// Never too small, possibly too large: a range recorded is a superset of what a change touched
+/// (a truncation marks everything from its new size on; a file created marks all of it), and
+/// beyond <see cref="MaxRangesPerFile"/> the closest ranges merge. A file whose changes began
+/// before tracking (listed in <see cref="Distrust"/>'s paths) or that is not recorded (beyond
+/// <see cref="MaxFiles"/>) is not known.
+/// </para>
+/// </summary>
+public sealed class ChangedRanges
+{
+    /// <summary>Files recorded at most (about 60 MB): the others are compared by hash.</summary>
+    public const int MaxFiles = 1 << 20;
+
+    /// <summary>Ranges kept per file: a file written all over costs little more than one written once.</summary>
+    public const int MaxRangesPerFile = 32;
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<(ulong Device, ulong Inode), Ranges> _files = [];
+    private IReadOnlyDictionary<string, ChangeScope>? _untrusted;
+    private bool _lost;
+
+    public ChangedRanges(Guid @base)
+    {
+        Base = @base;
+    }
+
+    /// <summary>The generation the journal lists changes from when tracking began: ranges answer only for that journal.</summary>
+    public Guid Base { get; }
+
+    /// <summary>Files recorded so far.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _files.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The paths the journal already held when tracking began: their earlier changes were not
+    /// seen here, so none of them is answered for. Until this is called nothing is.
+    /// </summary>
+    public void Distrust(IReadOnlyDictionary<string, ChangeScope> paths)
+    {
+        lock (_gate)
+        {
+            _untrusted = paths;
+        }
+    }
+
+    /// <summary>A change could not be attributed to a file: from now on nothing is answered for.</summary>
+    public void Lose()
+    {
+        lock (_gate)
+        {
+            _lost = true;
+            _files.Clear();
+        }
+    }
+
+    /// <summary>Bytes [<paramref name="start"/>, <paramref name="end"/>) of the file may have changed.</summary>
+    public void Add(ulong device, ulong inode, long start, long end)
+    {
+        if (end <= start || start < 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_lost || (_files.Count >= MaxFiles && !_files.ContainsKey((device, inode))))
+            {
+                return; // Not recorded: not known, compared by hash.
+            }
+
+            ref var ranges = ref CollectionsMarshal.GetValueRefOrAddDefault(_files, (device, inode), out _);
+            ranges.Add(start, end);
+        }
+    }
+
+    /// <summary>
+    /// Where the file at <paramref name="relative"/> (now (<paramref name="device"/>,
+    /// <paramref name="inode"/>)) changed since tracking began, in order; null when that is not
+    /// known. The caller checks the path still names the file it named then (no rename, create or
+    /// link in its directory since).
+    /// </summary>
+    public ByteRange[]? Of(string relative, ulong device, ulong inode)
+    {
+        lock (_gate)
+        {
+            if (_lost || _untrusted is not { } untrusted || untrusted.ContainsKey(relative) || !_files.TryGetValue((device, inode), out var ranges))
+            {
+                return null;
+            }
+
+            return ranges.ToArray();
+        }
+    }
+
+    /// <summary>One file's ranges: sorted, disjoint, not touching; a short array grown on demand.</summary>
+    private struct Ranges
+    {
+        private ByteRange[]? _items;
+        private int _count;
+
+        public void Add(long start, long end)
+        {
+            _items ??= new ByteRange[2];
+
+            // The first range that ends at or after start: those before it stay as they are.
+            var first = _count;
+            for (var i = _count - 1; i >= 0 && _items[i].End >= start; i--)
+            {
+                first = i;
+            }
+
+            // Every range from there that starts at or before end merges into the new one.
+            var last = first;
+            while (last < _count && _items[last].Start <= end)
+            {
+                start = Math.Min(start, _items[last].Start);
+                end = Math.Max(end, _items[last].End);
+                last++;
+            }
+
+            var removed = last - first;
+            if (removed == 0 && _count == _items.Length)
+            {
+                Array.Resize(ref _items, Math.Min(_items.Length * 2, MaxRangesPerFile + 1));
+            }
+
+            Array.Copy(_items, last, _items, first + 1, _count - last);
+            _items[first] = new ByteRange(start, end);
+            _count += 1 - removed;
+            if (_count > MaxRangesPerFile)
+            {
+                MergeClosest();
+            }
+        }
+
+        public readonly ByteRange[] ToArray() => _items is null ? [] : _items.AsSpan(0, _count).ToArray();
+
+        /// <summary>One range fewer: the two with the smallest gap between them become one covering it.</summary>
+        private void MergeClosest()
+        {
+            var items = _items!;
+            var best = 0;
+            for (var i = 1; i < _count - 1; i++)
+            {
+                if (items[i + 1].Start - items[i].End < items[best + 1].Start - items[best].End)
+                {
+                    best = i;
+                }
+            }
+
+            items[best] = new ByteRange(items[best].Start, items[best + 1].End);
+            Array.Copy(items, best + 2, items, best + 1, _count - best - 2);
+            _count--;
+        }
+    }
+}
