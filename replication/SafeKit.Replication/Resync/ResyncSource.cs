@@ -166,7 +166,7 @@ public sealed class ResyncSource : IAsyncDisposable
                 Statistics.PassDone++;
             }
 
-            foreach (var (directory, forced) in directories.OrderBy(static d => d.Key.Count(static c => c == '/') + (d.Key.Length > 0 ? 1 : 0)).ThenBy(static d => d.Key, StringComparer.Ordinal))
+            foreach (var (directory, forced) in directories.OrderBy(static d => Depth(d.Key)).ThenBy(static d => d.Key, StringComparer.Ordinal))
             {
                 var partial = !whole.Contains(directory) && ListSome(directory, forced) is { } some ? some : null;
                 if (partial is not null && changedRanges is not null)
@@ -288,12 +288,21 @@ public sealed class ResyncSource : IAsyncDisposable
     }
 
     /// <summary>Asks the target to read ahead the paths of a pass (its answer is not waited for) and does the same here.</summary>
+    /// <remarks>
+    /// In the order the pass goes (its directories by depth, then name): the readers stay just
+    /// ahead of it, instead of warming, in the journal's order, paths it reaches last.
+    /// </remarks>
     private async Task WarmAsync(ChangeSet changes, CancellationToken cancellationToken)
     {
-        _warmer.Add(changes.Paths);
+        var ordered = changes.Paths
+            .Select(static c => (Change: c, Directory: c.Value == ChangeScope.Directory ? c.Key : Parent(c.Key)))
+            .OrderBy(static c => Depth(c.Directory)).ThenBy(static c => c.Directory, StringComparer.Ordinal)
+            .Select(static c => c.Change)
+            .ToList();
+        _warmer.Add(ordered);
         var chunk = new List<KeyValuePair<string, ChangeScope>>();
         var bytes = 0L;
-        foreach (var change in changes.Paths)
+        foreach (var change in ordered)
         {
             chunk.Add(change);
             bytes += System.Text.Encoding.UTF8.GetByteCount(change.Key) + 8;
@@ -347,6 +356,9 @@ public sealed class ResyncSource : IAsyncDisposable
 
     private EntryCompare Compare(HashSet<string>? forced, string directory, string name) =>
         forced?.Contains(name) != true ? EntryCompare.Listed : _exact.ContainsKey(Join(directory, name)) ? EntryCompare.ByRanges : EntryCompare.Forced;
+
+    /// <summary>How deep a directory lies (the root: 0): a pass goes through parents before children.</summary>
+    private static int Depth(string directory) => directory.Count(static c => c == '/') + (directory.Length > 0 ? 1 : 0);
 
     private static string Parent(string relative) => relative.LastIndexOf('/') is var slash and >= 0 ? relative[..slash] : "";
 

@@ -26,8 +26,9 @@ public sealed class ResyncTarget : IDisposable
     public ResyncTarget(string root)
     {
         _root = Path.GetFullPath(root);
-        // A changed file of one block is, most likely, sent whole without its hash: not read here.
-        _warmer = new TreeWarmer(_root, smallContents: false);
+        // A changed file of one block is sent whole or by its changed bytes, without its hash:
+        // read ahead all the same, as writing part of a page not in memory reads it first.
+        _warmer = new TreeWarmer(_root, smallContents: true);
     }
 
     /// <summary>

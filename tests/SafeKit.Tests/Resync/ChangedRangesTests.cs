@@ -61,6 +61,25 @@ public sealed class ChangedRangesTests
     }
 
     [Fact]
+    public void WritesToAFileAlreadyRecorded_AllocateNothing()
+    {
+        var ranges = Tracking();
+        for (var i = 0; i < ChangedRanges.MaxRangesPerFile * 2; i++)
+        {
+            ranges.Add(5, 5, i * 10_000L, (i * 10_000L) + 100); // Grown to its largest.
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            ranges.Add(5, 5, 1_000_000 + (i * 4096L), 1_000_000 + ((i + 1) * 4096L)); // Appends.
+            ranges.Add(5, 5, (i % 97) * 7_919L, ((i % 97) * 7_919L) + 512); // Scattered overwrites.
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void UnknownFiles_EarlierPaths_AndALostChange_AnswerNothing()
     {
         var ranges = new ChangedRanges(Guid.NewGuid());
