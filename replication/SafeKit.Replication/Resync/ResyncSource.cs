@@ -10,7 +10,9 @@ namespace SafeKit.Replication.Resync;
 /// The node with the newest data: walks its data directory and brings the target's copy to the
 /// same tree. Per directory one round trip says which files differ (size or modification time);
 /// for those, the target's block hashes (XxHash128 of 64 KiB blocks) are compared with this
-/// side's, and only the blocks that differ travel, zstd-compressed. Requests are pipelined: up to
+/// side's, and only the blocks that differ travel, zstd-compressed — or, for a file whose changed
+/// bytes this node recorded while alone (<see cref="ChangedRanges"/>), only those bytes, with no
+/// hashes asked. Requests are pipelined: up to
 /// <see cref="Window"/> are in flight, so memory stays bounded (about <see cref="Window"/> MiB).
 /// A file's time is taken before it is read, so a file written meanwhile shows a newer time to
 /// the next pass and is compared again.
