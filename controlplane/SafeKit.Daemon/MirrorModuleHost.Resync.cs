@@ -304,15 +304,16 @@ internal sealed partial class MirrorModuleHost
         }
     }
 
-    private static string Summarise(List<DirectoryResync> resyncs)
+    private string Summarise(List<DirectoryResync> resyncs)
     {
         var passes = resyncs.Max(r => r.Passes);
         var files = resyncs.Sum(r => r.Statistics.FilesCompared);
+        var byRanges = string.Join(", ", resyncs.Select((r, i) => $"{_directories[i].Config.Path} {r.Statistics.FilesByRanges}"));
         var sent = resyncs.Sum(r => r.Statistics.BytesSent);
         var wire = resyncs.Sum(r => r.Statistics.WireBytes);
         var first = resyncs.Sum(r => r.FirstPass.TotalMilliseconds);
         var scope = string.Join("; ", resyncs.Select(r => r.FirstPassScope));
-        return $"{passes} live passes (the first over {scope}: {first:0} ms), {files} files compared, {sent} bytes changed, {wire} bytes on the wire";
+        return $"{passes} live passes (the first over {scope}: {first:0} ms), {files} files compared (by changed ranges: {byRanges}), {sent} bytes changed, {wire} bytes on the wire";
     }
 
     [LoggerMessage(EventId = 720, Level = LogLevel.Information, Message = "mirror {Module}: {Peer} resynchronised ({Summary}); mirroring again")]

@@ -20,7 +20,7 @@ namespace SafeKit.Native.Fuse;
 /// hold every change since <see cref="Base"/> (it was lost or failed): a resync then walks everything.
 /// </para>
 /// </summary>
-public sealed unsafe class ChangeJournal : IDisposable
+public sealed unsafe partial class ChangeJournal : IDisposable
 {
     private const int HeaderSize = 64;
     private const int Chunk = 1 << 20;
@@ -263,19 +263,23 @@ public sealed unsafe class ChangeJournal : IDisposable
                 _syncing = true;
             }
 
+            int rangesFd;
             lock (_gate)
             {
                 target = _written;
                 fd = _fd;
+                rangesFd = _rangesWritten ? _ranges.Fd : -1;
+                _rangesWritten = false;
             }
 
             var failed = Posix.FDataSync(fd) < 0;
-            if (failed)
+            var rangesFailed = rangesFd >= 0 && Posix.FDataSync(rangesFd) < 0;
+            if (failed || rangesFailed)
             {
                 lock (_gate)
                 {
-                    // An epoch left meanwhile was synced (and closed) by BeginEpoch: only the current file's failure counts.
-                    failed = fd == _fd;
+                    // An epoch left meanwhile was synced (and closed) by BeginEpoch: only the current files' failures count.
+                    failed = (failed && fd == _fd) || (rangesFailed && rangesFd == _ranges.Fd);
                 }
             }
 
@@ -319,6 +323,7 @@ public sealed unsafe class ChangeJournal : IDisposable
         {
             while (_epochs.Count > 1 && _epochs[0].Number <= epoch)
             {
+                File.Delete(RangesPath(_epochs[0].Number));
                 File.Delete(EpochPath(_epochs[0].Number));
                 _epochs.RemoveAt(0);
             }
@@ -335,6 +340,7 @@ public sealed unsafe class ChangeJournal : IDisposable
         {
             var previous = _epochs[^1].Number;
             FlushCurrent();
+            EndRanges();
             Base = @base;
             _complete = true;
             File.Delete(Path.Combine(_directory, IncompleteMarker));
@@ -365,6 +371,8 @@ public sealed unsafe class ChangeJournal : IDisposable
                 Posix.Close(_fd);
                 _fd = -1;
             }
+
+            EndRanges();
         }
     }
 
@@ -384,36 +392,9 @@ public sealed unsafe class ChangeJournal : IDisposable
     /// <summary>Creates the epoch's file, its header durable (and its name, by an fsync of the directory) before any record goes in.</summary>
     private void StartEpoch(long number)
     {
-        var path = System.Text.Encoding.UTF8.GetBytes(EpochPath(number) + "\0");
-        int fd;
-        fixed (byte* p = path)
-        {
-            fd = Posix.OpenAt(Posix.AtFdCwd, p, Posix.ORdwr | Posix.OCreat | Posix.OTrunc | Posix.OCloexec, 0x180);
-        }
-
-        if (fd < 0)
-        {
-            throw NativeException.FromLastError($"create {EpochPath(number)}");
-        }
-
-        Span<byte> header = stackalloc byte[HeaderSize];
-        header.Clear();
-        Magic.CopyTo(header);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Version);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], _complete ? 1u : 0u);
-        Base.TryWriteBytes(header[16..]);
-        BinaryPrimitives.WriteInt64LittleEndian(header[32..], number);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[60..], XxHash32.HashToUInt32(header[..60]));
+        var created = CreateFile(EpochPath(number), Magic, _complete ? 1u : 0u, number);
         var old = _fd;
-        _fd = fd;
-        _length = 0;
-        _allocated = 0;
-        if (!Append(header) || Posix.FDataSync(fd) < 0)
-        {
-            throw new NativeException($"write {EpochPath(number)}", Posix.Errno);
-        }
-
-        DirectorySync.Fsync(_directory);
+        (_fd, _length, _allocated) = (created.Fd, created.Length, created.Allocated);
         if (old >= 0)
         {
             Posix.Close(old);
@@ -421,41 +402,82 @@ public sealed unsafe class ChangeJournal : IDisposable
 
         _epochs.Add((number, new Dictionary<string, ChangeScope>(StringComparer.Ordinal)));
         _nodes.Clear();
+        if (_noted is not null)
+        {
+            OpenRanges(number, continues: true); // Still tracking: the new epoch's ranges follow the last one's.
+        }
     }
 
     /// <summary>Writes at the end, in space zero-filled ahead (a record's fdatasync then has no size to update).</summary>
-    private bool Append(ReadOnlySpan<byte> bytes)
+    /// <summary>A new file of this journal with its header (<paramref name="magic"/>, flags, base, epoch), durable with its name.</summary>
+    private LogFile CreateFile(string path, ReadOnlySpan<byte> magic, uint flags, long number)
     {
-        if (_length + bytes.Length > _allocated)
+        var name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        int fd;
+        fixed (byte* p = name)
+        {
+            fd = Posix.OpenAt(Posix.AtFdCwd, p, Posix.ORdwr | Posix.OCreat | Posix.OTrunc | Posix.OCloexec, 0x180);
+        }
+
+        if (fd < 0)
+        {
+            throw NativeException.FromLastError($"create {path}");
+        }
+
+        Span<byte> header = stackalloc byte[HeaderSize];
+        header.Clear();
+        magic.CopyTo(header);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], flags);
+        Base.TryWriteBytes(header[16..]);
+        BinaryPrimitives.WriteInt64LittleEndian(header[32..], number);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[60..], XxHash32.HashToUInt32(header[..60]));
+        var file = new LogFile { Fd = fd };
+        if (!Append(fd, ref file.Length, ref file.Allocated, header) || Posix.FDataSync(fd) < 0)
+        {
+            var errno = Posix.Errno;
+            Posix.Close(fd);
+            throw new NativeException($"write {path}", errno);
+        }
+
+        DirectorySync.Fsync(_directory);
+        return file;
+    }
+
+    private bool Append(ReadOnlySpan<byte> bytes) => Append(_fd, ref _length, ref _allocated, bytes);
+
+    private static bool Append(int fd, ref long length, ref long allocated, ReadOnlySpan<byte> bytes)
+    {
+        if (length + bytes.Length > allocated)
         {
             var zeros = new byte[Chunk];
             fixed (byte* z = zeros)
             {
-                if (Posix.PWrite(_fd, z, Chunk, _allocated) != Chunk)
+                if (Posix.PWrite(fd, z, Chunk, allocated) != Chunk)
                 {
                     return false;
                 }
             }
 
-            _allocated += Chunk;
+            allocated += Chunk;
         }
 
         fixed (byte* b = bytes)
         {
-            if (Posix.PWrite(_fd, b, (nuint)bytes.Length, _length) != bytes.Length)
+            if (Posix.PWrite(fd, b, (nuint)bytes.Length, length) != bytes.Length)
             {
                 return false;
             }
         }
 
-        _length += bytes.Length;
+        length += bytes.Length;
         return true;
     }
 
     /// <summary>Under <see cref="_gate"/>: the current epoch's records durable before it is left.</summary>
     private void FlushCurrent()
     {
-        if (Posix.FDataSync(_fd) < 0)
+        if (Posix.FDataSync(_fd) < 0 || (_ranges.Fd >= 0 && Posix.FDataSync(_ranges.Fd) < 0))
         {
             Fail();
         }

@@ -11,10 +11,11 @@ public readonly record struct ByteRange(long Start, long End)
 /// <summary>
 /// Where each file's content changed while the peer was away, exactly, by byte range — so a
 /// failback sends a few changed bytes of a file instead of its whole 64 KiB blocks, and asks no
-/// hashes for it. Kept in memory only, from the moment the node went alone (<see cref="Base"/> is
-/// the generation its journal starts from): after a restart nothing is known and the resync
-/// compares blocks by hash as before. Files are keyed by (device, inode), not path or node id:
-/// the kernel forgets node ids, and a rename moves the file, not its changes.
+/// hashes for it. Kept from the moment the node went alone (<see cref="Base"/> is the generation
+/// its journal starts from), exactly in memory and, widened, in the journal
+/// (<see cref="ChangeJournal.BeginRanges"/>): after a crash tracking resumes from there. Files are
+/// keyed by (device, inode), not path or node id: the kernel forgets node ids, and a rename moves
+/// the file, not its changes.
 /// <para>
 /// Never too small, possibly too large: a range recorded is a superset of what a change touched
 /// (a truncation marks everything from its new size on; a file created marks all of it), and
@@ -99,6 +100,44 @@ public sealed class ChangedRanges
     }
 
     /// <summary>
+    /// For a durable record of these ranges: adds [<paramref name="start"/>, <paramref name="end"/>)
+    /// unless a range already covers it, and returns whether it did. A range that continues one
+    /// exactly where it ends is widened to at least that one's length, so a file rewritten
+    /// sequentially is noted a logarithmic number of times, not once per write; the range added
+    /// is returned in the two parameters.
+    /// </summary>
+    public bool AddUncovered(ulong device, ulong inode, ref long start, ref long end)
+    {
+        if (end <= start || start < 0)
+        {
+            return false;
+        }
+
+        lock (_gate)
+        {
+            if (_lost || (_files.Count >= MaxFiles && !_files.ContainsKey((device, inode))))
+            {
+                return false; // Not recorded: not known, compared by hash.
+            }
+
+            ref var ranges = ref CollectionsMarshal.GetValueRefOrAddDefault(_files, (device, inode), out _);
+            if (ranges.Covers(start, end))
+            {
+                return false;
+            }
+
+            var run = ranges.LengthOfRunEndingAt(start);
+            if (run > end - start)
+            {
+                end = run >= ByteRange.ToTheEnd - start ? ByteRange.ToTheEnd : start + run;
+            }
+
+            ranges.Add(start, end);
+            return true;
+        }
+    }
+
+    /// <summary>
     /// Where the file at <paramref name="relative"/> (now (<paramref name="device"/>,
     /// <paramref name="inode"/>)) changed since tracking began, in order; null when that is not
     /// known. The caller checks the path still names the file it named then (no rename, create or
@@ -156,6 +195,33 @@ public sealed class ChangedRanges
             {
                 MergeClosest();
             }
+        }
+
+        public readonly bool Covers(long start, long end)
+        {
+            for (var i = 0; i < _count; i++)
+            {
+                if (_items![i].Start <= start && end <= _items[i].End)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        /// <summary>The length of the range that ends exactly at <paramref name="at"/>; 0 when none does.</summary>
+        public readonly long LengthOfRunEndingAt(long at)
+        {
+            for (var i = 0; i < _count; i++)
+            {
+                if (_items![i].End == at)
+                {
+                    return _items[i].End - _items[i].Start;
+                }
+            }
+
+            return 0;
         }
 
         public readonly ByteRange[] ToArray() => _items is null ? [] : _items.AsSpan(0, _count).ToArray();

@@ -3,8 +3,11 @@ using SafeKit.Native.Files;
 namespace SafeKit.Native.Fuse;
 
 /// <summary>
-/// While alone: the exact byte ranges every change touches (<see cref="ChangedRanges"/>), taken
-/// from the same records the mirror and the change tracker get, under <see cref="_sequence"/>.
+/// While alone: the byte ranges every change touches. Before the change, durably in the journal
+/// (<see cref="ChangeJournal.NoteRange"/>, waited for with the path before the answer); after it,
+/// exactly in memory (<see cref="ChangedRanges"/>), from the same records the mirror and the
+/// change tracker get, under <see cref="_sequence"/>. A file created is covered by its
+/// directory's listing instead (<see cref="ChangeSet.KeepsName"/>).
 /// </summary>
 public sealed unsafe partial class PassthroughFileSystem
 {
@@ -25,10 +28,11 @@ public sealed unsafe partial class PassthroughFileSystem
         }
 
         // Published before the journal is read: a change noted in the journal after that read
-        // finds the record and adds its range; one noted before is in what is read.
+        // finds the record and adds its range; one noted before is in what is read. The journal
+        // fills it with what a run alone before a crash recorded, when that record reaches now.
         var ranges = new ChangedRanges(journal.Base);
         _ranges = ranges;
-        ranges.Distrust(journal.Snapshot().Paths);
+        journal.BeginRanges(ranges);
     }
 
     /// <summary>Stops recording (the peer holds every change again).</summary>
@@ -42,7 +46,50 @@ public sealed unsafe partial class PassthroughFileSystem
     public ByteRange[]? ChangedRangesOf(string relative, ulong device, ulong inode, Guid @base) =>
         _ranges is { } ranges && ranges.Base == @base && _journal?.Base == @base ? ranges.Of(relative, device, inode) : null;
 
-    /// <summary>Under <see cref="_sequence"/>, for a change about to be made or just made: the bytes it touches.</summary>
+    /// <summary>
+    /// Under <see cref="_sequence"/>, before a write through <paramref name="fileInfo"/> (after its
+    /// path is noted): its range, durably. An O_APPEND write lands at the end, wherever that is
+    /// when it runs: everything from the present end on.
+    /// </summary>
+    private long IntendWrite(FuseFileInfo* fileInfo, long offset, nuint size)
+    {
+        if (_ranges is null || size == 0)
+        {
+            return 0;
+        }
+
+        if ((fileInfo->Flags & Posix.OAppend) != 0)
+        {
+            Stat now;
+            return Posix.FStat((int)fileInfo->Fh, &now) < 0 ? _journal?.LoseRanges() ?? 0 : IntendRange(fileInfo->Fh, now.Size, ByteRange.ToTheEnd);
+        }
+
+        return IntendRange(fileInfo->Fh, offset, offset + (long)size);
+    }
+
+    /// <summary>Under <see cref="_sequence"/>, before a change to bytes [<paramref name="start"/>, <paramref name="end"/>) of the file behind <paramref name="handle"/>: the range, durably.</summary>
+    private long IntendRange(ulong handle, long start, long end)
+    {
+        if (_ranges is null || _journal is not { } journal)
+        {
+            return 0;
+        }
+
+        return _open.TryGetValue(handle, out var file) ? IntendNodeRange(file.Node, start, end) : journal.LoseRanges();
+    }
+
+    /// <summary>Under <see cref="_sequence"/>, before a change to bytes [<paramref name="start"/>, <paramref name="end"/>) of node <paramref name="id"/>: the range, durably.</summary>
+    private long IntendNodeRange(ulong id, long start, long end)
+    {
+        if (_ranges is null || _journal is not { } journal)
+        {
+            return 0;
+        }
+
+        return id != 0 && Node(id) is { } inode ? journal.NoteRange(inode.Device, inode.Number, start, end) : journal.LoseRanges();
+    }
+
+    /// <summary>Under <see cref="_sequence"/>, for a change just made: the exact bytes it touched, in memory.</summary>
     private void RecordRanges(MutationKind kind, ReadOnlySpan<byte> record, int dataLength)
     {
         if (_ranges is not { } ranges)

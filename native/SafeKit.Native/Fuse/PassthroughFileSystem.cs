@@ -256,6 +256,11 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         lock (_sequence)
         {
             journaled = IntendNode(id, ChangeScope.Entry);
+            if ((toSet & FuseSetAttr.Size) != 0)
+            {
+                journaled = Math.Max(journaled, IntendNodeRange(id, attr->Size, ByteRange.ToTheEnd));
+            }
+
             var done = 0;
             errno = ApplySetattr(inode, attr, toSet, fileInfo, ref done);
             if (done != 0 && _sink is not null)
@@ -589,7 +594,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = (fileInfo->Flags & Posix.OTrunc) != 0 ? IntendNode(id, ChangeScope.Entry) : 0;
+            journaled = (fileInfo->Flags & Posix.OTrunc) != 0 ? Math.Max(IntendNode(id, ChangeScope.Entry), IntendNodeRange(id, 0, ByteRange.ToTheEnd)) : 0;
             fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), RealFlags(fileInfo->Flags), 0);
             if (fd >= 0)
             {
@@ -753,6 +758,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         lock (_sequence)
         {
             journaled = IntendHandle(fileInfo->Fh);
+            journaled = Math.Max(journaled, IntendWrite(fileInfo, offset, size));
             if (_sink is not null && (fileInfo->Flags & Posix.OAppend) == 0 && size > 0)
             {
                 // Sent first, so SECOND receives and applies it while this disk writes it: the
@@ -1129,6 +1135,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         lock (_sequence)
         {
             journaled = IntendHandle(fileInfo->Fh);
+            journaled = Math.Max(journaled, IntendRange(fileInfo->Fh, offset, (mode & (FallocCollapseRange | FallocInsertRange)) != 0 ? ByteRange.ToTheEnd : offset + length));
             if (Posix.FAllocate((int)fileInfo->Fh, mode, offset, length) < 0)
             {
                 errno = Posix.Errno;
@@ -1163,6 +1170,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         lock (_sequence)
         {
             journaled = IntendHandle(fileOut->Fh);
+            journaled = Math.Max(journaled, IntendRange(fileOut->Fh, offsetOut, offsetOut + (long)length));
             copied = Posix.CopyFileRange((int)fileIn->Fh, &offsetIn, (int)fileOut->Fh, &offsetOut, length, (uint)flags);
             if (copied > 0 && _sink is not null)
             {

@@ -13,6 +13,7 @@ namespace SafeKit.Tests.Lab;
 public sealed class MirrorFailbackLabTests
 {
     private const string Data = "/var/lib/safekit/mirror/data/srv/www";
+    private const string Journal = "/var/lib/safekit/mirror/journal/var_lib_safekit_mirror_data_srv_www";
 
     /// <summary>The tree as both copies must hold it: names, kinds, modes, owners, sizes, links, file times and contents.</summary>
     private const string Describe = "cd " + Data + " && find . -printf '%p %y %m %U %G %s %n %l\\n' | sort && find . -type f -printf '%p %T@\\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum";
@@ -52,6 +53,10 @@ public sealed class MirrorFailbackLabTests
         lab.Require();
         var before = lab.Exec("m1", "sh", "-c", Before);
         Assert.True(before.Succeeded, before.Error);
+
+        // Until SECOND acknowledges them durable (two journal rotations, 10 s apart), the files
+        // just written stay listed: changes a node alone did not see, with no ranges known for them.
+        LabInstance.WaitUntil(() => lab.Exec("m1", "sh", "-c", $"cat {Journal}/*.journal | grep -ac inplace").Output.Trim() == "0", "inplace acknowledged by SECOND and out of the journal", 60);
 
         // SECOND crashes; PRIM goes on alone, changes everything, and is killed in the middle of a writer.
         lab.Lab("kill", "m2");
@@ -94,6 +99,10 @@ public sealed class MirrorFailbackLabTests
         // The journal kept across the crash drove it: no walk of the tree.
         var events = string.Join('\n', lab.Exec("client", Tools.Safekit, "events").Output);
         Assert.Contains("journaled paths", events, StringComparison.Ordinal);
+
+        // And the ranges it wrote alone before its crash: inplace/big.bin and inplace/log.txt
+        // (their directory kept its names) sent as their changed bytes, not compared by hash.
+        Assert.Contains("by changed ranges: /srv/www 2,", events, StringComparison.Ordinal);
 
         // Its figures stay in the status (API, metrics, console) and in 'safekit status'.
         var resync = lab.Module(1).GetProperty("mirror").GetProperty("resync");

@@ -80,6 +80,39 @@ public sealed class ChangedRangesTests
     }
 
     [Fact]
+    public void AddUncovered_WritesNothingCovered_AndWidensASequentialRun_SoFewRecordsCoverAStream()
+    {
+        var noted = Tracking();
+        long start = 0, end = 4096;
+        Assert.True(noted.AddUncovered(1, 1, ref start, ref end));
+        Assert.Equal((0, 4096), (start, end));
+
+        (start, end) = (100, 200);
+        Assert.False(noted.AddUncovered(1, 1, ref start, ref end)); // Inside: nothing to note.
+
+        // A file rewritten 4 KiB at a time: each record at least doubles the run, so 1 GiB costs about 18.
+        var records = 1;
+        for (long at = 4096; at < 1L << 30; at += 4096)
+        {
+            (start, end) = (at, at + 4096);
+            if (noted.AddUncovered(1, 1, ref start, ref end))
+            {
+                records++;
+                Assert.Equal(at, start);
+                Assert.True(end >= at + 4096);
+            }
+        }
+
+        Assert.InRange(records, 18, 20);
+        Assert.Equal(0, noted.Of("f", 1, 1)![0].Start);
+
+        // A write elsewhere is noted as it is.
+        (start, end) = (5L << 30, (5L << 30) + 10);
+        Assert.True(noted.AddUncovered(1, 1, ref start, ref end));
+        Assert.Equal(((5L << 30), (5L << 30) + 10), (start, end));
+    }
+
+    [Fact]
     public void UnknownFiles_EarlierPaths_AndALostChange_AnswerNothing()
     {
         var ranges = new ChangedRanges(Guid.NewGuid());
