@@ -102,7 +102,7 @@ public sealed class MirrorFailbackLabTests
 
         // And the ranges it wrote alone before its crash: inplace/big.bin and inplace/log.txt
         // (their directory kept its names) sent as their changed bytes, not compared by hash.
-        Assert.Contains("by changed ranges: /srv/www 2,", events, StringComparison.Ordinal);
+        Assert.Contains("/srv/www: 2 files by changed ranges", events, StringComparison.Ordinal);
 
         // Its figures stay in the status (API, metrics, console) and in 'safekit status'.
         var resync = lab.Module(1).GetProperty("mirror").GetProperty("resync");
