@@ -99,12 +99,15 @@ public sealed unsafe partial class ChangeJournal
     {
         lock (_gate)
         {
-            if (_noted is not { } noted || !noted.AddUncovered(device, inode, ref start, ref end))
+            return _noted?.AddUncovered(device, inode, ref start, ref end) switch
             {
-                return 0;
-            }
+                RangeNote.Added => WriteRange(RangeKind, device, inode, start, end),
 
-            return WriteRange(RangeKind, device, inode, start, end);
+                // A file beyond the cap: after a crash, with fewer files replayed, its later
+                // ranges would be recorded without its earlier ones. Nothing is answered for.
+                RangeNote.Unrecorded => LoseRangesLocked(),
+                _ => 0,
+            };
         }
     }
 
@@ -113,15 +116,37 @@ public sealed unsafe partial class ChangeJournal
     {
         lock (_gate)
         {
-            if (_noted is not { } noted)
-            {
-                return 0;
-            }
-
-            noted.Lose();
-            _exact?.Lose();
-            return WriteRange(LostKind, 0, 0, 0, 0);
+            return LoseRangesLocked();
         }
+    }
+
+    /// <summary>
+    /// A file just created: its directory is listed (<see cref="ChangeScope.Directory"/>), so no
+    /// resync compares it by ranges (<see cref="ChangeSet.KeepsName"/>) and its writes need none
+    /// on disk — creating files alone costs no more than before.
+    /// </summary>
+    public void NoteCreated(ulong device, ulong inode)
+    {
+        long start = 0, end = ByteRange.ToTheEnd;
+        lock (_gate)
+        {
+            if (_noted?.AddUncovered(device, inode, ref start, ref end) == RangeNote.Unrecorded)
+            {
+                LoseRangesLocked();
+            }
+        }
+    }
+
+    private long LoseRangesLocked()
+    {
+        if (_noted is not { Lost: false } noted)
+        {
+            return 0;
+        }
+
+        noted.Lose();
+        _exact?.Lose();
+        return WriteRange(LostKind, 0, 0, 0, 0);
     }
 
     /// <summary>Under <see cref="_gate"/>: one record appended; on failure the whole journal is distrusted (a resync then walks everything).</summary>

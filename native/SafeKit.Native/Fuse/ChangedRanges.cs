@@ -45,6 +45,18 @@ public sealed class ChangedRanges
     /// <summary>The generation the journal lists changes from when tracking began: ranges answer only for that journal.</summary>
     public Guid Base { get; }
 
+    /// <summary>Whether nothing is answered for any more (<see cref="Lose"/>).</summary>
+    public bool Lost
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _lost;
+            }
+        }
+    }
+
     /// <summary>Files recorded so far.</summary>
     public int Count
     {
@@ -104,26 +116,27 @@ public sealed class ChangedRanges
     /// unless a range already covers it, and returns whether it did. A range that continues one
     /// exactly where it ends is widened to at least that one's length, so a file rewritten
     /// sequentially is noted a logarithmic number of times, not once per write; the range added
-    /// is returned in the two parameters.
+    /// is returned in the two parameters. <see cref="RangeNote.Unrecorded"/>: nothing is known
+    /// any more, or the file would be one too many.
     /// </summary>
-    public bool AddUncovered(ulong device, ulong inode, ref long start, ref long end)
+    public RangeNote AddUncovered(ulong device, ulong inode, ref long start, ref long end)
     {
         if (end <= start || start < 0)
         {
-            return false;
+            return RangeNote.Covered;
         }
 
         lock (_gate)
         {
             if (_lost || (_files.Count >= MaxFiles && !_files.ContainsKey((device, inode))))
             {
-                return false; // Not recorded: not known, compared by hash.
+                return RangeNote.Unrecorded;
             }
 
             ref var ranges = ref CollectionsMarshal.GetValueRefOrAddDefault(_files, (device, inode), out _);
             if (ranges.Covers(start, end))
             {
-                return false;
+                return RangeNote.Covered;
             }
 
             var run = ranges.LengthOfRunEndingAt(start);
@@ -133,7 +146,7 @@ public sealed class ChangedRanges
             }
 
             ranges.Add(start, end);
-            return true;
+            return RangeNote.Added;
         }
     }
 
@@ -244,4 +257,17 @@ public sealed class ChangedRanges
             _count--;
         }
     }
+}
+
+/// <summary>What <see cref="ChangedRanges.AddUncovered"/> did.</summary>
+public enum RangeNote
+{
+    /// <summary>A range already there covers it: nothing to write.</summary>
+    Covered,
+
+    /// <summary>Added (perhaps widened): to be written.</summary>
+    Added,
+
+    /// <summary>Not recorded (all is lost, or one file too many): nothing about the file can be answered for.</summary>
+    Unrecorded,
 }

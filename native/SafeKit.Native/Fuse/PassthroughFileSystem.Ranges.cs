@@ -6,8 +6,8 @@ namespace SafeKit.Native.Fuse;
 /// While alone: the byte ranges every change touches. Before the change, durably in the journal
 /// (<see cref="ChangeJournal.NoteRange"/>, waited for with the path before the answer); after it,
 /// exactly in memory (<see cref="ChangedRanges"/>), from the same records the mirror and the
-/// change tracker get, under <see cref="_sequence"/>. A file created is covered by its
-/// directory's listing instead (<see cref="ChangeSet.KeepsName"/>).
+/// change tracker get, under <see cref="_sequence"/>. A file created writes no ranges to disk:
+/// its directory's listing covers it instead (<see cref="ChangeSet.KeepsName"/>).
 /// </summary>
 public sealed unsafe partial class PassthroughFileSystem
 {
@@ -87,6 +87,15 @@ public sealed unsafe partial class PassthroughFileSystem
         }
 
         return id != 0 && Node(id) is { } inode ? journal.NoteRange(inode.Device, inode.Number, start, end) : journal.LoseRanges();
+    }
+
+    /// <summary>Under <see cref="_sequence"/>, for a file just created: no ranges on disk for it (<see cref="ChangeJournal.NoteCreated"/>).</summary>
+    private void NoteCreated(ulong id)
+    {
+        if (_ranges is not null && _journal is { } journal && Node(id) is { } inode)
+        {
+            journal.NoteCreated(inode.Device, inode.Number);
+        }
     }
 
     /// <summary>Under <see cref="_sequence"/>, for a change just made: the exact bytes it touched, in memory.</summary>

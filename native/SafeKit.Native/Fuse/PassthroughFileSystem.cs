@@ -399,6 +399,10 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             if (result == 0 && errno == 0)
             {
                 errno = Lookup(dir, name, &entry);
+                if (errno == 0)
+                {
+                    NoteCreated(entry.Ino);
+                }
             }
 
             if (result == 0 && _sink is not null)
@@ -665,6 +669,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
                 {
                     Opened(fd, entry.Ino, fileInfo->Flags);
                     _journal?.NoteNode(entry.Ino, ChangeScope.Entry);
+                    NoteCreated(entry.Ino);
                 }
 
                 if (_sink is not null)

@@ -84,18 +84,18 @@ public sealed class ChangedRangesTests
     {
         var noted = Tracking();
         long start = 0, end = 4096;
-        Assert.True(noted.AddUncovered(1, 1, ref start, ref end));
+        Assert.Equal(RangeNote.Added, noted.AddUncovered(1, 1, ref start, ref end));
         Assert.Equal((0, 4096), (start, end));
 
         (start, end) = (100, 200);
-        Assert.False(noted.AddUncovered(1, 1, ref start, ref end)); // Inside: nothing to note.
+        Assert.Equal(RangeNote.Covered, noted.AddUncovered(1, 1, ref start, ref end)); // Inside: nothing to note.
 
         // A file rewritten 4 KiB at a time: each record at least doubles the run, so 1 GiB costs about 18.
         var records = 1;
         for (long at = 4096; at < 1L << 30; at += 4096)
         {
             (start, end) = (at, at + 4096);
-            if (noted.AddUncovered(1, 1, ref start, ref end))
+            if (noted.AddUncovered(1, 1, ref start, ref end) == RangeNote.Added)
             {
                 records++;
                 Assert.Equal(at, start);
@@ -108,8 +108,11 @@ public sealed class ChangedRangesTests
 
         // A write elsewhere is noted as it is.
         (start, end) = (5L << 30, (5L << 30) + 10);
-        Assert.True(noted.AddUncovered(1, 1, ref start, ref end));
+        Assert.Equal(RangeNote.Added, noted.AddUncovered(1, 1, ref start, ref end));
         Assert.Equal(((5L << 30), (5L << 30) + 10), (start, end));
+
+        noted.Lose();
+        Assert.Equal(RangeNote.Unrecorded, noted.AddUncovered(1, 1, ref start, ref end));
     }
 
     [Fact]

@@ -74,6 +74,26 @@ public sealed class DurableRangesTests : IDisposable
     }
 
     [Fact]
+    public void FilesCreatedAlone_WriteNoRanges_AndOneFileTooMany_LosesEverything_AlsoAfterACrash()
+    {
+        var (journal, _) = StartAlone();
+        journal.WaitDurable(journal.NoteRange(3, 1, 0, 10));
+        journal.NoteCreated(3, 2);
+        Assert.Equal(0, journal.NoteRange(3, 2, 0, 4096)); // Its directory's listing covers it.
+
+        // Up to the cap (created files count: in memory only, so a replay would see fewer).
+        for (var inode = 3UL; inode <= ChangedRanges.MaxFiles; inode++)
+        {
+            journal.NoteCreated(3, inode);
+        }
+
+        Assert.NotEqual(0, journal.NoteRange(3, 1, 100, 110)); // A file already known: still recorded.
+        journal.WaitDurable(journal.NoteRange(3, ChangedRanges.MaxFiles + 5, 0, 10));
+        var (_, ranges) = StartAlone();
+        Assert.Null(ranges.Of("a", 3, 1));
+    }
+
+    [Fact]
     public void ALostChange_ATornRecord_OrARunThatDidNotTrack_LeaveNothingWrong()
     {
         // A change that could not be tied to a file: nothing is known after the crash either.
