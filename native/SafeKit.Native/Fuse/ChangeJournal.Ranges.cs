@@ -242,9 +242,7 @@ public sealed unsafe partial class ChangeJournal
             }
         }
 
-        if (!header[..4].SequenceEqual(RangesMagic) || BinaryPrimitives.ReadUInt32LittleEndian(header[4..]) != Version
-            || BinaryPrimitives.ReadUInt32LittleEndian(header[60..]) != XxHash32.HashToUInt32(header[..60])
-            || new Guid(header.Slice(16, 16)) != Base || BinaryPrimitives.ReadInt64LittleEndian(header[32..]) != number)
+        if (!IsHeader(header, RangesMagic) || new Guid(header.Slice(16, 16)) != Base || BinaryPrimitives.ReadInt64LittleEndian(header[32..]) != number)
         {
             return null;
         }

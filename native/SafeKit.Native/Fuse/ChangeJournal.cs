@@ -513,13 +513,17 @@ public sealed unsafe partial class ChangeJournal : IDisposable
         }
     }
 
+    /// <summary>Whether <paramref name="bytes"/> start with an intact header of this version (see <see cref="CreateFile"/>) with <paramref name="magic"/>.</summary>
+    private static bool IsHeader(ReadOnlySpan<byte> bytes, ReadOnlySpan<byte> magic) =>
+        bytes.Length >= HeaderSize && bytes[..4].SequenceEqual(magic) && BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]) == Version
+        && BinaryPrimitives.ReadUInt32LittleEndian(bytes[60..]) == XxHash32.HashToUInt32(bytes[..60]);
+
     private static bool ReadHeader(ReadOnlySpan<byte> bytes, out Guid @base, out long number, out bool complete)
     {
         @base = default;
         number = 0;
         complete = false;
-        if (bytes.Length < HeaderSize || !bytes[..4].SequenceEqual(Magic) || BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]) != Version
-            || BinaryPrimitives.ReadUInt32LittleEndian(bytes[60..]) != XxHash32.HashToUInt32(bytes[..60]))
+        if (!IsHeader(bytes, Magic))
         {
             return false;
         }

@@ -3,10 +3,11 @@ using SafeKit.Native.Files;
 namespace SafeKit.Native.Fuse;
 
 /// <summary>
-/// While alone: the byte ranges every change touches. Before the change, durably in the journal
-/// (<see cref="ChangeJournal.NoteRange"/>, waited for with the path before the answer); after it,
-/// exactly in memory (<see cref="ChangedRanges"/>), from the same records the mirror and the
-/// change tracker get, under <see cref="_sequence"/>. A file created writes no ranges to disk:
+/// While alone: the byte ranges every change touches, noted under <see cref="_sequence"/> before
+/// the change is made — exactly in memory (<see cref="ChangedRanges"/>), widened and durably in the
+/// journal (<see cref="ChangeJournal.NoteRange"/>, waited for with the path before the answer). A
+/// range asked for and not made (a failed write, a short copy) only makes the record larger. An
+/// O_APPEND write notes everything from the present end on. A file created writes no ranges to disk:
 /// its directory's listing covers it instead (<see cref="ChangeSet.KeepsName"/>).
 /// </summary>
 public sealed unsafe partial class PassthroughFileSystem
@@ -61,132 +62,51 @@ public sealed unsafe partial class PassthroughFileSystem
         if ((fileInfo->Flags & Posix.OAppend) != 0)
         {
             Stat now;
-            return Posix.FStat((int)fileInfo->Fh, &now) < 0 ? _journal?.LoseRanges() ?? 0 : IntendRange(fileInfo->Fh, now.Size, ByteRange.ToTheEnd);
+            return Posix.FStat((int)fileInfo->Fh, &now) < 0 ? LoseRanges() : IntendRange(fileInfo->Fh, now.Size, ByteRange.ToTheEnd);
         }
 
         return IntendRange(fileInfo->Fh, offset, offset + (long)size);
     }
 
-    /// <summary>Under <see cref="_sequence"/>, before a change to bytes [<paramref name="start"/>, <paramref name="end"/>) of the file behind <paramref name="handle"/>: the range, durably.</summary>
-    private long IntendRange(ulong handle, long start, long end)
-    {
-        if (_ranges is null || _journal is not { } journal)
-        {
-            return 0;
-        }
+    /// <summary>Under <see cref="_sequence"/>, before a change to bytes [<paramref name="start"/>, <paramref name="end"/>) of the file behind <paramref name="handle"/>: the range, in memory and durably.</summary>
+    private long IntendRange(ulong handle, long start, long end) =>
+        _ranges is null ? 0 : IntendNodeRange(_open.TryGetValue(handle, out var file) ? file.Node : 0, start, end);
 
-        return _open.TryGetValue(handle, out var file) ? IntendNodeRange(file.Node, start, end) : journal.LoseRanges();
-    }
-
-    /// <summary>Under <see cref="_sequence"/>, before a change to bytes [<paramref name="start"/>, <paramref name="end"/>) of node <paramref name="id"/>: the range, durably.</summary>
+    /// <summary>
+    /// Under <see cref="_sequence"/>, before a change to bytes [<paramref name="start"/>,
+    /// <paramref name="end"/>) of node <paramref name="id"/>: the range, exactly in memory and
+    /// (widened) in the journal; a change that cannot be tied to a file loses both.
+    /// </summary>
     private long IntendNodeRange(ulong id, long start, long end)
     {
-        if (_ranges is null || _journal is not { } journal)
+        if (_ranges is not { } ranges || _journal is not { } journal)
         {
             return 0;
         }
 
-        return id != 0 && Node(id) is { } inode ? journal.NoteRange(inode.Device, inode.Number, start, end) : journal.LoseRanges();
+        if (id == 0 || Node(id) is not { } inode)
+        {
+            return LoseRanges();
+        }
+
+        ranges.Add(inode.Device, inode.Number, start, end);
+        return journal.NoteRange(inode.Device, inode.Number, start, end);
+    }
+
+    /// <summary>A change that cannot be tied to a file: from now on no range is answered for, in memory or after a crash.</summary>
+    private long LoseRanges()
+    {
+        _ranges?.Lose();
+        return _journal?.LoseRanges() ?? 0;
     }
 
     /// <summary>Under <see cref="_sequence"/>, for a file just created: no ranges on disk for it (<see cref="ChangeJournal.NoteCreated"/>).</summary>
     private void NoteCreated(ulong id)
     {
-        if (_ranges is not null && _journal is { } journal && Node(id) is { } inode)
+        if (_ranges is { } ranges && _journal is { } journal && Node(id) is { } inode)
         {
+            ranges.Add(inode.Device, inode.Number, 0, ByteRange.ToTheEnd); // Perhaps on a reused inode number: all of it.
             journal.NoteCreated(inode.Device, inode.Number);
-        }
-    }
-
-    /// <summary>Under <see cref="_sequence"/>, for a change just made: the exact bytes it touched, in memory.</summary>
-    private void RecordRanges(MutationKind kind, ReadOnlySpan<byte> record, int dataLength)
-    {
-        if (_ranges is not { } ranges)
-        {
-            return;
-        }
-
-        var r = new MutationReader(record);
-        switch (kind)
-        {
-            case MutationKind.Write:
-            {
-                var handle = r.U64();
-                var offset = r.I64();
-                AddForHandle(ranges, handle, offset, offset + dataLength);
-                break;
-            }
-
-            case MutationKind.Fallocate:
-            {
-                var handle = r.U64();
-                var mode = r.I32();
-                var offset = r.I64();
-                var length = r.I64();
-
-                // Collapsing or inserting moves every byte after the range.
-                AddForHandle(ranges, handle, offset, (mode & (FallocCollapseRange | FallocInsertRange)) != 0 ? ByteRange.ToTheEnd : offset + length);
-                break;
-            }
-
-            case MutationKind.CopyFileRange:
-            {
-                r.U64();
-                r.I64();
-                var handle = r.U64();
-                var to = r.I64();
-                AddForHandle(ranges, handle, to, to + r.I64());
-                break;
-            }
-
-            case MutationKind.Setattr:
-            {
-                var id = r.U64();
-                r.I64();
-                if ((r.I32() & FuseSetAttr.Size) != 0)
-                {
-                    r.U32();
-                    r.U32();
-                    r.U32();
-
-                    // A shrink then a growth leaves zeros where the peer still has bytes: all from the new size on.
-                    AddForNode(ranges, id, r.I64(), ByteRange.ToTheEnd);
-                }
-
-                break;
-            }
-
-            case MutationKind.Open:
-                AddForNode(ranges, r.U64(), 0, ByteRange.ToTheEnd); // Sent as a change only with O_TRUNC.
-                break;
-            case MutationKind.Create or MutationKind.Mknod:
-                r.U64();
-                AddForNode(ranges, r.U64(), 0, ByteRange.ToTheEnd); // A new file (perhaps on a reused inode number): all of it.
-                break;
-        }
-    }
-
-    private void AddForHandle(ChangedRanges ranges, ulong handle, long start, long end)
-    {
-        if (_open.TryGetValue(handle, out var file))
-        {
-            AddForNode(ranges, file.Node, start, end);
-        }
-        else
-        {
-            ranges.Lose(); // A change to a file that cannot be named: from now on nothing is known.
-        }
-    }
-
-    private void AddForNode(ChangedRanges ranges, ulong id, long start, long end)
-    {
-        if (id != 0 && Node(id) is { } inode)
-        {
-            ranges.Add(inode.Device, inode.Number, start, end);
-        }
-        else
-        {
-            ranges.Lose();
         }
     }
 }

@@ -123,7 +123,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         if (changes)
         {
             Track(kind, record);
-            RecordRanges(kind, record, data.Length);
         }
 
         return _sink?.Enqueue(kind, record, data, durable, changes) ?? ReplicationTicket.None;
