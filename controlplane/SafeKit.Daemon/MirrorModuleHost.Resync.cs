@@ -197,6 +197,7 @@ internal sealed partial class MirrorModuleHost
             var options = ChannelOptions();
             var address = _peer.Addresses[_module.ReplicationNetwork];
             var cap = _module.ResyncMegabitsPerSecond > 0 ? new BandwidthCap(_module.ResyncMegabitsPerSecond * 125_000L) : null;
+            var phases = new ResyncPhases();
             for (var i = 0; i < _directories.Count; i++)
             {
                 resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct, cap));
@@ -205,10 +206,13 @@ internal sealed partial class MirrorModuleHost
             Volatile.Write(ref _running, resyncs.ToArray());
             var progress = new Progress<string>(p => _resyncProgress = $"resynchronising {_peer.Name}: {p}");
             // Directories in parallel, each on its own connection: the slowest sets the time, not their sum.
+            phases.Done("connected");
             await Task.WhenAll(resyncs.Select(r => r.PrecopyAsync(progress, ct)));
+            phases.Done("live passes");
 
             // From here until the links attach, the application's writes wait.
             await Task.WhenAll(resyncs.Select(r => r.FreezeAndCatchUpAsync(ct)));
+            phases.Done("frozen pass");
 
             for (var i = 0; i < resyncs.Count - 1; i++)
             {
@@ -221,6 +225,7 @@ internal sealed partial class MirrorModuleHost
             record.Parent.TryWriteBytes(generations.AsSpan(16, 16));
             handedOver = true;
             await resyncs[^1].FinishAsync(generations, ct);
+            phases.Done("durable there");
 
             // The peer holds this generation now: one shared history again. A link that fails
             // from here goes alone as on any PRIM (a new generation first).
@@ -243,7 +248,8 @@ internal sealed partial class MirrorModuleHost
                 resync.Thaw();
             }
 
-            summary = $"in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms: {Summarise(resyncs)}; writes held back {resyncs.Max(r => r.Frozen).TotalMilliseconds:0} ms";
+            phases.Done("attached");
+            summary = $"in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms: {Summarise(resyncs)}; writes held back {resyncs.Max(r => r.Frozen).TotalMilliseconds:0} ms; {phases}";
             // The node may be leaving meanwhile (it holds the gate and waits for this task).
             if (await _gate.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None))
             {
@@ -307,7 +313,7 @@ internal sealed partial class MirrorModuleHost
             $"{_directories[i].Config.Path}: {r.Statistics.FilesByRanges} files by changed ranges, {r.Statistics.BytesSent} bytes changed, {r.Statistics.WireBytes} bytes on the wire"));
         var sent = resyncs.Sum(r => r.Statistics.BytesSent);
         var wire = resyncs.Sum(r => r.Statistics.WireBytes);
-        var first = resyncs.Sum(r => r.FirstPass.TotalMilliseconds);
+        var first = resyncs.Max(r => r.FirstPass.TotalMilliseconds); // They run side by side.
         var scope = string.Join("; ", resyncs.Select(r => r.FirstPassScope));
         return $"{passes} live passes (the first over {scope}: {first:0} ms), {files} files compared, {sent} bytes changed, {wire} bytes on the wire [{each}]";
     }

@@ -662,7 +662,9 @@ internal sealed partial class LabRunner
                 throw new TimeoutException($"safekitd on {topology.NodeName(index)} did not come up within {StartTimeout.TotalSeconds} s:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
             }
 
-            Thread.Sleep(20);
+            // Not faster: it waits beside what the node does on start (a failback, for one), and
+            // each look parses the status file.
+            Thread.Sleep(50);
         }
     }
 

@@ -106,6 +106,12 @@ internal static unsafe partial class Posix
     [LibraryImport(Lib, EntryPoint = "syncfs", SetLastError = true)]
     internal static partial int SyncFs(int fd);
 
+    [LibraryImport(Lib, EntryPoint = "sync_file_range", SetLastError = true)]
+    internal static partial int SyncFileRange(int fd, long offset, long length, uint flags);
+
+    /// <summary>SYNC_FILE_RANGE_WRITE: start writing the dirty pages back, without waiting.</summary>
+    public const uint SyncFileRangeWrite = 2;
+
     /// <summary>posix_fadvise: returns the error number itself (0 on success), errno is not set.</summary>
     [LibraryImport(Lib, EntryPoint = "posix_fadvise")]
     internal static partial int FAdvise(int fd, long offset, long length, int advice);

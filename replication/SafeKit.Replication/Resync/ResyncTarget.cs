@@ -717,6 +717,11 @@ public sealed class ResyncTarget : IDisposable
         if (last)
         {
             RandomAccess.SetLength(_open!, meta.Size);
+
+            // On its way to disk now, while the next files arrive: the copy is made durable at the
+            // end in one syncfs, which then has little left to write (the node waits for it to
+            // become SECOND, the application's writes wait for it).
+            DirectorySync.StartWriteback(_open!);
             CloseOpen();
             FileTree.SetMetadata(path, EntryKind.Regular, meta.Mode, meta.Uid, meta.Gid, meta.MtimeNs);
         }

@@ -104,6 +104,9 @@ public sealed class MirrorFailbackLabTests
         // (their directory kept its names) sent as their changed bytes, not compared by hash.
         Assert.Contains("/srv/www: 2 files by changed ranges", events, StringComparison.Ordinal);
 
+        // Where its time went, step by step, in the order the steps run.
+        Assert.Matches(@"steps: connected \d+ ms, live passes \d+ ms, frozen pass \d+ ms, durable there \d+ ms, attached \d+ ms", events);
+
         // Its figures stay in the status (API, metrics, console) and in 'safekit status'.
         var resync = lab.Module(1).GetProperty("mirror").GetProperty("resync");
         Assert.Equal("done", resync.GetProperty("phase").GetString());
