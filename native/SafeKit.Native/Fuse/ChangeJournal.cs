@@ -236,6 +236,21 @@ public sealed unsafe partial class ChangeJournal : IDisposable
         }
     }
 
+    /// <summary>Whether record <paramref name="sequence"/> (from <see cref="Note"/> or <see cref="NoteRange"/>; 0: none) is on disk already.</summary>
+    public bool IsDurable(long sequence) => Volatile.Read(ref _synced) >= sequence;
+
+    /// <summary>Whether every record written so far is on disk.</summary>
+    public bool AllDurable
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return Volatile.Read(ref _synced) >= _written;
+            }
+        }
+    }
+
     /// <summary>Returns once the record <paramref name="sequence"/> (from <see cref="Note"/>) is on disk; waiters share one fdatasync.</summary>
     public void WaitDurable(long sequence)
     {

@@ -756,34 +756,27 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     {
         var fd = (int)fileInfo->Fh;
         nint written;
-        var errno = 0;
+        int errno;
         var ticket = ReplicationTicket.None;
         long journaled;
-        lock (_sequence)
+        while (true)
         {
-            journaled = IntendHandle(fileInfo->Fh);
-            journaled = Math.Max(journaled, IntendWrite(fileInfo, offset, size));
-            if (_sink is not null && (fileInfo->Flags & Posix.OAppend) == 0 && size > 0)
+            lock (_sequence)
             {
-                // Sent first, so SECOND receives and applies it while this disk writes it: the
-                // write's round trip overlaps the local write instead of following it.
-                Span<byte> ahead = stackalloc byte[16];
-                var sent = new MutationWriter(ahead);
-                sent.U64((ulong)fd);
-                sent.I64(offset);
-                ticket = Send(MutationKind.Write, sent.Written, changes: true, durable: (fileInfo->Flags & Posix.ODsync) != 0, data: new ReadOnlySpan<byte>(buffer, (int)size));
-                written = Posix.PWrite(fd, buffer, size, offset);
-                errno = written < 0 ? Posix.Errno : 0;
-                if (written != (nint)size)
+                journaled = IntendHandle(fileInfo->Fh);
+                journaled = Math.Max(journaled, IntendWrite(fileInfo, offset, size));
+                if (journaled == 0 || _journal!.IsDurable(journaled))
                 {
-                    _sink.Diverged($"a write of {size} bytes at {offset} sent to SECOND failed on PRIM ({(written < 0 ? $"errno {errno}" : $"{written} bytes written")}): SECOND's copy no longer matches and is behind from now on");
+                    written = Write(fd, buffer, size, offset, fileInfo, ref ticket, out errno);
+                    break;
                 }
             }
-            else
-            {
-                written = WriteThenSend(fd, buffer, size, offset, fileInfo, ref ticket);
-                errno = written < 0 ? Posix.Errno : 0;
-            }
+
+            // The bytes may reach the disk at any moment once written (the kernel's writeback):
+            // their record must be there first, or a power cut between the two could leave them
+            // on disk, unrecorded. Waited for outside the lock, so other changes go on meanwhile
+            // (and share the fdatasync); then again: noted now, the intents write nothing more.
+            Journaled(journaled);
         }
 
         if (written < 0)
@@ -792,9 +785,37 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyWrite(request, (nuint)written);
+    }
+
+    /// <summary>Under <see cref="_sequence"/>, its record durable: the write itself, sent to SECOND ahead of it when it can be.</summary>
+    private nint Write(int fd, byte* buffer, nuint size, long offset, FuseFileInfo* fileInfo, ref ReplicationTicket ticket, out int errno)
+    {
+        nint written;
+        if (_sink is not null && (fileInfo->Flags & Posix.OAppend) == 0 && size > 0)
+        {
+            // Sent first, so SECOND receives and applies it while this disk writes it: the
+            // write's round trip overlaps the local write instead of following it.
+            Span<byte> ahead = stackalloc byte[16];
+            var sent = new MutationWriter(ahead);
+            sent.U64((ulong)fd);
+            sent.I64(offset);
+            ticket = Send(MutationKind.Write, sent.Written, changes: true, durable: (fileInfo->Flags & Posix.ODsync) != 0, data: new ReadOnlySpan<byte>(buffer, (int)size));
+            written = Posix.PWrite(fd, buffer, size, offset);
+            errno = written < 0 ? Posix.Errno : 0;
+            if (written != (nint)size)
+            {
+                _sink.Diverged($"a write of {size} bytes at {offset} sent to SECOND failed on PRIM ({(written < 0 ? $"errno {errno}" : $"{written} bytes written")}): SECOND's copy no longer matches and is behind from now on");
+            }
+        }
+        else
+        {
+            written = WriteThenSend(fd, buffer, size, offset, fileInfo, ref ticket);
+            errno = written < 0 ? Posix.Errno : 0;
+        }
+
+        return written;
     }
 
     /// <summary>O_APPEND (where it lands is known only once written) and the alone case: write, then send where it went.</summary>

@@ -130,16 +130,26 @@ public sealed class JournaledResyncTests
         }
     }
 
-    /// <summary>Acknowledges each change at once, recording what it was asked to send.</summary>
-    private sealed class RecordingSink : IReplicationSink
+    /// <summary>
+    /// Acknowledges each change at once, recording what it was asked to send — and, given a
+    /// journal, whether that journal held nothing not yet on disk as each write was sent (just
+    /// before it is made here).
+    /// </summary>
+    private sealed class RecordingSink(ChangeJournal? journal = null) : IReplicationSink
     {
         public List<(MutationKind Kind, bool Durable)> Sent { get; } = [];
+
+        public List<bool> RecordsDurableAtWrite { get; } = [];
 
         public ReplicationTicket Enqueue(MutationKind kind, ReadOnlySpan<byte> record, ReadOnlySpan<byte> data, bool durable, bool changes)
         {
             lock (Sent)
             {
                 Sent.Add((kind, durable));
+                if (journal is not null && kind == MutationKind.Write)
+                {
+                    RecordsDurableAtWrite.Add(journal.AllDurable);
+                }
             }
 
             return new ReplicationTicket(ValueTask.CompletedTask, changes || durable);
@@ -150,14 +160,19 @@ public sealed class JournaledResyncTests
         }
     }
 
+    /// <summary>A directory (world-readable, for the mount's users) with the real files' directory and a mountpoint in it.</summary>
+    private static (DirectoryInfo Root, string Data, string Mountpoint) MountScratch(string prefix)
+    {
+        Tools.RequireFuse();
+        var root = Directory.CreateTempSubdirectory(prefix);
+        File.SetUnixFileMode(root.FullName, (UnixFileMode)0x1ED);
+        return (root, Directory.CreateDirectory(Path.Join(root.FullName, "data")).FullName, Directory.CreateDirectory(Path.Join(root.FullName, "mnt")).FullName);
+    }
+
     [Fact]
     public async Task WhileMirroring_ARotationSendsADurableCheckpoint_AndTheEpochsBeforeItCanBeDropped()
     {
-        Tools.RequireFuse();
-        var root = Directory.CreateTempSubdirectory("sk-journal-rotation-");
-        File.SetUnixFileMode(root.FullName, (UnixFileMode)0x1ED);
-        var data = Directory.CreateDirectory(Path.Join(root.FullName, "data")).FullName;
-        var mountpoint = Directory.CreateDirectory(Path.Join(root.FullName, "mnt")).FullName;
+        var (root, data, mountpoint) = MountScratch("sk-journal-rotation-");
         try
         {
             File.WriteAllText(Path.Join(data, "before.txt"), "");
@@ -188,6 +203,43 @@ public sealed class JournaledResyncTests
             // SECOND's side of a checkpoint: its whole copy made durable (syncfs), acknowledged with 0.
             using var applier = MirrorApplier.Open(Directory.CreateDirectory(Path.Join(root.FullName, "second")).FullName);
             Assert.Equal(0, applier.Apply(MutationKind.Checkpoint, [], durable: true));
+        }
+        finally
+        {
+            FuseMount.DetachStale(mountpoint);
+            root.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task AWrite_IsMadeOnlyOnceItsRecordsAreDurable_SoAPowerCutCannotLeaveItOnDiskUnrecorded()
+    {
+        var (root, data, mountpoint) = MountScratch("sk-journal-order-");
+        try
+        {
+            await File.WriteAllBytesAsync(Path.Join(data, "inplace.bin"), new byte[256 * 1024], TestContext.Current.CancellationToken);
+            using var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
+            var sink = new RecordingSink(journal);
+            using var fs = PassthroughFileSystem.Open(data, sink);
+            fs.UseJournal(journal);
+            fs.TrackChangedRanges(); // Each write far from the others needs a range record of its own.
+            using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+
+            // In place, at places no record covers yet: the path's record first, then a range each.
+            using (var file = File.OpenHandle(Path.Join(mountpoint, "inplace.bin"), FileMode.Open, FileAccess.Write))
+            {
+                foreach (var offset in new long[] { 0, 100_000, 200_000 })
+                {
+                    RandomAccess.Write(file, new byte[] { 1, 2, 3 }, offset);
+                }
+            }
+
+            Assert.Equal(["inplace.bin"], journal.Snapshot().Paths.Keys);
+            lock (sink.Sent)
+            {
+                Assert.Equal(3, sink.RecordsDurableAtWrite.Count);
+                Assert.All(sink.RecordsDurableAtWrite, Assert.True);
+            }
         }
         finally
         {
