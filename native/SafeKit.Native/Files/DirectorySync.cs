@@ -25,19 +25,7 @@ public static unsafe class DirectorySync
     public static void StartWriteback(Microsoft.Win32.SafeHandles.SafeFileHandle file)
     {
         ArgumentNullException.ThrowIfNull(file);
-        var added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            _ = Posix.SyncFileRange((int)file.DangerousGetHandle(), 0, 0, Posix.SyncFileRangeWrite);
-        }
-        finally
-        {
-            if (added)
-            {
-                file.DangerousRelease();
-            }
-        }
+        _ = Posix.SyncFileRange(file, 0, 0, Posix.SyncFileRangeWrite); // The marshaller holds the handle open meanwhile.
     }
 
     private static void Sync(string directory, bool syncFileSystem)
