@@ -4,8 +4,8 @@ namespace SafeKit.Native.Fuse;
 
 /// <summary>
 /// The change journal on the write path: under <see cref="_sequence"/>, before a change is made,
-/// the paths it touches are written to the journal (a crash after the change then cannot miss
-/// it); the caller waits for them to be durable before answering the application.
+/// the paths it touches are written to the journal, and the change waits until they are on disk
+/// (a crash after the change, even a power cut, then cannot miss it).
 /// </summary>
 public sealed unsafe partial class PassthroughFileSystem
 {
@@ -74,13 +74,33 @@ public sealed unsafe partial class PassthroughFileSystem
     private long IntendHandle(ulong handle) =>
         _journal is null || !_open.TryGetValue(handle, out var file) ? 0 : IntendNode(file.Node, ChangeScope.Entry);
 
-    /// <summary>After the change, before answering: the journal records it needed are on disk.</summary>
-    private void Journaled(long sequence)
+    /// <summary>
+    /// Under <see cref="_sequence"/>, after the intents of a change and before the change: whether
+    /// the records they wrote (<paramref name="sequence"/>, 0: none) are on disk. The change may
+    /// reach the disk at any moment once made (page writeback, the file system's own journal
+    /// commit), so its record must be there first, or a power cut between the two could leave it
+    /// on disk, unrecorded (DRBD's activity-log order). When not yet, waits for them with the lock
+    /// released (other changes go on meanwhile and share the fdatasync) and returns false: the
+    /// caller takes its intents again, which write nothing more unless an epoch began meanwhile.
+    /// </summary>
+    private bool RecordedFirst(long sequence)
     {
-        if (sequence != 0)
+        if (sequence == 0 || _journal is not { } journal || journal.IsDurable(sequence))
         {
-            _journal?.WaitDurable(sequence);
+            return true;
         }
+
+        _sequence.Exit();
+        try
+        {
+            journal.WaitDurable(sequence);
+        }
+        finally
+        {
+            _sequence.Enter();
+        }
+
+        return false;
     }
 
     private static bool IsDirectory(int fd)

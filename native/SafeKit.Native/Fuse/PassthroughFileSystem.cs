@@ -254,11 +254,15 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = IntendNode(id, ChangeScope.Entry);
-            if ((toSet & FuseSetAttr.Size) != 0)
+            do
             {
-                journaled = Math.Max(journaled, IntendNodeRange(id, attr->Size, ByteRange.ToTheEnd));
+                journaled = IntendNode(id, ChangeScope.Entry);
+                if ((toSet & FuseSetAttr.Size) != 0)
+                {
+                    journaled = Math.Max(journaled, IntendNodeRange(id, attr->Size, ByteRange.ToTheEnd));
+                }
             }
+            while (!RecordedFirst(journaled));
 
             var done = 0;
             errno = ApplySetattr(inode, attr, toSet, fileInfo, ref done);
@@ -284,7 +288,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -390,7 +393,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = IntendNode(dir.Id, ChangeScope.Directory);
+            do
+            {
+                journaled = IntendNode(dir.Id, ChangeScope.Directory);
+            }
+            while (!RecordedFirst(journaled));
+
             var result = linkTarget is not null ? Posix.SymlinkAt(linkTarget, dir.Fd, name)
                 : directory ? Posix.MkdirAt(dir.Fd, name, mode & 0xFFF)
                 : Posix.MknodAt(dir.Fd, name, mode, device);
@@ -436,7 +444,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -461,7 +468,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = IntendNode(dir.Id, ChangeScope.Directory);
+            do
+            {
+                journaled = IntendNode(dir.Id, ChangeScope.Directory);
+            }
+            while (!RecordedFirst(journaled));
+
             result = Posix.UnlinkAt(dir.Fd, name, directory ? Posix.AtRemoveDir : 0);
             if (result < 0)
             {
@@ -477,7 +489,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -496,12 +507,16 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         lock (_sequence)
         {
             // Both listings, and everything under the name that receives something (both names for an exchange).
-            journaled = Math.Max(IntendNode(from.Id, ChangeScope.Directory), IntendNode(to.Id, ChangeScope.Directory));
-            journaled = Math.Max(journaled, IntendChild(to.Id, newName, ChangeScope.Tree));
-            if ((flags & 2) != 0)
+            do
             {
-                journaled = Math.Max(journaled, IntendChild(from.Id, name, ChangeScope.Tree));
+                journaled = Math.Max(IntendNode(from.Id, ChangeScope.Directory), IntendNode(to.Id, ChangeScope.Directory));
+                journaled = Math.Max(journaled, IntendChild(to.Id, newName, ChangeScope.Tree));
+                if ((flags & 2) != 0)
+                {
+                    journaled = Math.Max(journaled, IntendChild(from.Id, name, ChangeScope.Tree));
+                }
             }
+            while (!RecordedFirst(journaled));
 
             if (Posix.RenameAt2(from.Fd, name, to.Fd, newName, flags) < 0)
             {
@@ -520,7 +535,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -540,7 +554,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = Math.Max(IntendNode(dir.Id, ChangeScope.Directory), IntendNode(id, ChangeScope.Entry));
+            do
+            {
+                journaled = Math.Max(IntendNode(dir.Id, ChangeScope.Directory), IntendNode(id, ChangeScope.Entry));
+            }
+            while (!RecordedFirst(journaled));
+
             if (Posix.LinkAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), dir.Fd, newName, Posix.AtSymlinkFollow) < 0)
             {
                 errno = Posix.Errno;
@@ -560,7 +579,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -597,7 +615,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = (fileInfo->Flags & Posix.OTrunc) != 0 ? Math.Max(IntendNode(id, ChangeScope.Entry), IntendNodeRange(id, 0, ByteRange.ToTheEnd)) : 0;
+            do
+            {
+                journaled = (fileInfo->Flags & Posix.OTrunc) != 0 ? Math.Max(IntendNode(id, ChangeScope.Entry), IntendNodeRange(id, 0, ByteRange.ToTheEnd)) : 0;
+            }
+            while (!RecordedFirst(journaled));
+
             fd = Posix.OpenAt(Posix.AtFdCwd, ProcPath(inode.Fd, path), RealFlags(fileInfo->Flags), 0);
             if (fd >= 0)
             {
@@ -621,7 +644,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        Journaled(journaled);
         ticket.Wait();
         fileInfo->Fh = (ulong)fd;
         CacheMode(fileInfo);
@@ -650,7 +672,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             // The listing only (once per directory and epoch): a resync compares every entry of a
             // listed directory by size and time, and a new file the target lacks is sent whole; what
             // the application writes into it next moves its time (a time set back is a setattr, noted).
-            journaled = IntendNode(dir.Id, ChangeScope.Directory);
+            do
+            {
+                journaled = IntendNode(dir.Id, ChangeScope.Directory);
+            }
+            while (!RecordedFirst(journaled));
+
             fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat, mode & 0xFFF);
             if (fd < 0)
             {
@@ -690,7 +717,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         if (errno != 0)
         {
@@ -758,25 +784,16 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         nint written;
         int errno;
         var ticket = ReplicationTicket.None;
-        long journaled;
-        while (true)
+        lock (_sequence)
         {
-            lock (_sequence)
+            long journaled;
+            do
             {
-                journaled = IntendHandle(fileInfo->Fh);
-                journaled = Math.Max(journaled, IntendWrite(fileInfo, offset, size));
-                if (journaled == 0 || _journal!.IsDurable(journaled))
-                {
-                    written = Write(fd, buffer, size, offset, fileInfo, ref ticket, out errno);
-                    break;
-                }
+                journaled = Math.Max(IntendHandle(fileInfo->Fh), IntendWrite(fileInfo, offset, size));
             }
+            while (!RecordedFirst(journaled));
 
-            // The bytes may reach the disk at any moment once written (the kernel's writeback):
-            // their record must be there first, or a power cut between the two could leave them
-            // on disk, unrecorded. Waited for outside the lock, so other changes go on meanwhile
-            // (and share the fdatasync); then again: noted now, the intents write nothing more.
-            Journaled(journaled);
+            written = Write(fd, buffer, size, offset, fileInfo, ref ticket, out errno);
         }
 
         if (written < 0)
@@ -1039,7 +1056,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = IntendNode(id, ChangeScope.Entry);
+            do
+            {
+                journaled = IntendNode(id, ChangeScope.Entry);
+            }
+            while (!RecordedFirst(journaled));
+
             if (Posix.SetXattr(ProcPath(inode.Fd, path), name, value, size, flags) < 0)
             {
                 errno = Posix.Errno;
@@ -1055,7 +1077,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -1132,7 +1153,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = IntendNode(id, ChangeScope.Entry);
+            do
+            {
+                journaled = IntendNode(id, ChangeScope.Entry);
+            }
+            while (!RecordedFirst(journaled));
+
             if (Posix.RemoveXattr(ProcPath(inode.Fd, path), name) < 0)
             {
                 errno = Posix.Errno;
@@ -1147,7 +1173,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -1159,8 +1184,13 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = IntendHandle(fileInfo->Fh);
-            journaled = Math.Max(journaled, IntendRange(fileInfo->Fh, offset, (mode & (FallocCollapseRange | FallocInsertRange)) != 0 ? ByteRange.ToTheEnd : offset + length));
+            do
+            {
+                journaled = IntendHandle(fileInfo->Fh);
+                journaled = Math.Max(journaled, IntendRange(fileInfo->Fh, offset, (mode & (FallocCollapseRange | FallocInsertRange)) != 0 ? ByteRange.ToTheEnd : offset + length));
+            }
+            while (!RecordedFirst(journaled));
+
             if (Posix.FAllocate((int)fileInfo->Fh, mode, offset, length) < 0)
             {
                 errno = Posix.Errno;
@@ -1177,7 +1207,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
         }
 
-        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
@@ -1194,8 +1223,13 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         long journaled;
         lock (_sequence)
         {
-            journaled = IntendHandle(fileOut->Fh);
-            journaled = Math.Max(journaled, IntendRange(fileOut->Fh, offsetOut, offsetOut + (long)length));
+            do
+            {
+                journaled = IntendHandle(fileOut->Fh);
+                journaled = Math.Max(journaled, IntendRange(fileOut->Fh, offsetOut, offsetOut + (long)length));
+            }
+            while (!RecordedFirst(journaled));
+
             copied = Posix.CopyFileRange((int)fileIn->Fh, &offsetIn, (int)fileOut->Fh, &offsetOut, length, (uint)flags);
             if (copied > 0 && _sink is not null)
             {
@@ -1218,7 +1252,6 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
-        Journaled(journaled);
         ticket.Wait();
         LibFuse.ReplyWrite(request, (nuint)copied);
     }

@@ -139,16 +139,19 @@ public sealed class JournaledResyncTests
     {
         public List<(MutationKind Kind, bool Durable)> Sent { get; } = [];
 
-        public List<bool> RecordsDurableAtWrite { get; } = [];
+        /// <summary>Each change sent (just before or after PRIM made it, under the same lock): whether every journal record was on disk.</summary>
+        public List<(MutationKind Kind, bool RecordsDurable)> Changes { get; } = [];
+
+        public IEnumerable<bool> RecordsDurableAtWrite => Changes.Where(c => c.Kind == MutationKind.Write).Select(c => c.RecordsDurable);
 
         public ReplicationTicket Enqueue(MutationKind kind, ReadOnlySpan<byte> record, ReadOnlySpan<byte> data, bool durable, bool changes)
         {
             lock (Sent)
             {
                 Sent.Add((kind, durable));
-                if (journal is not null && kind == MutationKind.Write)
+                if (journal is not null && changes)
                 {
-                    RecordsDurableAtWrite.Add(journal.AllDurable);
+                    Changes.Add((kind, journal.AllDurable));
                 }
             }
 
@@ -237,8 +240,82 @@ public sealed class JournaledResyncTests
             Assert.Equal(["inplace.bin"], journal.Snapshot().Paths.Keys);
             lock (sink.Sent)
             {
-                Assert.Equal(3, sink.RecordsDurableAtWrite.Count);
+                Assert.Equal(3, sink.RecordsDurableAtWrite.Count());
                 Assert.All(sink.RecordsDurableAtWrite, Assert.True);
+            }
+        }
+        finally
+        {
+            FuseMount.DetachStale(mountpoint);
+            root.Delete(recursive: true);
+        }
+    }
+    /// <summary>One of each change but writes, each on paths no record holds yet (run from the mount's root).</summary>
+    private const string EveryOtherChange = """
+        import os
+        os.truncate("truncated.bin", 10)
+        os.chmod("chmodded.bin", 0o600)
+        fd = os.open("allocated.bin", os.O_WRONLY); os.posix_fallocate(fd, 0, 1 << 20); os.close(fd)
+        src = os.open("source.bin", os.O_RDONLY); dst = os.open("copied.bin", os.O_WRONLY)
+        assert os.copy_file_range(src, dst, 4096, 0, 0) == 4096
+        os.close(src); os.close(dst)
+        os.close(os.open("emptied.bin", os.O_WRONLY | os.O_TRUNC))
+        open("create/new.txt", "w").close()
+        os.mkdir("mkdir/sub")
+        os.symlink("target", "symlink/link")
+        os.mkfifo("mkfifo/pipe")
+        os.rename("rename-from/x", "rename-to/y")
+        os.link("link-from/x", "link-to/y")
+        os.unlink("unlink/x")
+        os.rmdir("rmdir/sub")
+        os.setxattr("xattr.bin", "user.color", b"blue")
+        os.removexattr("unxattr.bin", "user.color")
+        """;
+
+    [Fact]
+    public void EveryOtherChange_IsMadeOnlyOnceItsRecordsAreDurable_NotOnlyAnsweredAfter()
+    {
+        var (root, data, mountpoint) = MountScratch("sk-journal-order-all-");
+        try
+        {
+            foreach (var file in new[] { "truncated.bin", "chmodded.bin", "allocated.bin", "source.bin", "copied.bin", "emptied.bin", "xattr.bin", "unxattr.bin" })
+            {
+                File.WriteAllBytes(Path.Join(data, file), new byte[8192]);
+            }
+
+            foreach (var dir in new[] { "create", "mkdir", "symlink", "mkfifo", "rename-from", "rename-to", "link-from", "link-to", "unlink", "rmdir/sub" })
+            {
+                Directory.CreateDirectory(Path.Join(data, dir));
+            }
+
+            foreach (var file in new[] { "rename-from/x", "link-from/x", "unlink/x" })
+            {
+                File.WriteAllText(Path.Join(data, file), "x");
+            }
+
+            Assert.True(CommandRunner.Run("/usr/bin/python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'user.color', b'red')", Path.Join(data, "unxattr.bin")]).Succeeded);
+            using var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
+            var sink = new RecordingSink(journal);
+            using var fs = PassthroughFileSystem.Open(data, sink);
+            fs.UseJournal(journal);
+            fs.TrackChangedRanges();
+            using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+
+            var run = CommandRunner.Run("/usr/bin/python3", ["-c", EveryOtherChange], timeout: TimeSpan.FromMinutes(1), workingDirectory: mountpoint);
+            Assert.True(run.Succeeded, run.Output + run.Error);
+
+            lock (sink.Sent)
+            {
+                // Each kind was made (the kernel may turn O_TRUNC into a setattr), and each saw its records on disk already.
+                Assert.Superset(
+                    new HashSet<MutationKind>
+                    {
+                        MutationKind.Setattr, MutationKind.Fallocate, MutationKind.CopyFileRange, MutationKind.Create, MutationKind.Mkdir,
+                        MutationKind.Symlink, MutationKind.Mknod, MutationKind.Rename, MutationKind.Link, MutationKind.Unlink,
+                        MutationKind.Rmdir, MutationKind.Setxattr, MutationKind.Removexattr,
+                    },
+                    sink.Changes.Select(c => c.Kind).ToHashSet());
+                Assert.All(sink.Changes, c => Assert.True(c.RecordsDurable, $"{c.Kind} was made before its journal record was on disk"));
             }
         }
         finally
