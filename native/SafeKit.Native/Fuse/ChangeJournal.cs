@@ -8,8 +8,8 @@ namespace SafeKit.Native.Fuse;
 
 /// <summary>
 /// The crash-safe record of what PRIM changed that its peer may lack (DRBD's activity log, by
-/// path): every changed path is written here before the change is made and is durable before
-/// the change is acknowledged, so after any crash a resync looks at these paths only instead of
+/// path): every changed path is written here and is durable before the change is made (even a
+/// power cut cannot leave a change on disk unrecorded), so after any crash a resync looks at these paths only instead of
 /// walking the whole tree. Cheap on the write path: a path is written once per epoch (a file's
 /// next writes find its node already noted), and concurrent callers share one fdatasync.
 /// <para>
@@ -35,8 +35,11 @@ public sealed unsafe partial class ChangeJournal : IDisposable
     private readonly object _syncGate = new(); // Monitor.Wait: waiters sleep until the fdatasync covering them is done.
     private readonly List<(long Number, Dictionary<string, ChangeScope> Paths)> _epochs = [];
 
-    /// <summary>The current epoch's nodes already noted (and how widely): a write storm pays the path lookup once.</summary>
-    private readonly Dictionary<ulong, ChangeScope> _nodes = [];
+    /// <summary>
+    /// The current epoch's nodes already noted (how widely, and by which record): a write storm
+    /// pays the path lookup once, and a change racing the one that wrote the record still waits for it.
+    /// </summary>
+    private readonly Dictionary<ulong, (ChangeScope Scope, long Record)> _nodes = [];
     private readonly byte[] _record = new byte[8 + MaxPath];
     private int _fd = -1;
     private long _length;
@@ -176,11 +179,25 @@ public sealed unsafe partial class ChangeJournal : IDisposable
     }
 
     /// <summary>Whether <paramref name="node"/> is already noted in this epoch at least as widely as <paramref name="scope"/>.</summary>
-    public bool IsNoted(ulong node, ChangeScope scope)
+    public bool IsNoted(ulong node, ChangeScope scope) => IsNoted(node, scope, out _);
+
+    /// <summary>
+    /// Whether <paramref name="node"/> is already noted in this epoch at least as widely as
+    /// <paramref name="scope"/>; if so, <paramref name="pending"/> is the record to wait for when
+    /// it may not be on disk yet (another change noted it and is waiting for it now), else 0.
+    /// </summary>
+    public bool IsNoted(ulong node, ChangeScope scope, out long pending)
     {
         lock (_gate)
         {
-            return _nodes.TryGetValue(node, out var known) && known >= scope;
+            if (_nodes.TryGetValue(node, out var known) && known.Scope >= scope)
+            {
+                pending = Unsynced(known.Record);
+                return true;
+            }
+
+            pending = 0;
+            return false;
         }
     }
 
@@ -189,28 +206,27 @@ public sealed unsafe partial class ChangeJournal : IDisposable
     {
         lock (_gate)
         {
-            ScopeMap.Widen(_nodes, node, scope);
+            WidenNode(node, scope, _written);
         }
     }
 
     /// <summary>
     /// Writes <paramref name="relative"/> into the journal (before the change it covers is made);
-    /// returns what to pass to <see cref="WaitDurable"/> before the change is acknowledged, 0 when
-    /// this epoch already holds it.
+    /// returns what to pass to <see cref="WaitDurable"/> before the change is made, 0 when this
+    /// epoch already holds it on disk.
     /// </summary>
     public long Note(string relative, ChangeScope scope, ulong node = 0)
     {
         ArgumentNullException.ThrowIfNull(relative);
         lock (_gate)
         {
-            if (node != 0)
-            {
-                ScopeMap.Widen(_nodes, node, scope);
-            }
-
             if (!ScopeMap.Widen(_epochs[^1].Paths, relative, scope))
             {
-                return 0;
+                // Held by a record of this epoch, which may still be on its way to the disk:
+                // then the latest record written bounds it.
+                var pending = Unsynced(_written);
+                WidenNode(node, scope, pending);
+                return pending;
             }
 
             if (System.Text.Encoding.UTF8.GetByteCount(relative) > MaxPath)
@@ -232,8 +248,24 @@ public sealed unsafe partial class ChangeJournal : IDisposable
                 return 0;
             }
 
-            return ++_written;
+            WidenNode(node, scope, ++_written);
+            return _written;
         }
+    }
+
+    /// <summary>Under <see cref="_gate"/>: <paramref name="record"/> if it may not be on disk yet, else 0.</summary>
+    private long Unsynced(long record) => record > Volatile.Read(ref _synced) ? record : 0;
+
+    /// <summary>Under <see cref="_gate"/>: <paramref name="node"/> (0: none) noted at least as widely as <paramref name="scope"/>, by <paramref name="record"/>.</summary>
+    private void WidenNode(ulong node, ChangeScope scope, long record)
+    {
+        if (node == 0)
+        {
+            return;
+        }
+
+        ref var known = ref CollectionsMarshal.GetValueRefOrAddDefault(_nodes, node, out var exists);
+        known = exists ? (known.Scope > scope ? known.Scope : scope, Math.Max(known.Record, record)) : (scope, record);
     }
 
     /// <summary>Whether record <paramref name="sequence"/> (from <see cref="Note"/> or <see cref="NoteRange"/>; 0: none) is on disk already.</summary>

@@ -45,9 +45,14 @@ public sealed unsafe partial class PassthroughFileSystem
     /// <summary>Before the change: its node's path (e.g. a file about to be written); 0 when nothing needs waiting for.</summary>
     private long IntendNode(ulong id, ChangeScope scope)
     {
-        if (_journal is not { } journal || journal.IsNoted(id, scope) || Node(id) is not { } inode)
+        if (_journal is not { } journal)
         {
             return 0;
+        }
+
+        if (journal.IsNoted(id, scope, out var pending) || Node(id) is not { } inode)
+        {
+            return pending;
         }
 
         if (scope == ChangeScope.Entry && IsDirectory(inode.Fd))

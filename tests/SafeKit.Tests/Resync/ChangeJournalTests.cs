@@ -22,7 +22,9 @@ public sealed class ChangeJournalTests : IDisposable
         var journal = ChangeJournal.Open(Dir, _base, completeIfNew: true);
         journal.WaitDurable(journal.Note("a/file", ChangeScope.Entry, node: 7));
         var sequence = journal.Note("a", ChangeScope.Directory);
-        Assert.Equal(0, journal.Note("a/file", ChangeScope.Entry)); // Already in this epoch: nothing to write.
+        Assert.Equal(sequence, journal.Note("a/file", ChangeScope.Entry)); // Already in this epoch: nothing written, but wait for the last record.
+        journal.WaitDurable(sequence);
+        Assert.Equal(0, journal.Note("a/file", ChangeScope.Entry)); // And once it is on disk, nothing to wait for.
         journal.WaitDurable(Math.Max(sequence, journal.Note("a/file", ChangeScope.Tree)));
         Assert.True(journal.IsNoted(7, ChangeScope.Entry));
         Assert.False(journal.IsNoted(8, ChangeScope.Entry));
@@ -40,6 +42,27 @@ public sealed class ChangeJournalTests : IDisposable
         Assert.True(reopened.Complete);
         Assert.Equal(2, reopened.Count);
         Assert.False(reopened.IsNoted(7, ChangeScope.Entry));
+    }
+
+    [Fact]
+    public void ANodeOrPathAlreadyNoted_StillWaitsForItsRecord_WhileThatRecordIsNotOnDisk()
+    {
+        // A second change racing the first (which wrote the record and waits for its fdatasync)
+        // must not go ahead of that record: it is told to wait for it too, and only for it.
+        using var journal = ChangeJournal.Open(Dir, _base, completeIfNew: true);
+        var record = journal.Note("a/file", ChangeScope.Entry, node: 7);
+        Assert.NotEqual(0, record);
+        Assert.True(journal.IsNoted(7, ChangeScope.Entry, out var pending));
+        Assert.Equal(record, pending);
+        Assert.Equal(record, journal.Note("a/file", ChangeScope.Entry));
+
+        journal.WaitDurable(record);
+        var later = journal.Note("b", ChangeScope.Entry); // Not on disk yet, and unrelated to node 7.
+        Assert.True(journal.IsNoted(7, ChangeScope.Entry, out pending));
+        Assert.Equal(0, pending);
+        Assert.False(journal.IsDurable(later));
+        Assert.False(journal.IsNoted(8, ChangeScope.Entry, out pending));
+        Assert.Equal(0, pending);
     }
 
     [Fact]
