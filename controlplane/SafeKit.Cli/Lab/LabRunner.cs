@@ -650,7 +650,8 @@ internal sealed partial class LabRunner
     private static void WaitUntilUp(LabTopology topology, LabState state, int index, DateTime deadline)
     {
         var process = state.Processes.First(p => p.Role == "safekitd" && p.Namespace == topology.NodeName(index));
-        while (StatusFile.TryRead(topology.NodeDirectory(index)) is not { Modules: [var module, ..] } status || status.Pid != process.Pid || !Settled(module))
+        var watch = new StatusFileWatch(topology.NodeDirectory(index));
+        while (watch.Latest() is not { Modules: [var module, ..] } status || status.Pid != process.Pid || !Settled(module))
         {
             if (!LabProcesses.IsRunning(process))
             {
@@ -662,8 +663,7 @@ internal sealed partial class LabRunner
                 throw new TimeoutException($"safekitd on {topology.NodeName(index)} did not come up within {StartTimeout.TotalSeconds} s:{Environment.NewLine}{LabProcesses.Tail(process.Log)}");
             }
 
-            // Not faster: it waits beside what the node does on start (a failback, for one), and
-            // each look parses the status file.
+            // Not faster: it waits beside what the node does on start (a failback, for one).
             Thread.Sleep(50);
         }
     }
@@ -674,7 +674,8 @@ internal sealed partial class LabRunner
     /// </summary>
     private static void WaitForApplication(LabTopology topology, int index, DateTime deadline)
     {
-        while (StatusFile.TryRead(topology.NodeDirectory(index)) is not { Modules: [{ Application.LastStart: not null }, ..] })
+        var watch = new StatusFileWatch(topology.NodeDirectory(index));
+        while (watch.Latest() is not { Modules: [{ Application.LastStart: not null }, ..] })
         {
             if (DateTime.UtcNow > deadline)
             {
