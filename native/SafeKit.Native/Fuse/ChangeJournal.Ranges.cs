@@ -46,6 +46,12 @@ public sealed unsafe partial class ChangeJournal
     private bool _rangesWritten;
 
     /// <summary>
+    /// Each file's last range record, while records may not all be on disk (emptied when they
+    /// are): a change inside a range another change just wrote must still wait for that record.
+    /// </summary>
+    private readonly Dictionary<(ulong Device, ulong Inode), long> _unsyncedRanges = [];
+
+    /// <summary>
     /// Starts keeping <paramref name="exact"/>'s ranges durably too. It is filled with what a
     /// previous run alone recorded when that run's record continues up to now (a restart after a
     /// crash), and told which paths it cannot answer for (<see cref="ChangedRanges.Distrust"/>):
@@ -99,15 +105,23 @@ public sealed unsafe partial class ChangeJournal
     {
         lock (_gate)
         {
-            return _noted?.AddUncovered(device, inode, ref start, ref end) switch
+            switch (_noted?.AddUncovered(device, inode, ref start, ref end))
             {
-                RangeNote.Added => WriteRange(RangeKind, device, inode, start, end),
+                case RangeNote.Added:
+                    var record = WriteRange(RangeKind, device, inode, start, end);
+                    _unsyncedRanges[(device, inode)] = record;
+                    return record;
 
                 // A file beyond the cap: after a crash, with fewer files replayed, its later
                 // ranges would be recorded without its earlier ones. Nothing is answered for.
-                RangeNote.Unrecorded => LoseRangesLocked(),
-                _ => 0,
-            };
+                case RangeNote.Unrecorded:
+                    return LoseRangesLocked();
+                case RangeNote.Covered:
+                    // Perhaps by a record another change wrote and waits for now.
+                    return _unsyncedRanges.TryGetValue((device, inode), out var covering) ? Unsynced(covering) : 0;
+                default:
+                    return 0;
+            }
         }
     }
 

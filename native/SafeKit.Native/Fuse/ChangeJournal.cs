@@ -345,6 +345,14 @@ public sealed unsafe partial class ChangeJournal : IDisposable
                 _syncing = false;
                 Monitor.PulseAll(_syncGate);
             }
+
+            lock (_gate)
+            {
+                if (Volatile.Read(ref _synced) >= _written)
+                {
+                    _unsyncedRanges.Clear(); // Every record is on disk: no range to wait for.
+                }
+            }
         }
     }
 

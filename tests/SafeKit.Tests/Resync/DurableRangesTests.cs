@@ -57,6 +57,24 @@ public sealed class DurableRangesTests : IDisposable
     }
 
     [Fact]
+    public void AChangeInsideARangeNotYetOnDisk_WaitsForItsRecord_AndOnlyForIt()
+    {
+        // Two changes to the same bytes at once (a write and the writeback of a shared mapping,
+        // which holds no inode lock): the second finds the range covered by the first's record,
+        // still on its way to the disk, and must not be made before it.
+        var (journal, _) = StartAlone();
+        var record = journal.NoteRange(1, 10, 100, 200);
+        Assert.NotEqual(0, record);
+        Assert.Equal(record, journal.NoteRange(1, 10, 150, 160));
+        Assert.False(journal.IsDurable(record));
+
+        journal.WaitDurable(record);
+        var other = journal.NoteRange(1, 11, 0, 10); // Another file's, not on disk yet.
+        Assert.Equal(0, journal.NoteRange(1, 10, 150, 160));
+        Assert.False(journal.IsDurable(other));
+    }
+
+    [Fact]
     public void PathsListedBeforeTrackingBegan_AreNotAnsweredFor_AfterACrashEither()
     {
         using (var mirroring = ChangeJournal.Open(Dir, _base, completeIfNew: true))
