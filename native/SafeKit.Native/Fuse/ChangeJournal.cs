@@ -9,8 +9,8 @@ namespace SafeKit.Native.Fuse;
 /// <summary>
 /// The crash-safe record of what PRIM changed that its peer may lack (DRBD's activity log, by
 /// path): every changed path is written here and is durable before the change is made (even a
-/// power cut cannot leave a change on disk unrecorded), so after any crash a resync looks at these paths only instead of
-/// walking the whole tree. Cheap on the write path: a path is written once per epoch (a file's
+/// power cut cannot leave a change on disk unrecorded), so after any crash a resync looks at
+/// these paths only instead of walking the whole tree. Cheap on the write path: a path is written once per epoch (a file's
 /// next writes find its node already noted), and concurrent callers share one fdatasync.
 /// <para>
 /// Epochs bound its size while mirroring: a new epoch starts, a checkpoint makes everything
@@ -40,6 +40,9 @@ public sealed unsafe partial class ChangeJournal : IDisposable
     /// pays the path lookup once, and a change racing the one that wrote the record still waits for it.
     /// </summary>
     private readonly Dictionary<ulong, (ChangeScope Scope, long Record)> _nodes = [];
+
+    /// <summary>Each path's record while records may not all be on disk (emptied when they are), for the same reason.</summary>
+    private readonly Dictionary<string, long> _unsyncedPaths = new(StringComparer.Ordinal);
     private readonly byte[] _record = new byte[8 + MaxPath];
     private int _fd = -1;
     private long _length;
@@ -222,9 +225,8 @@ public sealed unsafe partial class ChangeJournal : IDisposable
         {
             if (!ScopeMap.Widen(_epochs[^1].Paths, relative, scope))
             {
-                // Held by a record of this epoch, which may still be on its way to the disk:
-                // then the latest record written bounds it.
-                var pending = Unsynced(_written);
+                // Held by a record of this epoch, which may still be on its way to the disk.
+                var pending = _unsyncedPaths.TryGetValue(relative, out var holding) ? Unsynced(holding) : 0;
                 WidenNode(node, scope, pending);
                 return pending;
             }
@@ -249,6 +251,7 @@ public sealed unsafe partial class ChangeJournal : IDisposable
             }
 
             WidenNode(node, scope, ++_written);
+            _unsyncedPaths[relative] = _written;
             return _written;
         }
     }
@@ -350,7 +353,9 @@ public sealed unsafe partial class ChangeJournal : IDisposable
             {
                 if (Volatile.Read(ref _synced) >= _written)
                 {
-                    _unsyncedRanges.Clear(); // Every record is on disk: no range to wait for.
+                    // Every record is on disk: no path or range to wait for.
+                    _unsyncedPaths.Clear();
+                    _unsyncedRanges.Clear();
                 }
             }
         }
