@@ -250,6 +250,7 @@ public sealed class JournaledResyncTests
             root.Delete(recursive: true);
         }
     }
+
     /// <summary>One of each change but writes, each on paths no record holds yet (run from the mount's root).</summary>
     private const string EveryOtherChange = """
         import os
@@ -317,6 +318,80 @@ public sealed class JournaledResyncTests
                     sink.Changes.Select(c => c.Kind).ToHashSet());
                 Assert.All(sink.Changes, c => Assert.True(c.RecordsDurable, $"{c.Kind} was made before its journal record was on disk"));
             }
+        }
+        finally
+        {
+            FuseMount.DetachStale(mountpoint);
+            root.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Four threads creating, rewriting, renaming and removing files in five shared directories.</summary>
+    private const string ConcurrentChanges = """
+        import os, threading
+        def work(t):
+            for i in range(300):
+                d = "d%d" % (i % 5)
+                name = "%s/f%d_%d" % (d, t, i % 20)
+                with open(name, "ab") as f:
+                    f.write(b"x" * (1 + i % 7000))
+                if i % 7 == 0:
+                    os.replace(name, "%s/r%d" % ("d%d" % ((i + 1) % 5), t))
+                elif i % 11 == 0:
+                    os.unlink(name)
+                elif i % 13 == 0:
+                    os.truncate(name, i % 100)
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        """;
+
+    [Fact]
+    public async Task ConcurrentChanges_WhileEpochsBegin_AllComplete_AndTheJournalListsWhereTheyHappened()
+    {
+        var (root, data, mountpoint) = MountScratch("sk-journal-concurrent-");
+        try
+        {
+            for (var d = 0; d < 5; d++)
+            {
+                Directory.CreateDirectory(Path.Join(data, $"d{d}"));
+            }
+
+            using var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
+            var sink = new RecordingSink(journal);
+            using var fs = PassthroughFileSystem.Open(data, sink);
+            fs.UseJournal(journal);
+            fs.TrackChangedRanges();
+            using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+
+            // Epochs begin meanwhile: a change waiting for its record when one begins takes its intents again in the new one.
+            using var done = new CancellationTokenSource();
+            var rotations = 0;
+            var rotating = Task.Run(async () =>
+            {
+                while (!done.IsCancellationRequested)
+                {
+                    await fs.RotateJournal().Acknowledged;
+                    rotations++;
+                    await Task.Delay(5, TestContext.Current.CancellationToken);
+                }
+            }, TestContext.Current.CancellationToken);
+
+            var run = CommandRunner.Run("/usr/bin/python3", ["-c", ConcurrentChanges], timeout: TimeSpan.FromMinutes(2), workingDirectory: mountpoint);
+            done.Cancel();
+            await rotating;
+            Assert.True(run.Succeeded, run.Output + run.Error);
+            Assert.True(rotations > 1, $"{rotations} epochs began during the run");
+
+            // Nothing dropped: every directory changed is listed, and every file left in it is, or its directory.
+            var paths = journal.Snapshot().Paths;
+            foreach (var file in Directory.EnumerateFiles(data, "*", SearchOption.AllDirectories))
+            {
+                var relative = Path.GetRelativePath(data, file);
+                Assert.True(paths.ContainsKey(relative) || paths.ContainsKey(Path.GetDirectoryName(relative)!), $"{relative} is not in the journal");
+            }
+
+            Assert.True(journal.AllDurable);
         }
         finally
         {
