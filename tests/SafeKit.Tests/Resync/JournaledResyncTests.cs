@@ -163,6 +163,49 @@ public sealed class JournaledResyncTests
         }
     }
 
+    /// <summary>A mount of <c>data</c> with a journal on disk (in <c>root</c>) and changed ranges tracked, every change recorded by a <see cref="RecordingSink"/>.</summary>
+    private sealed class JournaledMount : IDisposable
+    {
+        private FuseMount? _mount;
+
+        private JournaledMount(ChangeJournal journal, RecordingSink sink, PassthroughFileSystem fileSystem)
+        {
+            (Journal, Sink, FileSystem) = (journal, sink, fileSystem);
+        }
+
+        public ChangeJournal Journal { get; }
+
+        public RecordingSink Sink { get; }
+
+        public PassthroughFileSystem FileSystem { get; }
+
+        public static JournaledMount Start(DirectoryInfo root, string data, string mountpoint)
+        {
+            var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
+            var sink = new RecordingSink(journal);
+            var mounted = new JournaledMount(journal, sink, PassthroughFileSystem.Open(data, sink));
+            try
+            {
+                mounted.FileSystem.UseJournal(journal);
+                mounted.FileSystem.TrackChangedRanges();
+                mounted._mount = FuseMount.Mount(mounted.FileSystem, mountpoint, "safekit-journal-test");
+                return mounted;
+            }
+            catch
+            {
+                mounted.Dispose();
+                throw;
+            }
+        }
+
+        public void Dispose()
+        {
+            _mount?.Dispose();
+            FileSystem.Dispose();
+            Journal.Dispose();
+        }
+    }
+
     /// <summary>A directory (world-readable, for the mount's users) with the real files' directory and a mountpoint in it.</summary>
     private static (DirectoryInfo Root, string Data, string Mountpoint) MountScratch(string prefix)
     {
@@ -221,12 +264,8 @@ public sealed class JournaledResyncTests
         try
         {
             await File.WriteAllBytesAsync(Path.Join(data, "inplace.bin"), new byte[256 * 1024], TestContext.Current.CancellationToken);
-            using var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
-            var sink = new RecordingSink(journal);
-            using var fs = PassthroughFileSystem.Open(data, sink);
-            fs.UseJournal(journal);
-            fs.TrackChangedRanges(); // Each write far from the others needs a range record of its own.
-            using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+            using var mounted = JournaledMount.Start(root, data, mountpoint); // Ranges tracked: each write far from the others needs a range record of its own.
+            var (journal, sink) = (mounted.Journal, mounted.Sink);
 
             // In place, at places no record covers yet: the path's record first, then a range each.
             using (var file = File.OpenHandle(Path.Join(mountpoint, "inplace.bin"), FileMode.Open, FileAccess.Write))
@@ -295,12 +334,8 @@ public sealed class JournaledResyncTests
             }
 
             Assert.True(CommandRunner.Run("/usr/bin/python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'user.color', b'red')", Path.Join(data, "unxattr.bin")]).Succeeded);
-            using var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
-            var sink = new RecordingSink(journal);
-            using var fs = PassthroughFileSystem.Open(data, sink);
-            fs.UseJournal(journal);
-            fs.TrackChangedRanges();
-            using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+            using var mounted = JournaledMount.Start(root, data, mountpoint);
+            var sink = mounted.Sink;
 
             var run = CommandRunner.Run("/usr/bin/python3", ["-c", EveryOtherChange], timeout: TimeSpan.FromMinutes(1), workingDirectory: mountpoint);
             Assert.True(run.Succeeded, run.Output + run.Error);
@@ -357,12 +392,8 @@ public sealed class JournaledResyncTests
                 Directory.CreateDirectory(Path.Join(data, $"d{d}"));
             }
 
-            using var journal = ChangeJournal.Open(Path.Join(root.FullName, "journal"), Guid.NewGuid(), completeIfNew: true);
-            var sink = new RecordingSink(journal);
-            using var fs = PassthroughFileSystem.Open(data, sink);
-            fs.UseJournal(journal);
-            fs.TrackChangedRanges();
-            using var mount = FuseMount.Mount(fs, mountpoint, "safekit-journal-test");
+            using var mounted = JournaledMount.Start(root, data, mountpoint);
+            var (journal, sink, fs) = (mounted.Journal, mounted.Sink, mounted.FileSystem);
 
             // Epochs begin meanwhile: a change waiting for its record when one begins takes its intents again in the new one.
             using var done = new CancellationTokenSource();
