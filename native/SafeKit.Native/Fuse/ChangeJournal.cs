@@ -10,8 +10,9 @@ namespace SafeKit.Native.Fuse;
 /// The crash-safe record of what PRIM changed that its peer may lack (DRBD's activity log, by
 /// path): every changed path is written here and is durable before the change is made (even a
 /// power cut cannot leave a change on disk unrecorded), so after any crash a resync looks at
-/// these paths only instead of walking the whole tree. Cheap on the write path: a path is written once per epoch (a file's
-/// next writes find its node already noted), and concurrent callers share one fdatasync.
+/// these paths only instead of walking the whole tree. Cheap on the write path: a path is
+/// written once per epoch (a file's next writes find its node already noted), and concurrent
+/// callers share one fdatasync.
 /// <para>
 /// Epochs bound its size while mirroring: a new epoch starts, a checkpoint makes everything
 /// before it durable on SECOND, and the older epochs are dropped. While the peer is away nothing
