@@ -220,42 +220,26 @@ internal sealed partial class MirrorDirectory : IAsyncDisposable
     }
 
     /// <summary>
-    /// Serves the sources that connect to <paramref name="listener"/>, one at a time, each with a
-    /// new target, until stopped or no longer <paramref name="current"/> (the listener was replaced).
+    /// Serves the sources that connect to <paramref name="listener"/> (<see cref="ResyncServer"/>:
+    /// one at a time, each with a new target and its extra streams), until stopped or no longer
+    /// <paramref name="current"/> (the listener was replaced).
     /// </summary>
     private Task ServeAsync(ResyncListener listener, Func<ResyncTarget> create, Action<ResyncTarget>? served, Func<bool> current, CancellationToken stop) =>
-        Task.Run(
-            async () =>
+        ResyncServer.ServeAsync(
+            listener,
+            create,
+            served,
+            e =>
             {
-                while (!stop.IsCancellationRequested)
+                if (served is not null)
                 {
-                    try
-                    {
-                        await using var connection = await listener.AcceptAsync(stop);
-                        using var target = create();
-                        await target.ServeAsync(connection, stop);
-                        served?.Invoke(target);
-                    }
-                    catch (ReplicationHandshakeException)
-                    {
-                        // A stray or refused peer: keep listening.
-                    }
-                    catch (Exception e) when ((e is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException && stop.IsCancellationRequested) || !current())
-                    {
-                        return; // Stopped, or handed over: no more sources.
-                    }
-                    catch (Exception e) when (e is IOException or ResyncException or System.Net.Sockets.SocketException or InvalidDataException)
-                    {
-                        if (served is not null)
-                        {
-                            LastResync = $"failed: {e.Message}";
-                        }
-
-                        ResyncFailed(_logger, _config.Path, e.Message);
-                    }
+                    LastResync = $"failed: {e.Message}";
                 }
+
+                ResyncFailed(_logger, _config.Path, e.Message);
             },
-            CancellationToken.None);
+            current,
+            stop);
 
     /// <summary>
     /// Stops accepting resync sources; the session in progress finishes on its own (from the

@@ -10,7 +10,7 @@ public static partial class ConfigLoader
         ["name", "type", "vips", "interface", "directories", "replication", "witness", "startup_wait_ms", "state_dir", "scripts", "checkers", "restart"];
 
     private static readonly string[] DirectoryKeys = ["path", "data", "mode"];
-    private static readonly string[] ReplicationKeys = ["port", "network", "stall_timeout_ms", "resync_mbps"];
+    private static readonly string[] ReplicationKeys = ["port", "network", "stall_timeout_ms", "resync_mbps", "resync_streams"];
     private static readonly Dictionary<string, ReplicationMode> ReplicationModes = new(StringComparer.Ordinal) { ["sync"] = ReplicationMode.Sync, ["fsync"] = ReplicationMode.Fsync };
 
     /// <summary>Whether the module mapping at <paramref name="node"/> says <c>type: mirror</c>.</summary>
@@ -46,9 +46,9 @@ public static partial class ConfigLoader
         }
 
         ValidateDirectories(reader, list, directories, path);
-        var (port, network, stall, resyncMbps) = f.TryGetValue("replication", out var replicationNode)
+        var (port, network, stall, resyncMbps, resyncStreams) = f.TryGetValue("replication", out var replicationNode)
             ? ReadReplication(reader, replicationNode, path + ".replication", networks)
-            : (MirrorModuleConfig.DefaultReplicationPort, 0, MirrorModuleConfig.DefaultStallTimeoutMilliseconds, 0);
+            : (MirrorModuleConfig.DefaultReplicationPort, 0, MirrorModuleConfig.DefaultStallTimeoutMilliseconds, 0, MirrorModuleConfig.DefaultResyncStreams);
         if (port is { } first && first + directories.Count - 1 > 65535)
         {
             reader.Error(replicationNode, path + ".replication.port", $"{directories.Count} directories need ports {first}..{first + directories.Count - 1}");
@@ -78,12 +78,12 @@ public static partial class ConfigLoader
         }
 
         if (name is null || nic is null || vips.Count == 0 || directories.Count == 0 || directories.Count != list.Count || port is null || network is null || stall is null
-            || resyncMbps is null || wait is null || state is null || scripts is null || restart is null)
+            || resyncMbps is null || resyncStreams is null || wait is null || state is null || scripts is null || restart is null)
         {
             return null;
         }
 
-        return new MirrorModuleConfig(name, vips, nic, directories, port.Value, network.Value, stall.Value, witnesses, (int)wait, state, scripts, checkers, restart, resyncMbps.Value);
+        return new MirrorModuleConfig(name, vips, nic, directories, port.Value, network.Value, stall.Value, witnesses, (int)wait, state, scripts, checkers, restart, resyncMbps.Value, resyncStreams.Value);
     }
 
     private static List<IPAddress> ReadAddresses(YamlReader reader, Dictionary<string, YamlNode> f, string key, string path, bool required, string? emptyMessage)
@@ -162,7 +162,7 @@ public static partial class ConfigLoader
         }
     }
 
-    private static (int? Port, int? Network, int? Stall, int? ResyncMbps) ReadReplication(YamlReader reader, YamlNode node, string path, int networks)
+    private static (int? Port, int? Network, int? Stall, int? ResyncMbps, int? ResyncStreams) ReadReplication(YamlReader reader, YamlNode node, string path, int networks)
     {
         var f = reader.Mapping(node, path, ReplicationKeys);
         var port = f.TryGetValue("port", out var portNode) ? reader.Integer(portNode, path + ".port", 1, 65535) : MirrorModuleConfig.DefaultReplicationPort;
@@ -175,6 +175,7 @@ public static partial class ConfigLoader
 
         var stall = f.TryGetValue("stall_timeout_ms", out var stallNode) ? reader.Integer(stallNode, path + ".stall_timeout_ms", 100, 600_000) : MirrorModuleConfig.DefaultStallTimeoutMilliseconds;
         var resync = f.TryGetValue("resync_mbps", out var resyncNode) ? reader.Integer(resyncNode, path + ".resync_mbps", 0, 400_000) : 0;
-        return ((int?)port, (int?)network, (int?)stall, (int?)resync);
+        var streams = f.TryGetValue("resync_streams", out var streamsNode) ? reader.Integer(streamsNode, path + ".resync_streams", 1, MirrorModuleConfig.MaxResyncStreams) : MirrorModuleConfig.DefaultResyncStreams;
+        return ((int?)port, (int?)network, (int?)stall, (int?)resync, (int?)streams);
     }
 }

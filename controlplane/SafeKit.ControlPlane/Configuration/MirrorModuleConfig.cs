@@ -51,6 +51,7 @@ public sealed record MirrorDirectoryConfig(string Path, string Data, Replication
 /// <param name="StartupWaitMilliseconds">How long a starting node waits to hear its peer before deciding alone.</param>
 /// <param name="StateDirectory">Where the node keeps the module's persistent record (its data generation).</param>
 /// <param name="ResyncMegabitsPerSecond">A resync's bandwidth cap in Mbit/s (0: none).</param>
+/// <param name="ResyncStreams">Connections a directory's resync sends files on side by side.</param>
 public sealed record MirrorModuleConfig(
     string Name,
     IReadOnlyList<IPAddress> Vips,
@@ -65,8 +66,13 @@ public sealed record MirrorModuleConfig(
     ScriptsConfig Scripts,
     IReadOnlyList<CheckerConfig> Checkers,
     RestartConfig Restart,
-    int ResyncMegabitsPerSecond = 0) : IApplicationModule
+    int ResyncMegabitsPerSecond = 0,
+    int ResyncStreams = MirrorModuleConfig.DefaultResyncStreams) : IApplicationModule
 {
+    public const int DefaultResyncStreams = 4;
+
+    public const int MaxResyncStreams = 16;
+
     public const int DefaultReplicationPort = 4900;
 
     /// <summary>Default stall bound: the replication channel's silence timeout, which held under a loaded CI machine.</summary>

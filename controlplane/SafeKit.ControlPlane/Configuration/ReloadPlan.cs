@@ -50,7 +50,7 @@ public sealed record ReloadPlan(IReadOnlyList<string> Changes, IReadOnlyList<str
     /// <summary>A mirror's whole configuration as text: any change to a mirror needs a restart in this version.</summary>
     private static string Describe(MirrorModuleConfig m) =>
         $"{m.Name} vips={string.Join(",", m.Vips)} interface={m.Interface} directories={string.Join(",", m.Directories.Select(d => $"{d.Path}:{d.Data}:{d.Mode}"))} " +
-        $"port={m.ReplicationPort} network={m.ReplicationNetwork} stall={m.StallTimeoutMilliseconds}ms resync_mbps={m.ResyncMegabitsPerSecond} witness={string.Join(",", m.Witnesses)} wait={m.StartupWaitMilliseconds}ms " +
+        $"port={m.ReplicationPort} network={m.ReplicationNetwork} stall={m.StallTimeoutMilliseconds}ms resync_mbps={m.ResyncMegabitsPerSecond} resync_streams={m.ResyncStreams} witness={string.Join(",", m.Witnesses)} wait={m.StartupWaitMilliseconds}ms " +
         $"state={m.StateDirectory} {Show(m.Scripts)} {Show(m.Restart)} checkers={string.Join(",", m.Checkers)}";
 
     private static void CompareNodes(ClusterConfig running, ClusterConfig next, string self, List<string> changes, List<string> restart, List<string> notes)

@@ -66,14 +66,18 @@ public sealed class DirectoryResync : IAsyncDisposable
 
     /// <summary>Starts tracking changes on the live file system, then connects to the target.</summary>
     /// <param name="cap">The bandwidth the resync may use (null: no cap).</param>
-    public static async Task<DirectoryResync> ConnectAsync(PassthroughFileSystem fileSystem, IPEndPoint target, ReplicationChannelOptions options, CancellationToken cancellationToken, BandwidthCap? cap = null)
+    /// <param name="streams">Connections the files travel on side by side, when the target takes them (see <see cref="ResyncSource"/>).</param>
+    public static async Task<DirectoryResync> ConnectAsync(PassthroughFileSystem fileSystem, IPEndPoint target, ReplicationChannelOptions options, CancellationToken cancellationToken, BandwidthCap? cap = null, int streams = ResyncSource.DefaultStreams)
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         fileSystem.TrackChanges();
         _ = fileSystem.TakeChanges(); // The first pass looks at everything.
         var connection = await ResyncConnection.ConnectAsync(target, options, cancellationToken);
-        return new DirectoryResync(fileSystem, new ResyncSource(fileSystem.DataDirectory, connection, cap));
+        return new DirectoryResync(fileSystem, new ResyncSource(fileSystem.DataDirectory, connection, cap, streams, ct => ResyncConnection.ConnectAsync(target, options, ct)));
     }
+
+    /// <summary>The streams the files travel on (see <see cref="ResyncSource.Streams"/>).</summary>
+    public int Streams => _source.Streams;
 
     /// <summary>
     /// The live passes: what the journals list (or, when they cannot be trusted, everything)

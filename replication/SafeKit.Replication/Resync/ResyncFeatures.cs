@@ -16,4 +16,11 @@ internal enum ResyncFeatures
     /// (<see cref="StreamCompressor"/>); file blocks then travel raw inside it.
     /// </summary>
     CompressedStream = 1,
+
+    /// <summary>
+    /// The source may open extra connections that join this one's session (their first request
+    /// is <see cref="ResyncMessageType.Stream"/> with the token the options answer carries) and
+    /// send files' hashes and data on them, several files at once.
+    /// </summary>
+    ParallelStreams = 2,
 }

@@ -20,8 +20,11 @@ namespace SafeKit.Replication.Resync;
 /// Warm    paths and scopes a pass is about to look at → ok at once; the target reads their
 ///         inodes and contents ahead in the background
 /// Options the features the source offers (<see cref="ResyncFeatures"/>), its first request,
-///         with nothing else in flight → the ones the target accepts; both directions switch
-///         right after this exchange
+///         with nothing else in flight → the ones the target accepts (with
+///         <see cref="ResyncFeatures.ParallelStreams"/>: and the session's token); both
+///         directions switch right after this exchange
+/// Stream  a session token: the first request of a source's extra stream, before its options →
+///         ok, the connection now carries hashes and data of that session's files
 /// </code>
 /// </summary>
 internal enum ResyncMessageType : byte
@@ -33,6 +36,7 @@ internal enum ResyncMessageType : byte
     Journal = 5,
     Warm = 6,
     Options = 7,
+    Stream = 8,
 }
 
 /// <summary>
@@ -55,7 +59,7 @@ internal enum EntryCompare : byte
 internal static class OptionsAnswer
 {
     /// <summary>The features this release has: what a source offers and a target takes.</summary>
-    public const ResyncFeatures Supported = ResyncFeatures.CompressedStream;
+    public const ResyncFeatures Supported = ResyncFeatures.CompressedStream | ResyncFeatures.ParallelStreams;
 
     /// <summary>What an options answer accepted (nothing when it is an error: a target of an earlier release).</summary>
     public static ResyncFeatures Accepted(byte[] answer)
@@ -65,6 +69,10 @@ internal static class OptionsAnswer
             ? (ResyncFeatures)reader.Body.ReadInt32()
             : ResyncFeatures.None;
     }
+
+    /// <summary>The session token an answer that accepted <see cref="ResyncFeatures.ParallelStreams"/> carries after the features.</summary>
+    public static Guid? Token(byte[] answer) =>
+        Accepted(answer).HasFlag(ResyncFeatures.ParallelStreams) && answer.Length >= 25 ? new Guid(answer.AsSpan(9, 16)) : null;
 }
 
 /// <summary>An entry as the source describes it. A regular file with several links carries its (device, inode) as key.</summary>

@@ -12,10 +12,11 @@ namespace SafeKit.Replication.Resync;
 /// for those, the target's block hashes (XxHash128 of 64 KiB blocks) are compared with this
 /// side's, and only the blocks that differ travel, zstd-compressed — or, for a file whose changed
 /// bytes this node recorded while alone (<see cref="ChangedRanges"/>), only those bytes, with no
-/// hashes asked. Requests are pipelined: up to
-/// <see cref="Window"/> are in flight, so memory stays bounded (about <see cref="Window"/> MiB).
-/// A file's time is taken before it is read, so a file written meanwhile shows a newer time to
-/// the next pass and is compared again.
+/// hashes asked. Listings travel on the first connection; the files go over several streams
+/// side by side (<see cref="FileLane"/>, each file to the least busy), the first connection
+/// being one of them. Requests are pipelined on each, a bounded number in flight, so memory
+/// stays bounded. A file's time is taken before it is read, so a file written meanwhile shows a
+/// newer time to the next pass and is compared again.
 /// </summary>
 public sealed class ResyncSource : IAsyncDisposable
 {
@@ -24,55 +25,59 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>Hashes one request asks for at most (4 GiB of file; 256 KiB of answer).</summary>
     public const int HashesPerRequest = 65_536;
 
-    private const int Window = 32;
+    /// <summary>Streams a resync uses unless told otherwise.</summary>
+    public const int DefaultStreams = 4;
 
-    /// <summary>Directory requests a walk keeps in flight (fewer than <see cref="Window"/>: hash and data requests need room too).</summary>
+    /// <summary>Streams a resync may use at most.</summary>
+    public const int MaxStreams = 16;
+
+    /// <summary>Directory requests a walk keeps in flight (fewer than a stream's window: hash and data requests need room too).</summary>
     private const int DirectoriesInFlight = 8;
 
-    /// <summary>Files whose hashes are asked before the file before them is done (across directories).</summary>
+    /// <summary>Files whose hashes a lane has asked before the file before them is done.</summary>
     private const int FilesAhead = 16;
     private const int DataMessageBytes = 1024 * 1024;
 
     private readonly string _root;
-    private readonly ResyncConnection _connection;
-    private readonly Queue<TaskCompletionSource<byte[]>> _pending = new();
-    private readonly SemaphoreSlim _window = new(Window, Window);
+    private readonly ResyncStream _main;
+    private readonly List<FileLane> _lanes = [];
     private readonly BandwidthCap? _cap;
+    private readonly int _streams;
+    private readonly Func<CancellationToken, Task<ResyncConnection>>? _connect;
     private readonly TreeWarmer _warmer;
-
-    /// <summary>Files whose content differs, in order, each with the target's hashes already asked or the ranges to send.</summary>
-    private readonly Queue<(string Path, TreeEntry Entry, long TargetSize, Task<UInt128[]>? Hashes, ByteRange[]? Ranges)> _ahead = new();
 
     /// <summary>In a pass from the journals: the files whose changed bytes are known exactly (see <see cref="ChangedRanges"/>).</summary>
     private readonly Dictionary<string, ByteRange[]> _exact = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _sendGate = new(1, 1);
-    private readonly Compressor _compressor = new(1);
-    private readonly byte[] _block = new byte[BlockSize];
-    private readonly byte[] _packed = new byte[Compressor.GetCompressBound(BlockSize)];
-    private readonly List<(Task<byte[]> Response, string Path)> _sent = [];
-    private readonly Task _reading;
-    private readonly Task _negotiated;
-    private Exception? _lost;
+    private bool _lanesOpened;
 
     /// <summary>While a verify runs: what it found so far (nothing is sent to the target then).</summary>
     private List<VerifyDifference>? _differences;
 
     /// <param name="cap">The bandwidth the resync may use (null: no cap).</param>
-    public ResyncSource(string root, ResyncConnection connection, BandwidthCap? cap = null)
+    /// <param name="streams">Connections the files may travel on side by side (more than one needs <paramref name="connect"/>, and a target that takes them).</param>
+    /// <param name="connect">Opens another connection to the target, for an extra stream.</param>
+    public ResyncSource(string root, ResyncConnection connection, BandwidthCap? cap = null, int streams = 1, Func<CancellationToken, Task<ResyncConnection>>? connect = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
+        ArgumentOutOfRangeException.ThrowIfLessThan(streams, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(streams, MaxStreams);
         _root = Path.GetFullPath(root);
-        _connection = connection;
         _cap = cap;
+        _streams = connect is null ? 1 : streams;
+        _connect = connect;
         _warmer = new TreeWarmer(_root, smallContents: true);
-        _reading = Task.Run(ReadResponsesAsync);
-        _negotiated = NegotiateAsync();
+        var offer = _streams > 1 ? OptionsAnswer.Supported : OptionsAnswer.Supported & ~ResyncFeatures.ParallelStreams;
+        _main = new ResyncStream(connection, cap, offer);
+        _lanes.Add(new FileLane(_root, _main, Statistics));
     }
 
     public ResyncStatistics Statistics { get; } = new();
 
-    /// <summary>Bytes on the connection so far, both ways (live, unlike <see cref="ResyncStatistics.WireBytes"/>).</summary>
-    public long WireBytes => _connection.WireBytes;
+    /// <summary>Bytes on the connections so far, both ways (live, unlike <see cref="ResyncStatistics.WireBytes"/>).</summary>
+    public long WireBytes => _lanes.Sum(static l => l.Stream.WireBytes);
+
+    /// <summary>The streams the files travel on (1 until the first pass opened the others, or when the target takes no more).</summary>
+    public int Streams => _lanes.Count;
 
     /// <summary>One pass over the whole tree, then the target makes its copy durable.</summary>
     /// <exception cref="ResyncException">The target refused a change (the message names the path and errno) or the connection failed.</exception>
@@ -109,7 +114,69 @@ public sealed class ResyncSource : IAsyncDisposable
         }
     }
 
-    private async Task PassCoreAsync(ChangeSet? changes, Func<string, ulong, ulong, ByteRange[]?>? changedRanges, CancellationToken cancellationToken)
+    private Task PassCoreAsync(ChangeSet? changes, Func<string, ulong, ulong, ByteRange[]?>? changedRanges, CancellationToken cancellationToken) =>
+        WithLanesAsync(() => ListPassAsync(changes, changedRanges, cancellationToken), cancellationToken);
+
+    /// <summary>Runs <paramref name="list"/> (the listings, on the first connection) while the lanes take the files it finds; returns once every file is done.</summary>
+    private async Task WithLanesAsync(Func<Task> list, CancellationToken cancellationToken)
+    {
+        await OpenLanesAsync(cancellationToken);
+        using var lanesStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        foreach (var lane in _lanes)
+        {
+            lane.Start(FilesAhead, _differences, lanesStop.Token);
+        }
+
+        try
+        {
+            await list();
+            foreach (var lane in _lanes)
+            {
+                await lane.FinishPassAsync();
+            }
+        }
+        catch
+        {
+            await lanesStop.CancelAsync();
+            foreach (var lane in _lanes)
+            {
+                await lane.AbandonPassAsync();
+            }
+
+            throw;
+        }
+
+        Statistics.WireBytes = WireBytes;
+    }
+
+    /// <summary>
+    /// Before the first pass: once the target agreed to parallel streams, opens the others and
+    /// joins them to this session. A target that did not agree (an earlier release, a verify)
+    /// gets everything on the first connection.
+    /// </summary>
+    private async Task OpenLanesAsync(CancellationToken cancellationToken)
+    {
+        if (_lanesOpened)
+        {
+            return;
+        }
+
+        _lanesOpened = true;
+        var (_, token) = await _main.Negotiated.WaitAsync(cancellationToken);
+        if (token is not { } session || _connect is not { } connect)
+        {
+            return;
+        }
+
+        while (_lanes.Count < _streams)
+        {
+            var stream = new ResyncStream(await connect(cancellationToken), _cap, ResyncFeatures.CompressedStream, session);
+            _lanes.Add(new FileLane(_root, stream, Statistics));
+            await stream.Negotiated.WaitAsync(cancellationToken); // A target that refuses the stream fails the resync here, naming why.
+        }
+    }
+
+    private async Task ListPassAsync(ChangeSet? changes, Func<string, ulong, ulong, ByteRange[]?>? changedRanges, CancellationToken cancellationToken)
     {
         Statistics.PassPlanned = 0;
         if (changes is null)
@@ -198,14 +265,6 @@ public sealed class ResyncSource : IAsyncDisposable
                 }
             }
         }
-
-        while (_ahead.Count > 0)
-        {
-            await SyncNextFileAsync(cancellationToken);
-        }
-
-        await CheckSentAsync(all: true);
-        Statistics.WireBytes = _connection.WireBytes;
     }
 
     /// <summary>
@@ -214,7 +273,7 @@ public sealed class ResyncSource : IAsyncDisposable
     /// </summary>
     public async Task FinishAsync(byte[]? handover, CancellationToken cancellationToken = default)
     {
-        await CheckSentAsync(all: true);
+        await _main.CheckSentAsync(all: true);
         using var finish = new MessageWriter(ResyncMessageType.Finish);
         finish.Body.Write(handover is not null);
         if (handover is not null)
@@ -223,8 +282,8 @@ public sealed class ResyncSource : IAsyncDisposable
             finish.Body.Write(handover);
         }
 
-        using var _ = Check(await await SendAsync(finish.ToArray(), cancellationToken), ResyncMessageType.Finish, handover is null ? "the final sync" : "the handover");
-        Statistics.WireBytes = _connection.WireBytes;
+        using var _ = ResyncStream.Check(await await _main.SendAsync(finish.ToArray(), cancellationToken), ResyncMessageType.Finish, handover is null ? "the final sync" : "the handover");
+        Statistics.WireBytes = WireBytes;
     }
 
     /// <summary>
@@ -237,21 +296,20 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <returns>What differs, each with its path and in words.</returns>
     public async Task<IReadOnlyList<VerifyDifference>> VerifyAsync(IReadOnlyCollection<string>? directories, CancellationToken cancellationToken = default)
     {
-        _differences = [];
+        var found = new List<VerifyDifference>();
+        _differences = found;
         try
         {
-            foreach (var directory in directories is null ? [""] : directories.Order(StringComparer.Ordinal).ToArray())
-            {
-                await WalkAsync(directory, cancellationToken, recursive: directories is null);
-            }
-
-            while (_ahead.Count > 0)
-            {
-                await SyncNextFileAsync(cancellationToken);
-            }
-
-            Statistics.WireBytes = _connection.WireBytes;
-            return _differences;
+            await WithLanesAsync(
+                async () =>
+                {
+                    foreach (var directory in directories is null ? [""] : directories.Order(StringComparer.Ordinal).ToArray())
+                    {
+                        await WalkAsync(directory, cancellationToken, recursive: directories is null);
+                    }
+                },
+                cancellationToken);
+            return found;
         }
         finally
         {
@@ -263,7 +321,7 @@ public sealed class ResyncSource : IAsyncDisposable
     public async Task<TargetJournal?> TargetJournalAsync(CancellationToken cancellationToken = default)
     {
         using var request = new MessageWriter(ResyncMessageType.Journal);
-        using var reader = Check(await await SendAsync(request.ToArray(), cancellationToken), ResyncMessageType.Journal, "the journal request");
+        using var reader = ResyncStream.Check(await await _main.SendAsync(request.ToArray(), cancellationToken), ResyncMessageType.Journal, "the journal request");
         if (!reader.Body.ReadBoolean())
         {
             return null;
@@ -340,7 +398,7 @@ public sealed class ResyncSource : IAsyncDisposable
         }
 
         // Its answer is not waited for (a target that does not know the request answers with an error status).
-        _ = (await SendAsync(message, cancellationToken)).ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        _ = (await _main.SendAsync(message, cancellationToken)).ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
     }
 
     /// <summary>Which of a partial listing's files (each a changed one) have their changed bytes known.</summary>
@@ -500,7 +558,7 @@ public sealed class ResyncSource : IAsyncDisposable
             message = dir.ToArray();
         }
 
-        return await SendAsync(message, cancellationToken);
+        return await _main.SendAsync(message, cancellationToken);
     }
 
     /// <summary>Handles a directory's answer: its entries sent when the digest differed, then the files that differ.</summary>
@@ -508,7 +566,7 @@ public sealed class ResyncSource : IAsyncDisposable
     {
         var differing = new List<(string Name, long Size, bool Stale)>();
         var created = new List<string>();
-        using (var reader = Check(await response, ResyncMessageType.Dir, $"directory '{relative}'"))
+        using (var reader = ResyncStream.Check(await response, ResyncMessageType.Dir, $"directory '{relative}'"))
         {
             if (!reader.Body.ReadBoolean())
             {
@@ -561,11 +619,8 @@ public sealed class ResyncSource : IAsyncDisposable
 
             // A copy the target just created (size -1) has none of the bytes the ranges leave out.
             var ranges = whole && compare == EntryCompare.ByRanges && targetSize >= 0 ? _exact[path] : null;
-            _ahead.Enqueue((path, entry, targetSize, targetSize > 0 && !whole ? HashesAsync(path, 0, cancellationToken) : null, ranges));
-            if (_ahead.Count >= FilesAhead)
-            {
-                await SyncNextFileAsync(cancellationToken);
-            }
+            var lane = _lanes.MinBy(static l => l.QueuedBytes)!;
+            await lane.AddAsync(new FileJob(path, entry, targetSize, targetSize > 0 && !whole ? lane.AskHashesAsync(path, cancellationToken) : null, ranges), cancellationToken);
         }
 
         return created;
@@ -581,381 +636,19 @@ public sealed class ResyncSource : IAsyncDisposable
     internal static bool SentWithoutHashes(EntryCompare compare, bool stale, long size, long targetSize) =>
         compare != EntryCompare.Listed && stale && (compare == EntryCompare.ByRanges || (size <= BlockSize && targetSize <= BlockSize));
 
-    private Task SyncNextFileAsync(CancellationToken cancellationToken)
-    {
-        var (path, entry, targetSize, hashes, ranges) = _ahead.Dequeue();
-        return SyncFileAsync(path, entry, targetSize, hashes, ranges, cancellationToken);
-    }
-
     private static string Join(string directory, string name) => directory.Length == 0 ? name : $"{directory}/{name}";
-
-    /// <summary>Sends the blocks of one file the target lacks (or its <paramref name="ranges"/>), then its size and metadata as listed.</summary>
-    private async Task SyncFileAsync(string relative, TreeEntry listed, long targetSize, Task<UInt128[]>? firstHashes, ByteRange[]? ranges, CancellationToken cancellationToken)
-    {
-        SafeFileHandle handle;
-        try
-        {
-            handle = File.OpenHandle(Full(relative), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            if (firstHashes is not null)
-            {
-                await firstHashes; // Its answer is on the way: take it, or a failure surfaces here.
-            }
-
-            return; // Removed since the listing: the next pass removes it there too.
-        }
-
-        using (handle)
-        {
-            Statistics.FilesCompared++;
-            var size = RandomAccess.GetLength(handle);
-            if (ranges is not null)
-            {
-                // If a rename put another file here since the listing, these bytes are its: the
-                // rename is tracked, and the next pass compares this path whole.
-                await SendRangesAsync(relative, handle, size, ranges, listed, cancellationToken);
-                return;
-            }
-
-            var blocks = (size + BlockSize - 1) / BlockSize;
-            UInt128[] theirs = firstHashes is null ? [] : await firstHashes;
-            long theirsFrom = 0;
-            var chunk = new BlockBatch();
-            var differingBlocks = 0L;
-            var firstDifference = -1L;
-            try
-            {
-                for (long b = 0; b < blocks; b++)
-                {
-                    // Hashes are worth a round trip only where the target has data.
-                    if (targetSize > 0 && b * BlockSize < targetSize && b - theirsFrom >= theirs.Length && b > 0)
-                    {
-                        theirsFrom = b;
-                        theirs = await HashesAsync(relative, b, cancellationToken);
-                    }
-
-                    var read = ResyncTarget.ReadFully(handle, _block, b * BlockSize);
-                    Statistics.BytesCompared += read;
-                    var index = b - theirsFrom;
-                    if (index < theirs.Length && XxHash128.HashToUInt128(_block.AsSpan(0, read)) == theirs[index])
-                    {
-                        continue;
-                    }
-
-                    if (_differences is not null)
-                    {
-                        differingBlocks++;
-                        firstDifference = firstDifference < 0 ? b * BlockSize : firstDifference;
-                        continue;
-                    }
-
-                    chunk = await AddBlockAsync(relative, chunk, b * BlockSize, read, cancellationToken);
-                }
-
-                if (_differences is { } found)
-                {
-                    if (differingBlocks > 0)
-                    {
-                        found.Add(new VerifyDifference(relative, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"content: {differingBlocks} of {blocks} blocks of 64 KiB differ, the first at offset {firstDifference}")));
-                    }
-
-                    return;
-                }
-
-                await SendDataAsync(relative, chunk, last: listed with { Size = size }, cancellationToken);
-            }
-            finally
-            {
-                chunk.Dispose();
-            }
-        }
-    }
-
-    /// <summary>Sends a file's changed bytes (up to its size), then its size and metadata as listed.</summary>
-    private async Task SendRangesAsync(string relative, SafeFileHandle handle, long size, ByteRange[] ranges, TreeEntry listed, CancellationToken cancellationToken)
-    {
-        Statistics.FilesByRanges++;
-        var chunk = new BlockBatch();
-        try
-        {
-            foreach (var (start, end) in ranges)
-            {
-                for (var offset = start; offset < Math.Min(end, size); offset += BlockSize)
-                {
-                    var read = ResyncTarget.ReadFully(handle, _block, offset, (int)Math.Min(BlockSize, Math.Min(end, size) - offset));
-                    Statistics.BytesCompared += read;
-                    chunk = await AddBlockAsync(relative, chunk, offset, read, cancellationToken);
-                }
-            }
-
-            await SendDataAsync(relative, chunk, last: listed with { Size = size }, cancellationToken);
-        }
-        finally
-        {
-            chunk.Dispose();
-        }
-    }
-
-    /// <summary>Adds the first <paramref name="read"/> bytes of <see cref="_block"/> at <paramref name="offset"/>; a full batch is sent, and a new one returned.</summary>
-    private async Task<BlockBatch> AddBlockAsync(string relative, BlockBatch chunk, long offset, int read, CancellationToken cancellationToken)
-    {
-        // Inside a compressed stream a block travels raw: the stream compresses it, with the
-        // blocks before it as context.
-        var packed = _connection.CompressesWrites ? read : _compressor.Wrap(_block.AsSpan(0, read), _packed);
-        chunk.Add(offset, _block.AsSpan(0, read), packed < read ? _packed.AsSpan(0, packed) : default);
-        Statistics.BlocksSent++;
-        Statistics.BytesSent += read;
-        if (chunk.Bytes < DataMessageBytes)
-        {
-            return chunk;
-        }
-
-        await SendDataAsync(relative, chunk, last: null, cancellationToken);
-        chunk.Dispose();
-        return new BlockBatch();
-    }
-
-    private async Task<UInt128[]> HashesAsync(string relative, long first, CancellationToken cancellationToken)
-    {
-        Statistics.HashRequests++;
-        byte[] message;
-        using (var request = new MessageWriter(ResyncMessageType.Hashes))
-        {
-            request.Body.Write(relative);
-            request.Body.Write(BlockSize);
-            request.Body.Write(first);
-            request.Body.Write(HashesPerRequest);
-            message = request.ToArray();
-        }
-
-        using var reader = Check(await await SendAsync(message, cancellationToken), ResyncMessageType.Hashes, $"hashes of '{relative}'");
-        _ = reader.Body.ReadInt64();
-        var count = reader.Body.ReadInt32();
-        var hashes = new UInt128[count];
-        for (var i = 0; i < count; i++)
-        {
-            var low = reader.Body.ReadUInt64();
-            var high = reader.Body.ReadUInt64();
-            hashes[i] = new UInt128(high, low);
-        }
-
-        return hashes;
-    }
-
-    private async Task SendDataAsync(string relative, BlockBatch chunk, TreeEntry? last, CancellationToken cancellationToken)
-    {
-        byte[] message;
-        using (var data = new MessageWriter(ResyncMessageType.Data))
-        {
-            data.Body.Write(relative);
-            data.Body.Write(last is not null);
-            data.Entry(last ?? default);
-            data.Body.Write(chunk.Count);
-            chunk.WriteTo(data.Body);
-            message = data.ToArray();
-        }
-
-        _sent.Add((await SendAsync(message, cancellationToken), relative));
-        await CheckSentAsync(all: false);
-    }
-
-    /// <summary>Looks at the data responses that arrived (all of them when <paramref name="all"/>): a refused write ends the pass.</summary>
-    private async Task CheckSentAsync(bool all)
-    {
-        var done = 0;
-        foreach (var (response, path) in _sent)
-        {
-            if (!all && !response.IsCompleted)
-            {
-                break;
-            }
-
-            using var _ = Check(await response, ResyncMessageType.Data, $"data of '{path}'");
-            done++;
-        }
-
-        _sent.RemoveRange(0, done);
-    }
-
-    /// <summary>Writes a request once the features are agreed and the window has room; the task it returns is the response.</summary>
-    private async Task<Task<byte[]>> SendAsync(byte[] message, CancellationToken cancellationToken)
-    {
-        await _negotiated.WaitAsync(cancellationToken);
-        return await SendNowAsync(message, cancellationToken);
-    }
-
-    /// <summary>
-    /// The first request: offers the features this side has (<see cref="ResyncFeatures"/>);
-    /// nothing else is sent until the answer came. A target from before this request answers it
-    /// with an error, and the resync goes on uncompressed.
-    /// </summary>
-    private async Task NegotiateAsync()
-    {
-        byte[] request;
-        using (var options = new MessageWriter(ResyncMessageType.Options))
-        {
-            options.Body.Write((int)OptionsAnswer.Supported);
-            request = options.ToArray();
-        }
-
-        if (OptionsAnswer.Accepted(await await SendNowAsync(request, CancellationToken.None)).HasFlag(ResyncFeatures.CompressedStream))
-        {
-            _connection.CompressWrites();
-        }
-    }
-
-    private async Task<Task<byte[]>> SendNowAsync(byte[] message, CancellationToken cancellationToken)
-    {
-        await _window.WaitAsync(cancellationToken);
-        var response = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        // Requests sent from several tasks (hashes asked ahead): each is queued for its answer in
-        // the order it is written.
-        await _sendGate.WaitAsync(cancellationToken);
-        try
-        {
-            if (_cap is { } cap)
-            {
-                // Before the request is queued for its answer: a wait cancelled here leaves nothing behind.
-                await cap.WaitAsync(message.Length, cancellationToken);
-            }
-
-            lock (_pending)
-            {
-                if (_lost is { } lost)
-                {
-                    throw new ResyncException($"the resync connection to {_connection.Remote} was lost: {lost.Message}", lost);
-                }
-
-                _pending.Enqueue(response);
-            }
-
-            await _connection.WriteAsync(message, cancellationToken);
-        }
-        finally
-        {
-            _sendGate.Release();
-        }
-
-        return response.Task;
-    }
-
-    private async Task ReadResponsesAsync()
-    {
-        Exception lost;
-        try
-        {
-            var first = true;
-            while (await _connection.ReadAsync() is { } message)
-            {
-                if (first && OptionsAnswer.Accepted(message).HasFlag(ResyncFeatures.CompressedStream))
-                {
-                    // The answer to the options request: the target compresses everything after it.
-                    _connection.DecompressReads();
-                }
-
-                first = false;
-                TaskCompletionSource<byte[]> waiting;
-                lock (_pending)
-                {
-                    if (!_pending.TryDequeue(out waiting!))
-                    {
-                        throw new InvalidDataException("the resync target answered a request that was not made");
-                    }
-                }
-
-                _window.Release();
-                waiting.SetResult(message);
-            }
-
-            lost = new IOException("the target closed the connection");
-        }
-#pragma warning disable CA1031 // Whatever ended the read loop fails every waiting request with it.
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            lost = e;
-        }
-
-        lock (_pending)
-        {
-            _lost = lost;
-            while (_pending.TryDequeue(out var waiting))
-            {
-                waiting.SetException(new ResyncException($"the resync connection to {_connection.Remote} was lost: {lost.Message}", lost));
-            }
-        }
-    }
-
-    private static MessageReader Check(byte[] response, ResyncMessageType expected, string what)
-    {
-        var reader = new MessageReader(response);
-        if (reader.Type != expected)
-        {
-            reader.Dispose();
-            throw new ResyncException($"the resync target answered {what} with a {reader.Type} response");
-        }
-
-        var status = reader.Body.ReadInt32();
-        if (status != 0)
-        {
-            var message = reader.Body.ReadString();
-            reader.Dispose();
-            throw new ResyncException($"the resync target could not apply {what}: {message}", status);
-        }
-
-        return reader;
-    }
 
     public async ValueTask DisposeAsync()
     {
-        await _connection.DisposeAsync();
-        await _reading;
-        await _negotiated.ContinueWith(static _ => { }, TaskScheduler.Default); // Its failure, if any, reached every request.
-
-        _compressor.Dispose();
-        _window.Dispose();
-        _sendGate.Dispose();
-    }
-
-    /// <summary>Blocks gathered for one data message.</summary>
-    private sealed class BlockBatch : IDisposable
-    {
-        private readonly MemoryStream _bytes = new();
-        private readonly BinaryWriter _writer;
-
-        public BlockBatch()
+        // Connections first: a lane waiting for an answer gets the loss instead.
+        foreach (var lane in _lanes)
         {
-            _writer = new BinaryWriter(_bytes);
+            await lane.Stream.DisposeAsync();
         }
 
-        public int Count { get; private set; }
-
-        public long Bytes => _bytes.Length;
-
-        /// <summary>Adds a block: compressed when that is smaller (<paramref name="packed"/> non-empty), else raw.</summary>
-        public void Add(long offset, ReadOnlySpan<byte> raw, ReadOnlySpan<byte> packed)
+        foreach (var lane in _lanes)
         {
-            var stored = packed.IsEmpty ? raw : packed;
-            _writer.Write(offset);
-            _writer.Write(raw.Length);
-            _writer.Write(stored.Length);
-            _writer.Write(stored);
-            Count++;
-        }
-
-        public void WriteTo(BinaryWriter destination)
-        {
-            _writer.Flush();
-            destination.Write(_bytes.GetBuffer(), 0, (int)_bytes.Length);
-        }
-
-        public void Dispose()
-        {
-            _writer.Dispose();
-            _bytes.Dispose();
+            await lane.DisposeAsync();
         }
     }
 }

@@ -23,6 +23,20 @@ public sealed class ResyncTarget : IDisposable
     private SafeFileHandle? _open;
     private string? _openPath;
 
+    /// <summary>The sessions of the listener this target serves (null: served alone, no extra streams).</summary>
+    private ResyncSessions? _sessions;
+
+    /// <summary>This target's session token, once it entered (its extra streams join with it).</summary>
+    private Guid? _token;
+
+    /// <summary>For an extra stream: the session it joined (it takes only hashes and data then).</summary>
+    private ResyncTarget? _joined;
+
+    /// <summary>The extra streams that joined this session: their writes count as its.</summary>
+    private readonly List<ResyncTarget> _streams = [];
+    private long _filesWritten;
+    private long _bytesWritten;
+
     public ResyncTarget(string root)
     {
         _root = Path.GetFullPath(root);
@@ -47,11 +61,25 @@ public sealed class ResyncTarget : IDisposable
     /// </summary>
     public bool CompareOnly { get; init; }
 
-    /// <summary>Files whose content was written.</summary>
-    public long FilesWritten { get; private set; }
+    /// <summary>Files whose content was written (on every stream of the session).</summary>
+    public long FilesWritten => Interlocked.Read(ref _filesWritten) + Streams().Sum(static s => s.FilesWritten);
 
-    /// <summary>Uncompressed bytes written.</summary>
-    public long BytesWritten { get; private set; }
+    /// <summary>Uncompressed bytes written (on every stream of the session).</summary>
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten) + Streams().Sum(static s => s.BytesWritten);
+
+    /// <summary>Files written by each stream of the session: this connection's, then each extra stream's.</summary>
+    internal long[] FilesWrittenPerStream => [Interlocked.Read(ref _filesWritten), .. Streams().Select(static s => s.FilesWritten)];
+
+    /// <summary>Whether this connection was an extra stream of another's session.</summary>
+    public bool IsStream => _joined is not null;
+
+    private ResyncTarget[] Streams()
+    {
+        lock (_streams)
+        {
+            return [.. _streams];
+        }
+    }
 
     /// <summary>Entries removed because the source no longer has them.</summary>
     public long Removed { get; private set; }
@@ -63,9 +91,32 @@ public sealed class ResyncTarget : IDisposable
     /// meanwhile (to files whose hashes were already answered); every other request (it may add,
     /// remove or replace files) waits for the hashes in flight.
     /// </summary>
-    public async Task ServeAsync(ResyncConnection connection, CancellationToken cancellationToken = default)
+    public Task ServeAsync(ResyncConnection connection, CancellationToken cancellationToken = default) => ServeAsync(connection, null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ServeAsync(ResyncConnection, CancellationToken)"/>, for one of the
+    /// connections of a listener's <paramref name="sessions"/>: a first request that joins a
+    /// session makes this an extra stream of it; any other waits until no other source is served.
+    /// </summary>
+    internal async Task ServeAsync(ResyncConnection connection, ResyncSessions? sessions, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
+        _sessions = sessions;
+        try
+        {
+            await ServeRequestsAsync(connection, cancellationToken);
+        }
+        finally
+        {
+            if (_token is not null)
+            {
+                sessions!.Leave(this);
+            }
+        }
+    }
+
+    private async Task ServeRequestsAsync(ResyncConnection connection, CancellationToken cancellationToken)
+    {
         var answers = System.Threading.Channels.Channel.CreateBounded<(Task<byte[]> Answer, bool ThenCompress)>(new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true });
         var writing = Task.Run(
             async () =>
@@ -95,8 +146,15 @@ public sealed class ResyncTarget : IDisposable
         var reading = new List<Task<byte[]>>();
         try
         {
+            var first = true;
             while (await connection.ReadAsync(cancellationToken) is { } request)
             {
+                if (first && _sessions is { } sessions && request is not [(byte)ResyncMessageType.Stream, ..])
+                {
+                    _token = await sessions.EnterAsync(this, cancellationToken);
+                }
+
+                first = false;
                 if (request is [(byte)ResyncMessageType.Hashes, ..])
                 {
                     await workers.WaitAsync(cancellationToken);
@@ -178,6 +236,8 @@ public sealed class ResyncTarget : IDisposable
             {
                 switch (reader.Type)
                 {
+                    case not (ResyncMessageType.Hashes or ResyncMessageType.Data or ResyncMessageType.Options) when _joined is not null:
+                        throw new InvalidDataException($"an extra stream of a resync carries only hashes and data, not a {reader.Type} request");
                     case ResyncMessageType.Dir when CompareOnly:
                         CompareDir(reader, answer);
                         break;
@@ -196,7 +256,10 @@ public sealed class ResyncTarget : IDisposable
                         WriteJournal(answer);
                         break;
                     case ResyncMessageType.Options:
-                        answer.Write((int)((ResyncFeatures)reader.Body.ReadInt32() & OptionsAnswer.Supported));
+                        Options(reader, answer);
+                        break;
+                    case ResyncMessageType.Stream:
+                        Join(reader);
                         break;
                     case ResyncMessageType.Warm:
                         _warmer.Add(ReadPaths(reader));
@@ -234,6 +297,43 @@ public sealed class ResyncTarget : IDisposable
         }
 
         return response.ToArray();
+    }
+
+    /// <summary>The features this target takes of those offered; with parallel streams, the token the extra streams join with.</summary>
+    private void Options(MessageReader reader, BinaryWriter answer)
+    {
+        var accepted = (ResyncFeatures)reader.Body.ReadInt32() & OptionsAnswer.Supported;
+        if (_token is null)
+        {
+            accepted &= ~ResyncFeatures.ParallelStreams; // Served alone, or itself an extra stream.
+        }
+
+        answer.Write((int)accepted);
+        if (_token is { } token && accepted.HasFlag(ResyncFeatures.ParallelStreams))
+        {
+            answer.Write(token.ToByteArray());
+        }
+    }
+
+    /// <summary>This connection becomes an extra stream of the session the token names.</summary>
+    private void Join(MessageReader reader)
+    {
+        var token = new Guid(reader.Body.ReadBytes(16));
+        if (_joined is not null || _token is not null)
+        {
+            throw new InvalidDataException("a stream joins a session with its first request only");
+        }
+
+        _joined = _sessions?.Join(token) ?? throw new InvalidDataException("no resync session holds this stream's token (it ended, or this node was not asked for streams)");
+        if (_joined.CompareOnly != CompareOnly)
+        {
+            throw new InvalidDataException("a stream joins a session of its own kind only");
+        }
+
+        lock (_joined._streams)
+        {
+            _joined._streams.Add(this);
+        }
     }
 
     /// <summary>Paths with their scopes, as a warm request carries them.</summary>
@@ -679,7 +779,7 @@ public sealed class ResyncTarget : IDisposable
             CloseOpen();
             _open = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite);
             _openPath = path;
-            FilesWritten++;
+            Interlocked.Increment(ref _filesWritten);
         }
 
         for (var i = 0; i < count; i++)
@@ -711,7 +811,7 @@ public sealed class ResyncTarget : IDisposable
             }
 
             RandomAccess.Write(_open!, block, offset);
-            BytesWritten += length;
+            Interlocked.Add(ref _bytesWritten, length);
         }
 
         if (last)
