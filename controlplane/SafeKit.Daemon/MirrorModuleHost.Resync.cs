@@ -198,9 +198,10 @@ internal sealed partial class MirrorModuleHost
             var address = _peer.Addresses[_module.ReplicationNetwork];
             var cap = _module.ResyncMegabitsPerSecond > 0 ? new BandwidthCap(_module.ResyncMegabitsPerSecond * 125_000L) : null;
             var phases = new ResyncPhases();
+            var streams = _module.ResyncStreams > 0 ? _module.ResyncStreams : SafeKit.ControlPlane.Configuration.MirrorModuleConfig.AutoResyncStreams(Environment.ProcessorCount);
             for (var i = 0; i < _directories.Count; i++)
             {
-                resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct, cap, _module.ResyncStreams));
+                resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct, cap, streams));
             }
 
             Volatile.Write(ref _running, resyncs.ToArray());
@@ -311,7 +312,7 @@ internal sealed partial class MirrorModuleHost
         var passes = resyncs.Max(r => r.Passes);
         var files = resyncs.Sum(r => r.Statistics.FilesCompared);
         var each = string.Join("; ", resyncs.Select((r, i) =>
-            $"{_directories[i].Config.Path}: {r.Statistics.FilesByRanges} files by changed ranges, {r.Statistics.BytesSent} bytes changed, {r.Statistics.WireBytes} bytes on the wire, first pass {r.FirstPass.TotalMilliseconds:0} ms, {r.Streams} streams"));
+            $"{_directories[i].Config.Path}: {r.Statistics.FilesByRanges} files by changed ranges, {r.Statistics.BytesSent} bytes changed, {r.Statistics.WireBytes} bytes on the wire, first pass {r.FirstPass.TotalMilliseconds:0} ms, {r.Connections} connection{(r.Connections == 1 ? "" : "s")}"));
         var sent = resyncs.Sum(r => r.Statistics.BytesSent);
         var wire = resyncs.Sum(r => r.Statistics.WireBytes);
         var first = resyncs.Max(r => r.FirstPass.TotalMilliseconds); // They run side by side.

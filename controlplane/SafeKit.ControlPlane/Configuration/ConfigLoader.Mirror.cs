@@ -48,7 +48,7 @@ public static partial class ConfigLoader
         ValidateDirectories(reader, list, directories, path);
         var (port, network, stall, resyncMbps, resyncStreams) = f.TryGetValue("replication", out var replicationNode)
             ? ReadReplication(reader, replicationNode, path + ".replication", networks)
-            : (MirrorModuleConfig.DefaultReplicationPort, 0, MirrorModuleConfig.DefaultStallTimeoutMilliseconds, 0, MirrorModuleConfig.DefaultResyncStreams);
+            : (MirrorModuleConfig.DefaultReplicationPort, 0, MirrorModuleConfig.DefaultStallTimeoutMilliseconds, 0, 0);
         if (port is { } first && first + directories.Count - 1 > 65535)
         {
             reader.Error(replicationNode, path + ".replication.port", $"{directories.Count} directories need ports {first}..{first + directories.Count - 1}");
@@ -175,7 +175,7 @@ public static partial class ConfigLoader
 
         var stall = f.TryGetValue("stall_timeout_ms", out var stallNode) ? reader.Integer(stallNode, path + ".stall_timeout_ms", 100, 600_000) : MirrorModuleConfig.DefaultStallTimeoutMilliseconds;
         var resync = f.TryGetValue("resync_mbps", out var resyncNode) ? reader.Integer(resyncNode, path + ".resync_mbps", 0, 400_000) : 0;
-        var streams = f.TryGetValue("resync_streams", out var streamsNode) ? reader.Integer(streamsNode, path + ".resync_streams", 1, MirrorModuleConfig.MaxResyncStreams) : MirrorModuleConfig.DefaultResyncStreams;
+        var streams = f.TryGetValue("resync_streams", out var streamsNode) ? reader.Integer(streamsNode, path + ".resync_streams", 0, MirrorModuleConfig.MaxResyncStreams) : 0;
         return ((int?)port, (int?)network, (int?)stall, (int?)resync, (int?)streams);
     }
 }

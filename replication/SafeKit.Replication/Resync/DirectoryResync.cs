@@ -79,6 +79,9 @@ public sealed class DirectoryResync : IAsyncDisposable
     /// <summary>The streams the files travel on (see <see cref="ResyncSource.Streams"/>).</summary>
     public int Streams => _source.Streams;
 
+    /// <summary>The connections of this resync (see <see cref="ResyncSource.Connections"/>).</summary>
+    public int Connections => _source.Connections;
+
     /// <summary>
     /// The live passes: what the journals list (or, when they cannot be trusted, everything)
     /// once, then what changed meanwhile, until it is little.

@@ -31,8 +31,11 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>Streams a resync may use at most.</summary>
     public const int MaxStreams = 16;
 
-    /// <summary>Directory requests a walk keeps in flight (fewer than a stream's window: hash and data requests need room too).</summary>
-    private const int DirectoriesInFlight = 8;
+    /// <summary>
+    /// Directory requests a pass keeps in flight: fewer than a stream's window of 32 when files
+    /// share the connection (hash and data requests need room too), most of it when they do not.
+    /// </summary>
+    private int DirectoriesInFlight => _lanes[0].Stream == _main ? 8 : 24;
 
     /// <summary>Files whose hashes a lane has asked before the file before them is done.</summary>
     private const int FilesAhead = 16;
@@ -49,13 +52,14 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>In a pass from the journals: the files whose changed bytes are known exactly (see <see cref="ChangedRanges"/>).</summary>
     private readonly Dictionary<string, ByteRange[]> _exact = new(StringComparer.Ordinal);
     private bool _lanesOpened;
+    private int _nextLane;
 
     /// <summary>While a verify runs: what it found so far (nothing is sent to the target then).</summary>
     private List<VerifyDifference>? _differences;
 
     /// <param name="cap">The bandwidth the resync may use (null: no cap).</param>
-    /// <param name="streams">Connections the files may travel on side by side (more than one needs <paramref name="connect"/>, and a target that takes them).</param>
-    /// <param name="connect">Opens another connection to the target, for an extra stream.</param>
+    /// <param name="streams">Connections the files travel on side by side, besides the listings' own (with <paramref name="connect"/> and a target that takes them).</param>
+    /// <param name="connect">Opens another connection to the target, for a stream of files (null: everything on <paramref name="connection"/>).</param>
     public ResyncSource(string root, ResyncConnection connection, BandwidthCap? cap = null, int streams = 1, Func<CancellationToken, Task<ResyncConnection>>? connect = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -66,7 +70,7 @@ public sealed class ResyncSource : IAsyncDisposable
         _streams = connect is null ? 1 : streams;
         _connect = connect;
         _warmer = new TreeWarmer(_root, smallContents: true);
-        var offer = _streams > 1 ? OptionsAnswer.Supported : OptionsAnswer.Supported & ~ResyncFeatures.ParallelStreams;
+        var offer = connect is not null ? OptionsAnswer.Supported : OptionsAnswer.Supported & ~ResyncFeatures.ParallelStreams;
         _main = new ResyncStream(connection, cap, offer);
         _lanes.Add(new FileLane(_root, _main, Statistics));
     }
@@ -74,10 +78,13 @@ public sealed class ResyncSource : IAsyncDisposable
     public ResyncStatistics Statistics { get; } = new();
 
     /// <summary>Bytes on the connections so far, both ways (live, unlike <see cref="ResyncStatistics.WireBytes"/>).</summary>
-    public long WireBytes => _lanes.Sum(static l => l.Stream.WireBytes);
+    public long WireBytes => _main.WireBytes + _lanes.Where(l => l.Stream != _main).Sum(static l => l.Stream.WireBytes);
 
     /// <summary>The streams the files travel on (1 until the first pass opened the others, or when the target takes no more).</summary>
     public int Streams => _lanes.Count;
+
+    /// <summary>The connections of this resync: the files' streams, and the listings' own once they have one.</summary>
+    public int Connections => _lanes.Count + (_lanes[0].Stream == _main ? 0 : 1);
 
     /// <summary>One pass over the whole tree, then the target makes its copy durable.</summary>
     /// <exception cref="ResyncException">The target refused a change (the message names the path and errno) or the connection failed.</exception>
@@ -168,6 +175,12 @@ public sealed class ResyncSource : IAsyncDisposable
             return;
         }
 
+        // The listings keep the first connection to themselves: the target answers a listing only
+        // after the hashes it is reading for that connection, and a listing late holds up every
+        // file of its directory.
+        var first = _lanes[0];
+        _lanes.Clear();
+        await first.DisposeAsync();
         while (_lanes.Count < _streams)
         {
             var stream = new ResyncStream(await connect(cancellationToken), _cap, ResyncFeatures.CompressedStream, session);
@@ -619,7 +632,7 @@ public sealed class ResyncSource : IAsyncDisposable
 
             // A copy the target just created (size -1) has none of the bytes the ranges leave out.
             var ranges = whole && compare == EntryCompare.ByRanges && targetSize >= 0 ? _exact[path] : null;
-            var lane = _lanes.MinBy(static l => l.QueuedBytes)!;
+            var lane = LeastBusyLane();
             await lane.AddAsync(new FileJob(path, entry, targetSize, targetSize > 0 && !whole ? lane.AskHashesAsync(path, cancellationToken) : null, ranges), cancellationToken);
         }
 
@@ -638,10 +651,28 @@ public sealed class ResyncSource : IAsyncDisposable
 
     private static string Join(string directory, string name) => directory.Length == 0 ? name : $"{directory}/{name}";
 
+    /// <summary>The lane with the fewest bytes still to do; of equal ones, the next after the last chosen (idle lanes take turns).</summary>
+    private FileLane LeastBusyLane()
+    {
+        var best = _nextLane % _lanes.Count;
+        for (var i = 1; i < _lanes.Count; i++)
+        {
+            var candidate = (_nextLane + i) % _lanes.Count;
+            if (_lanes[candidate].QueuedBytes < _lanes[best].QueuedBytes)
+            {
+                best = candidate;
+            }
+        }
+
+        _nextLane = best + 1;
+        return _lanes[best];
+    }
+
     public async ValueTask DisposeAsync()
     {
         // Connections first: a lane waiting for an answer gets the loss instead.
-        foreach (var lane in _lanes)
+        await _main.DisposeAsync();
+        foreach (var lane in _lanes.Where(l => l.Stream != _main))
         {
             await lane.Stream.DisposeAsync();
         }

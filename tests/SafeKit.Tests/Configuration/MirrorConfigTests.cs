@@ -42,6 +42,7 @@ public sealed class MirrorConfigTests
         Assert.Equal(MirrorModuleConfig.DefaultReplicationPort, mirror.ReplicationPort);
         Assert.Equal(0, mirror.ReplicationNetwork);
         Assert.Equal(MirrorModuleConfig.DefaultStallTimeoutMilliseconds, mirror.StallTimeoutMilliseconds);
+        Assert.Equal((0, 0), (mirror.ResyncMegabitsPerSecond, mirror.ResyncStreams));
         Assert.Empty(mirror.Witnesses);
         Assert.Equal("/var/lib/safekit/pg", mirror.StateDirectory);
     }
@@ -57,7 +58,7 @@ public sealed class MirrorConfigTests
                 directories:
                   - {path: /srv/pgdata, data: /data/pg, mode: fsync}
                   - {path: /srv/www, data: /data/www}
-                replication: {port: 5000, network: 1, stall_timeout_ms: 900}
+                replication: {port: 5000, network: 1, stall_timeout_ms: 900, resync_mbps: 800, resync_streams: 8}
                 witness: [198.18.0.1, 198.18.0.2]
                 startup_wait_ms: 1000
                 state_dir: /data/state
@@ -72,6 +73,7 @@ public sealed class MirrorConfigTests
         Assert.Equal(new MirrorDirectoryConfig("/srv/pgdata", "/data/pg", ReplicationMode.Fsync), mirror.Directories[0]);
         Assert.Equal(new MirrorDirectoryConfig("/srv/www", "/data/www", ReplicationMode.Sync), mirror.Directories[1]);
         Assert.Equal((5000, 1, 900), (mirror.ReplicationPort, mirror.ReplicationNetwork, mirror.StallTimeoutMilliseconds));
+        Assert.Equal((800, 8), (mirror.ResyncMegabitsPerSecond, mirror.ResyncStreams));
         Assert.Equal(2, mirror.Witnesses.Count);
         Assert.Equal(1000, mirror.StartupWaitMilliseconds);
         Assert.Equal("/data/state", mirror.StateDirectory);
@@ -111,6 +113,8 @@ public sealed class MirrorConfigTests
     [InlineData("directories: []", "modules[0].directories", "at least one directory")]
     [InlineData("directories: [{path: /srv/a}]\n    replication: {network: 2}", "modules[0].replication.network", "does not exist")]
     [InlineData("directories: [{path: /srv/a}]\n    witness: [not-an-address]", "modules[0].witness[0]", "")]
+    [InlineData("directories: [{path: /srv/a}]\n    replication: {resync_streams: -1}", "modules[0].replication.resync_streams", "")]
+    [InlineData("directories: [{path: /srv/a}]\n    replication: {resync_streams: 17}", "modules[0].replication.resync_streams", "")]
     [InlineData("directories: [{path: /srv/a}]\n    buckets: 4", "modules[0].buckets", "unknown key")]
     public void Parse_BadMirror_NamesTheKey(string extra, string key, string message)
     {

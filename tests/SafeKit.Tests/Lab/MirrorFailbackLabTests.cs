@@ -106,7 +106,7 @@ public sealed class MirrorFailbackLabTests
 
         // Where its time went, step by step, in the order the steps run.
         Assert.Matches(@"steps: connected \d+ ms, live passes \d+ ms, frozen pass \d+ ms, durable there \d+ ms, attached \d+ ms", events);
-        Assert.Matches(@"/srv/www: \d+ files by changed ranges, \d+ bytes changed, \d+ bytes on the wire, first pass \d+ ms, 4 streams", events);
+        Assert.Matches(@"/srv/www: \d+ files by changed ranges, \d+ bytes changed, \d+ bytes on the wire, first pass \d+ ms, ([2-9]|\d\d) connections", events);
 
         // Its figures stay in the status (API, metrics, console) and in 'safekit status'.
         var resync = lab.Module(1).GetProperty("mirror").GetProperty("resync");
