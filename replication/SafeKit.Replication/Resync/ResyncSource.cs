@@ -12,10 +12,10 @@ namespace SafeKit.Replication.Resync;
 /// for those, the target's block hashes (XxHash128 of 64 KiB blocks) are compared with this
 /// side's, and only the blocks that differ travel, zstd-compressed — or, for a file whose changed
 /// bytes this node recorded while alone (<see cref="ChangedRanges"/>), only those bytes, with no
-/// hashes asked. Listings travel on the first connection; the files go over several streams
-/// side by side (<see cref="FileLane"/>, each file to the least busy), the first connection
-/// being one of them. Requests are pipelined on each, a bounded number in flight, so memory
-/// stays bounded. A file's time is taken before it is read, so a file written meanwhile shows a
+/// hashes asked. Listings travel on the first connection; the files go over streams of their own,
+/// side by side (<see cref="FileLane"/>, each file to the least busy) — or, with a target that
+/// takes no extra streams, on the first connection too. Requests are pipelined on each, a
+/// bounded number in flight, so memory stays bounded. A file's time is taken before it is read, so a file written meanwhile shows a
 /// newer time to the next pass and is compared again.
 /// </summary>
 public sealed class ResyncSource : IAsyncDisposable
@@ -35,7 +35,7 @@ public sealed class ResyncSource : IAsyncDisposable
     /// Directory requests a pass keeps in flight: fewer than a stream's window of 32 when files
     /// share the connection (hash and data requests need room too), most of it when they do not.
     /// </summary>
-    private int DirectoriesInFlight => _lanes[0].Stream == _main ? 8 : 24;
+    private int DirectoriesInFlight => ListingsAlone ? 24 : 8;
 
     /// <summary>Files whose hashes a lane has asked before the file before them is done.</summary>
     private const int FilesAhead = 16;
@@ -43,7 +43,8 @@ public sealed class ResyncSource : IAsyncDisposable
 
     private readonly string _root;
     private readonly ResyncStream _main;
-    private readonly List<FileLane> _lanes = [];
+    /// <summary>The lanes of files: replaced whole, once (status requests read it from other threads).</summary>
+    private volatile FileLane[] _lanes;
     private readonly BandwidthCap? _cap;
     private readonly int _streams;
     private readonly Func<CancellationToken, Task<ResyncConnection>>? _connect;
@@ -72,7 +73,7 @@ public sealed class ResyncSource : IAsyncDisposable
         _warmer = new TreeWarmer(_root, smallContents: true);
         var offer = connect is not null ? OptionsAnswer.Supported : OptionsAnswer.Supported & ~ResyncFeatures.ParallelStreams;
         _main = new ResyncStream(connection, cap, offer);
-        _lanes.Add(new FileLane(_root, _main, Statistics));
+        _lanes = [new FileLane(_root, _main, Statistics)];
     }
 
     public ResyncStatistics Statistics { get; } = new();
@@ -80,11 +81,21 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>Bytes on the connections so far, both ways (live, unlike <see cref="ResyncStatistics.WireBytes"/>).</summary>
     public long WireBytes => _main.WireBytes + _lanes.Where(l => l.Stream != _main).Sum(static l => l.Stream.WireBytes);
 
+    /// <summary>Whether the files have connections of their own (the listings then have the first to themselves).</summary>
+    private bool ListingsAlone => _lanes[0].Stream != _main;
+
     /// <summary>The streams the files travel on (1 until the first pass opened the others, or when the target takes no more).</summary>
-    public int Streams => _lanes.Count;
+    public int Streams => _lanes.Length;
 
     /// <summary>The connections of this resync: the files' streams, and the listings' own once they have one.</summary>
-    public int Connections => _lanes.Count + (_lanes[0].Stream == _main ? 0 : 1);
+    public int Connections
+    {
+        get
+        {
+            var lanes = _lanes;
+            return lanes.Length + (lanes[0].Stream == _main ? 0 : 1);
+        }
+    }
 
     /// <summary>One pass over the whole tree, then the target makes its copy durable.</summary>
     /// <exception cref="ResyncException">The target refused a change (the message names the path and errno) or the connection failed.</exception>
@@ -178,15 +189,30 @@ public sealed class ResyncSource : IAsyncDisposable
         // The listings keep the first connection to themselves: the target answers a listing only
         // after the hashes it is reading for that connection, and a listing late holds up every
         // file of its directory.
-        var first = _lanes[0];
-        _lanes.Clear();
-        await first.DisposeAsync();
-        while (_lanes.Count < _streams)
+        var opened = new List<FileLane>(_streams);
+        try
         {
-            var stream = new ResyncStream(await connect(cancellationToken), _cap, ResyncFeatures.CompressedStream, session);
-            _lanes.Add(new FileLane(_root, stream, Statistics));
-            await stream.Negotiated.WaitAsync(cancellationToken); // A target that refuses the stream fails the resync here, naming why.
+            while (opened.Count < _streams)
+            {
+                var stream = new ResyncStream(await connect(cancellationToken), _cap, ResyncFeatures.CompressedStream, session);
+                opened.Add(new FileLane(_root, stream, Statistics));
+                await stream.Negotiated.WaitAsync(cancellationToken); // A target that refuses the stream fails the resync here, naming why.
+            }
         }
+        catch
+        {
+            foreach (var lane in opened)
+            {
+                await lane.Stream.DisposeAsync();
+                await lane.DisposeAsync();
+            }
+
+            throw;
+        }
+
+        var first = _lanes[0];
+        _lanes = [.. opened];
+        await first.DisposeAsync();
     }
 
     private async Task ListPassAsync(ChangeSet? changes, Func<string, ulong, ulong, ByteRange[]?>? changedRanges, CancellationToken cancellationToken)
@@ -654,18 +680,19 @@ public sealed class ResyncSource : IAsyncDisposable
     /// <summary>The lane with the fewest bytes still to do; of equal ones, the next after the last chosen (idle lanes take turns).</summary>
     private FileLane LeastBusyLane()
     {
-        var best = _nextLane % _lanes.Count;
-        for (var i = 1; i < _lanes.Count; i++)
+        var lanes = _lanes;
+        var best = _nextLane % lanes.Length;
+        for (var i = 1; i < lanes.Length; i++)
         {
-            var candidate = (_nextLane + i) % _lanes.Count;
-            if (_lanes[candidate].QueuedBytes < _lanes[best].QueuedBytes)
+            var candidate = (_nextLane + i) % lanes.Length;
+            if (lanes[candidate].QueuedBytes < lanes[best].QueuedBytes)
             {
                 best = candidate;
             }
         }
 
         _nextLane = best + 1;
-        return _lanes[best];
+        return lanes[best];
     }
 
     public async ValueTask DisposeAsync()
