@@ -70,10 +70,10 @@ internal sealed partial class MirrorModuleHost
             outcome);
     }
 
-    /// <summary>WAIT with older data and the newest copy served alone by the peer: listen for its resync.</summary>
+    /// <summary>WAIT with older data and the newest copy served alone by the peer: listen for its resync (once warmed up, see <see cref="StartWarmup"/>).</summary>
     private void ListenForResync()
     {
-        if (_directories.All(d => d.ResyncListening))
+        if (_directories.All(d => d.ResyncListening) || !_warmedUp.IsCompleted)
         {
             return;
         }
@@ -157,7 +157,7 @@ internal sealed partial class MirrorModuleHost
     /// <summary>ALONE with the peer back, older and listening: starts (or retries) bringing it up to date.</summary>
     private void StartResyncIfDue()
     {
-        if (_resync is { IsCompleted: false } || _time.GetUtcNow() < _nextResync || _directories.Any(d => d.FileSystem is null || d.Link is null))
+        if (_resync is { IsCompleted: false } || !_warmedUp.IsCompleted || _time.GetUtcNow() < _nextResync || _directories.Any(d => d.FileSystem is null || d.Link is null))
         {
             return;
         }
@@ -198,7 +198,7 @@ internal sealed partial class MirrorModuleHost
             var address = _peer.Addresses[_module.ReplicationNetwork];
             var cap = _module.ResyncMegabitsPerSecond > 0 ? new BandwidthCap(_module.ResyncMegabitsPerSecond * 125_000L) : null;
             var phases = new ResyncPhases();
-            var streams = _module.ResyncStreams > 0 ? _module.ResyncStreams : SafeKit.ControlPlane.Configuration.MirrorModuleConfig.AutoResyncStreams(Environment.ProcessorCount);
+            var streams = ResyncStreams;
             for (var i = 0; i < _directories.Count; i++)
             {
                 resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct, cap, streams));

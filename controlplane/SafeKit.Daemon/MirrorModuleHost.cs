@@ -105,6 +105,7 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         host.SetRole(MirrorRole.Wait, $"waiting to hear {host._peer.Name}");
         membership.PeersChanged += _ => host._wake.Release();
         membership.PeerLivenessChanged += (_, _) => host._wake.Release();
+        host.StartWarmup();
         host._loop = Task.Run(host.RunAsync);
         return host;
     }
@@ -825,6 +826,8 @@ internal sealed partial class MirrorModuleHost : IAsyncDisposable
         {
             await _loop;
         }
+
+        await _warmedUp; // Never fails; it removes its scratch directories.
 
         await _gate.WaitAsync();
         try
