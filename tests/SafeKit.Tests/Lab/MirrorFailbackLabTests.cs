@@ -108,6 +108,15 @@ public sealed class MirrorFailbackLabTests
         Assert.Matches(@"steps: connected \d+ ms, live passes \d+ ms, frozen pass \d+ ms, durable there \d+ ms, attached \d+ ms", events);
         Assert.Matches(@"/srv/www: \d+ files by changed ranges, \d+ bytes changed, \d+ bytes on the wire, first pass \d+ ms, ([2-9]|\d\d) connections", events);
 
+        // Both daemons ran the resync warm-up when they started, before the failback, and left no scratch behind.
+        for (var node = 1; node <= 2; node++)
+        {
+            var daemonLog = File.ReadAllText(Path.Combine(lab.StateDirectory, lab.M(node), "safekitd.log"));
+            Assert.Contains("resync code warmed up in", daemonLog, StringComparison.Ordinal);
+            Assert.DoesNotContain("resync warm-up failed", daemonLog, StringComparison.Ordinal);
+            Assert.True(lab.Exec($"m{node}", "test", "!", "-e", "/var/lib/safekit/mirror/resync-warmup").Succeeded, $"m{node} kept its warm-up's scratch directory");
+        }
+
         // Its figures stay in the status (API, metrics, console) and in 'safekit status'.
         var resync = lab.Module(1).GetProperty("mirror").GetProperty("resync");
         Assert.Equal("done", resync.GetProperty("phase").GetString());
