@@ -26,6 +26,9 @@ internal sealed partial class MirrorModuleHost
     private DateTimeOffset _nextResync;
     private string? _resyncProgress;
 
+    /// <summary>File streams per directory resync: the configured number, else one per two cores (1 to 4).</summary>
+    private int ResyncStreams => _module.ResyncStreams > 0 ? _module.ResyncStreams : SafeKit.ControlPlane.Configuration.MirrorModuleConfig.AutoResyncStreams(Environment.ProcessorCount);
+
     /// <summary>The resync running now (its directories once connected; empty while connecting), for the status.</summary>
     private DirectoryResync[]? _running;
     private long _runningSince;
@@ -198,10 +201,9 @@ internal sealed partial class MirrorModuleHost
             var address = _peer.Addresses[_module.ReplicationNetwork];
             var cap = _module.ResyncMegabitsPerSecond > 0 ? new BandwidthCap(_module.ResyncMegabitsPerSecond * 125_000L) : null;
             var phases = new ResyncPhases();
-            var streams = ResyncStreams;
             for (var i = 0; i < _directories.Count; i++)
             {
-                resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct, cap, streams));
+                resyncs.Add(await DirectoryResync.ConnectAsync(_directories[i].FileSystem!, new IPEndPoint(address, _module.ReplicationPort + i), options, ct, cap, ResyncStreams));
             }
 
             Volatile.Write(ref _running, resyncs.ToArray());

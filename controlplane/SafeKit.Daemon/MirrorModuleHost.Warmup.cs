@@ -15,9 +15,6 @@ internal sealed partial class MirrorModuleHost
 
     private Task _warmedUp = Task.CompletedTask;
 
-    /// <summary>File streams per directory resync: the configured number, else one per two cores (1 to 4).</summary>
-    private int ResyncStreams => _module.ResyncStreams > 0 ? _module.ResyncStreams : SafeKit.ControlPlane.Configuration.MirrorModuleConfig.AutoResyncStreams(Environment.ProcessorCount);
-
     private void StartWarmup() => _warmedUp = Task.Run(WarmUpAsync);
 
     private async Task WarmUpAsync()

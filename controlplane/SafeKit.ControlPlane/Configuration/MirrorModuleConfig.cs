@@ -74,7 +74,7 @@ public sealed record MirrorModuleConfig(
     /// <summary>
     /// The streams of files a resync uses when the config does not say: one per two cores, 1 to
     /// 4. Each keeps about a core busy between both ends (reading, hashing, compressing, writing);
-    /// on a 2-core node a second one only made the failback after a crash slower (measured).
+    /// on a 2-core node four made the failback after a crash slower than one (measured).
     /// </summary>
     public static int AutoResyncStreams(int processors) => Math.Clamp(processors / 2, 1, 4);
 

@@ -15,8 +15,8 @@ namespace SafeKit.Replication.Resync;
 /// hashes asked. Listings travel on the first connection; the files go over streams of their own,
 /// side by side (<see cref="FileLane"/>, each file to the least busy) — or, with a target that
 /// takes no extra streams, on the first connection too. Requests are pipelined on each, a
-/// bounded number in flight, so memory stays bounded. A file's time is taken before it is read, so a file written meanwhile shows a
-/// newer time to the next pass and is compared again.
+/// bounded number in flight, so memory stays bounded. A file's time is taken before it is read,
+/// so a file written meanwhile shows a newer time to the next pass and is compared again.
 /// </summary>
 public sealed class ResyncSource : IAsyncDisposable
 {
