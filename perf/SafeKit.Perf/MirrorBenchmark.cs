@@ -105,6 +105,7 @@ internal static class MirrorBenchmark
         var iops = job.GetProperty("write").GetProperty("iops").GetDouble();
         // Each write is followed by an fsync: the latency that matters is the pair; fio reports the fsync's.
         var p99 = job.GetProperty("sync").GetProperty("lat_ns").GetProperty("percentile").GetProperty("99.000000").GetDouble() / 1000;
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror {directory}: 4 KiB write {job.GetProperty("write").GetProperty("clat_ns").GetProperty("mean").GetDouble() / 1000:F0} us, fsync {job.GetProperty("sync").GetProperty("lat_ns").GetProperty("mean").GetDouble() / 1000:F0} us (means)"));
         foreach (var file in Directory.GetFiles(directory))
         {
             File.Delete(file);

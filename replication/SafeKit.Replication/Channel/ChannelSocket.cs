@@ -41,7 +41,7 @@ internal static class ChannelSocket
             resumeWriterThreshold: ReceiveWindow / 2,
             minimumSegmentSize: BlockPool.BlockSize,
             useSynchronizationContext: false);
-        return SocketConnection.Create(socket, send, receive, SocketConnectionOptions.None, name);
+        return SocketConnection.Create(socket, send, receive, SocketConnectionOptions.InlineReads | SocketConnectionOptions.InlineWrites, name);
     }
 
     /// <summary>A socket bound to <paramref name="endpoint"/> (address reuse on: a restarted node binds at once) and listening.</summary>
