@@ -97,6 +97,12 @@ internal static unsafe partial class Posix
         public nuint Length;
     }
 
+    [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
+    internal static partial nint Read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "writev", SetLastError = true)]
+    internal static partial nint WriteV(int fd, IoVector* vectors, int count);
+
     [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
     internal static partial int FSync(int fd);
 

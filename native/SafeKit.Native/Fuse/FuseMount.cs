@@ -65,6 +65,10 @@ public sealed unsafe class FuseMount : IDisposable
             throw new NativeException($"cannot mount the FUSE file system on {mountpoint} (does it exist? is /dev/fuse there? are we root?)");
         }
 
+        // Before the loop reads INIT. On failure libfuse says why and serves the device itself:
+        // every write then costs the kernel's security.capability lookup, nothing else changes.
+        _ = FuseDevice.Attach(session);
+
         return new FuseMount(session, self, arguments, mountpoint);
     }
 

@@ -17,6 +17,12 @@ internal static unsafe partial class LibFuse
     [LibraryImport(Lib, EntryPoint = "fuse_session_mount", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int SessionMount(nint session, string mountpoint);
 
+    [LibraryImport(Lib, EntryPoint = "fuse_session_custom_io")]
+    internal static partial int SessionCustomIo(nint session, FuseCustomIo* io, int fd);
+
+    [LibraryImport(Lib, EntryPoint = "fuse_session_fd")]
+    internal static partial int SessionFd(nint session);
+
     [LibraryImport(Lib, EntryPoint = "fuse_session_loop_mt")]
     internal static partial int SessionLoopMt(nint session, nint config);
 

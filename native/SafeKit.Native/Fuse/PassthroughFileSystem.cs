@@ -54,11 +54,22 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     /// </summary>
     public bool ReadOnly { get; }
 
+    /// <summary>What the mount's INIT settled beyond libfuse (<see cref="FuseDevice"/>).</summary>
+    internal FuseNegotiation Negotiation { get; } = new();
+
+    /// <summary>The kernel leaves clearing set-user-ID and set-group-ID to this file system (<see cref="FuseDevice"/>).</summary>
+    public bool HandlesKillPriv => Negotiation.HandlesKillPriv;
+
     /// <summary>The real directory behind the mount.</summary>
     public string DataDirectory { get; }
 
     /// <summary>Nodes the kernel currently holds (for tests and status).</summary>
     public int NodeCount => _inodes.Count;
+
+    private long _xattrLookups;
+
+    /// <summary>getxattr requests served so far (the kernel's security.capability lookups before writes among them).</summary>
+    public long XattrLookups => Interlocked.Read(ref _xattrLookups);
 
     /// <summary>Opens the data directory (before mounting: the mount may hide it).</summary>
     /// <exception cref="Interop.NativeException">It cannot be opened.</exception>
@@ -264,27 +275,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
             while (!RecordedFirst(journaled));
 
+            toSet = WithKilledPrivileges(inode, attr, toSet);
             var done = 0;
             errno = ApplySetattr(inode, attr, toSet, fileInfo, ref done);
-            if (done != 0 && _sink is not null)
+            if (done != 0)
             {
-                // The times as they resulted here ("now" is PRIM's now), so both copies carry the same.
-                Stat after;
-                Posix.FStatAt(inode.Fd, (byte*)Empty, &after, Posix.AtEmptyPath | Posix.AtSymlinkNofollow);
-                Span<byte> buffer = stackalloc byte[96];
-                var record = new MutationWriter(buffer);
-                record.U64(id);
-                record.I64(fileInfo is null ? -1 : (long)fileInfo->Fh);
-                record.I32(done);
-                record.U32(attr->Mode);
-                record.U32(attr->Uid);
-                record.U32(attr->Gid);
-                record.I64(attr->Size);
-                record.I64(after.Atime.Seconds);
-                record.I64(after.Atime.Nanoseconds);
-                record.I64(after.Mtime.Seconds);
-                record.I64(after.Mtime.Nanoseconds);
-                ticket = Send(MutationKind.Setattr, record.Written, changes: true);
+                ticket = SendSetattr(inode, fileInfo is null ? -1 : (long)fileInfo->Fh, done, attr);
             }
         }
 
@@ -296,6 +292,33 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
         }
 
         DoGetattr(request, id);
+    }
+
+    /// <summary>Under <see cref="_sequence"/>: a setattr made (<paramref name="done"/>), sent to SECOND.</summary>
+    private ReplicationTicket SendSetattr(Inode inode, long handle, int done, Stat* attr)
+    {
+        if (_sink is null)
+        {
+            return ReplicationTicket.None;
+        }
+
+        // The times as they resulted here ("now" is PRIM's now), so both copies carry the same.
+        Stat after;
+        Posix.FStatAt(inode.Fd, (byte*)Empty, &after, Posix.AtEmptyPath | Posix.AtSymlinkNofollow);
+        Span<byte> buffer = stackalloc byte[96];
+        var record = new MutationWriter(buffer);
+        record.U64(inode.Id);
+        record.I64(handle);
+        record.I32(done);
+        record.U32(attr->Mode);
+        record.U32(attr->Uid);
+        record.U32(attr->Gid);
+        record.I64(attr->Size);
+        record.I64(after.Atime.Seconds);
+        record.I64(after.Atime.Nanoseconds);
+        record.I64(after.Mtime.Seconds);
+        record.I64(after.Mtime.Nanoseconds);
+        return Send(MutationKind.Setattr, record.Written, changes: true);
     }
 
     /// <summary>Applies what <paramref name="toSet"/> asks, in order, recording in <paramref name="done"/> what succeeded; 0 or errno.</summary>
@@ -636,6 +659,11 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
                 record.I32(fileInfo->Flags);
                 ticket = Send(MutationKind.Open, record.Written, changes: (fileInfo->Flags & Posix.OTrunc) != 0);
             }
+
+            if (fd >= 0 && KillPrivileges((ulong)fd) is { MustWait: true } killed)
+            {
+                ticket = killed; // Acknowledged after the open, in order.
+            }
         }
 
         if (fd < 0)
@@ -793,7 +821,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
             while (!RecordedFirst(journaled));
 
+            var killed = KillPrivileges(fileInfo->Fh);
             written = Write(fd, buffer, size, offset, fileInfo, ref ticket, out errno);
+            if (ticket == ReplicationTicket.None)
+            {
+                ticket = killed; // The write failed here and was not sent; the mode change was.
+            }
         }
 
         if (written < 0)
@@ -1083,6 +1116,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
 
     private void DoGetxattr(nint request, ulong id, byte* name, nuint size)
     {
+        Interlocked.Increment(ref _xattrLookups);
         if (Node(id) is not { } inode)
         {
             Fail(request, Posix.ENOENT);
@@ -1191,9 +1225,11 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
             while (!RecordedFirst(journaled));
 
+            var killed = KillPrivileges(fileInfo->Fh, request);
             if (Posix.FAllocate((int)fileInfo->Fh, mode, offset, length) < 0)
             {
                 errno = Posix.Errno;
+                ticket = killed;
             }
             else if (_sink is not null)
             {
@@ -1230,6 +1266,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
             while (!RecordedFirst(journaled));
 
+            ticket = KillPrivileges(fileOut->Fh, request);
             copied = Posix.CopyFileRange((int)fileIn->Fh, &offsetIn, (int)fileOut->Fh, &offsetOut, length, (uint)flags);
             if (copied > 0 && _sink is not null)
             {

@@ -38,6 +38,8 @@ public sealed class PassthroughMountTests
 
         public int Nodes => _fileSystem.NodeCount;
 
+        public PassthroughFileSystem FileSystem => _fileSystem;
+
         /// <summary>Unmounts now (as the daemon does when the node stops serving).</summary>
         public void Unmount() => _mount.Dispose();
 
@@ -80,8 +82,34 @@ public sealed class PassthroughMountTests
         Assert.Equal(mountTree, dataTree);
         Assert.Contains("append: ok b'first line\\nsecond line\\nthird line\\n'", onMount, StringComparison.Ordinal);
         Assert.Contains("rename exchange: ok", onMount, StringComparison.Ordinal);
+        // Set-user-ID and set-group-ID cleared by a user's write, truncate, O_TRUNC open, fallocate and
+        // copy_file_range and by root's chown; set-group-ID kept where the group cannot execute.
+        Assert.Contains("privileges cleared: ok [0, 0, 0, 0, 0, 0, '0o100775', '0o100775', '0o100775', '0o100775', '0o102764', '0o100775', '0o100775']", onMount, StringComparison.Ordinal);
         Assert.Contains("acl=user::rw-;user:4321:rw-", mountTree, StringComparison.Ordinal);
         Assert.False(Mounted(mountpoint), "the mount is gone after dispose");
+    }
+
+    [Fact]
+    public void Writes_DoNotEachAskTheDaemonForTheFilesCapabilities()
+    {
+        Tools.RequireFuse();
+        using var dir = new MountedDirectory();
+        var path = Path.Combine(dir.Mountpoint, "written");
+        File.WriteAllBytes(path, new byte[4096]);
+        var before = dir.FileSystem.XattrLookups;
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None, bufferSize: 0))
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                file.Position = 0;
+                file.Write(new byte[4096]);
+            }
+        }
+
+        // The kernel took over FUSE_HANDLE_KILLPRIV_V2, so it checks security.capability once per
+        // inode, not before each write (200 getxattr round trips without it).
+        Assert.True(dir.FileSystem.HandlesKillPriv, "the kernel did not take FUSE_HANDLE_KILLPRIV_V2");
+        Assert.InRange(dir.FileSystem.XattrLookups - before, 0, 2);
     }
 
     [Fact]

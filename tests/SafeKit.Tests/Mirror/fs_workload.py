@@ -121,6 +121,45 @@ def workload():
     pass
 
 
+def as_nobody(fn):
+    # In a child that dropped to uid/gid 65534: no CAP_FSETID, as an application's user.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            fn()
+            os._exit(0)
+        except OSError as e:
+            os._exit(100 + e.errno)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def privileged(name, mode, owner=65534):
+    write_new(name, b"privileged program\n")
+    os.chown(name, owner, owner)
+    os.chmod(name, mode)
+
+
+def privileges_cleared():
+    # What a write, truncate, O_TRUNC open, fallocate or copy_file_range by a user without
+    # CAP_FSETID, and a chown by root, leave of set-user-ID and set-group-ID.
+    for name in ["p-write", "p-truncate", "p-otrunc", "p-fallocate", "p-copy", "p-chown"]:
+        privileged(name, 0o6775)
+    privileged("p-sgid-no-group-exec", 0o2764)
+    results = [
+        as_nobody(lambda: os.pwrite(os.open("p-write", os.O_WRONLY), b"patched", 0)),
+        as_nobody(lambda: os.truncate("p-truncate", 4)),
+        as_nobody(lambda: os.close(os.open("p-otrunc", os.O_WRONLY | os.O_TRUNC))),
+        as_nobody(lambda: os.posix_fallocate(os.open("p-fallocate", os.O_WRONLY), 0, 1 << 16)),
+        as_nobody(lambda: os.copy_file_range(os.open("p-write", os.O_RDONLY), os.open("p-copy", os.O_WRONLY), 7)),
+        as_nobody(lambda: os.write(os.open("p-sgid-no-group-exec", os.O_WRONLY), b"x")),
+    ]
+    os.chown("p-chown", 1234, 1234)
+    return results + [oct(os.stat(n).st_mode) for n in sorted(os.listdir(".")) if n.startswith("p-")]
+
+
 if not DUMP_ONLY:
   step("create", lambda: write_new("a.txt", b"hello world\n"))
   step("create excl existing", lambda: write_new("a.txt", b"x", os.O_EXCL))
@@ -155,6 +194,7 @@ if not DUMP_ONLY:
   step("unlink", lambda: os.unlink("b.txt"))
   step("unlink missing", lambda: os.unlink("b.txt"))
   step("mkfifo", lambda: os.mkfifo("fifo", 0o640))
+  step("privileges cleared", privileges_cleared)
   step("chmod", lambda: os.chmod("a.txt", 0o4751))
   step("chown", lambda: os.chown("log.txt", 1234, 5678))
   step("utime", lambda: os.utime("log.txt", ns=(1_600_000_000_123_456_789, 1_700_000_000_987_654_321)))
