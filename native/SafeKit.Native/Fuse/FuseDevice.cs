@@ -34,6 +34,9 @@ internal static unsafe class FuseDevice
     [ThreadStatic]
     private static bool t_killSuidGid;
 
+    // INIT requests read and not yet answered, over all mounts: every other reply skips the check.
+    private static int s_initsPending;
+
     /// <summary>Whether the request this libfuse worker serves asked the daemon to clear set-user-ID and set-group-ID.</summary>
     public static bool KillSuidGidRequested => t_killSuidGid;
 
@@ -103,6 +106,7 @@ internal static unsafe class FuseDevice
                 var fs = (PassthroughFileSystem)GCHandle.FromIntPtr((nint)userdata).Target!;
                 var offered = (BinaryPrimitives.ReadUInt32LittleEndian(body[12..]) & InitHandleKillPrivV2) != 0;
                 fs.Negotiation.Received(BinaryPrimitives.ReadUInt64LittleEndian(request[8..]), offered);
+                Interlocked.Increment(ref s_initsPending);
                 break;
         }
     }
@@ -112,17 +116,21 @@ internal static unsafe class FuseDevice
     {
         try
         {
-            var fs = (PassthroughFileSystem)GCHandle.FromIntPtr((nint)userdata).Target!;
-            if (fs.Negotiation.Pending && count >= 2 && vectors[0].Length >= 16)
+            if (Volatile.Read(ref s_initsPending) != 0 && count >= 1 && vectors[0].Length >= 16
+                && GCHandle.FromIntPtr((nint)userdata).Target is PassthroughFileSystem { Negotiation.Pending: true } fs)
             {
                 // struct fuse_out_header: len, error, unique; then struct fuse_init_out, flags at 12.
                 var header = (byte*)vectors[0].Base;
                 var unique = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(header + 8, 8));
                 var error = BinaryPrimitives.ReadInt32LittleEndian(new ReadOnlySpan<byte>(header + 4, 4));
-                if (fs.Negotiation.IsReplyToInit(unique) && error == 0 && vectors[1].Length >= 16 && fs.Negotiation.Offered)
+                if (fs.Negotiation.IsReplyToInit(unique))
                 {
-                    *(uint*)((byte*)vectors[1].Base + 12) |= InitHandleKillPrivV2;
-                    fs.Negotiation.Agreed();
+                    Interlocked.Decrement(ref s_initsPending);
+                    if (error == 0 && count >= 2 && vectors[1].Length >= 16 && fs.Negotiation.Offered)
+                    {
+                        *(uint*)((byte*)vectors[1].Base + 12) |= InitHandleKillPrivV2;
+                        fs.Negotiation.Agreed();
+                    }
                 }
             }
         }

@@ -18,6 +18,16 @@ public sealed unsafe partial class PassthroughFileSystem
     private static uint WithoutPrivileges(uint mode) =>
         mode & ~SetUserId & ((mode & GroupExecute) != 0 ? ~SetGroupId : ~0u);
 
+    /// <summary>Whether the regular file behind <paramref name="fd"/> (open or O_PATH) has privileges to lose: its state and mode without them.</summary>
+    private static bool HasPrivileges(int fd, out Stat now, out uint killed)
+    {
+        Stat stat;
+        var found = Posix.FStatAt(fd, (byte*)Empty, &stat, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) == 0 && (stat.Mode & 0xF000) == 0x8000;
+        now = stat;
+        killed = WithoutPrivileges(stat.Mode & 0xFFF);
+        return found && killed != (stat.Mode & 0xFFF);
+    }
+
     /// <summary>
     /// Under <see cref="_sequence"/>, before a write or after an O_TRUNC open the kernel flagged,
     /// or before a fallocate or copy_file_range into the file by <paramref name="caller"/> (the
@@ -34,15 +44,7 @@ public sealed unsafe partial class PassthroughFileSystem
             return ReplicationTicket.None;
         }
 
-        Stat now;
-        if (Posix.FStat((int)handle, &now) < 0)
-        {
-            return ReplicationTicket.None;
-        }
-
-        var mode = now.Mode & 0xFFF;
-        var killed = WithoutPrivileges(mode);
-        if (killed == mode || (caller != 0 && MayKeepPrivileges(caller)) || Posix.FChmod((int)handle, killed) < 0)
+        if (!HasPrivileges((int)handle, out var now, out var killed) || (caller != 0 && MayKeepPrivileges(caller)) || Posix.FChmod((int)handle, killed) < 0)
         {
             // Nothing to clear; or, like the kernel's own attempt, a failure that does not stop the change.
             return ReplicationTicket.None;
@@ -87,15 +89,7 @@ public sealed unsafe partial class PassthroughFileSystem
             return toSet;
         }
 
-        Stat now;
-        if (Posix.FStatAt(inode.Fd, (byte*)Empty, &now, Posix.AtEmptyPath | Posix.AtSymlinkNofollow) < 0 || (now.Mode & 0xF000) == 0x4000)
-        {
-            return toSet;
-        }
-
-        var mode = now.Mode & 0xFFF;
-        var killed = WithoutPrivileges(mode);
-        if (killed == mode)
+        if (!HasPrivileges(inode.Fd, out _, out var killed))
         {
             return toSet;
         }
