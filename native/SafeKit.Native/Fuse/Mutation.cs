@@ -225,8 +225,16 @@ public readonly struct ReplicationTicket : IEquatable<ReplicationTicket>
         }
     }
 
-    /// <summary>The acknowledgement itself, to await once (for a caller that is not answering the application).</summary>
-    public ValueTask AsValueTask() => _completion;
+    /// <summary>
+    /// The acknowledgement itself, to await once (for a caller that is not answering the
+    /// application). Its continuation runs on the thread pool: an acknowledgement completes on
+    /// the thread that reads them, which must not run the caller's code.
+    /// </summary>
+    public async ValueTask AsValueTask()
+    {
+        await _completion;
+        await Task.Yield();
+    }
 
     public bool Equals(ReplicationTicket other) => _completion.Equals(other._completion) && MustWait == other.MustWait;
 

@@ -16,12 +16,29 @@ internal static class ChannelSocket
     private const long ReceiveWindow = 4L * Frames.MaxOpFrameLength;
 
     /// <summary>
-    /// TCP_NODELAY on (an ack or a lone operation must not wait for Nagle), then the pipes. Both
-    /// readers run inline: a flush sends on the flushing thread, and a received frame is parsed on
-    /// the thread that completed the socket read — each saves a thread-pool hop per direction, which
-    /// is most of a 4 KiB write's replication round trip.
+    /// The replication link: TCP_NODELAY on (an ack or a lone operation must not wait for Nagle),
+    /// then the pipes. Both readers run inline: a flush sends on the flushing thread, and a received
+    /// frame is parsed on the connection's receive thread as soon as the kernel wakes it (see
+    /// <see cref="ChannelConnection"/>).
     /// </summary>
-    public static SocketConnection Open(Socket socket, ReplicationChannelOptions options, string name)
+    public static ChannelConnection Open(Socket socket, ReplicationChannelOptions options, string name)
+    {
+        var (send, receive) = Pipes(socket, options);
+        return new ChannelConnection(socket, send, receive, name);
+    }
+
+    /// <summary>
+    /// A resync connection: the same pipes on <c>Pipelines.Sockets.Unofficial</c>'s asynchronous
+    /// loops. A resync moves bulk data from many concurrent lanes, where a flush must not block
+    /// its thread; a round trip's latency matters less there.
+    /// </summary>
+    public static SocketConnection OpenStreaming(Socket socket, ReplicationChannelOptions options, string name)
+    {
+        var (send, receive) = Pipes(socket, options);
+        return SocketConnection.Create(socket, send, receive, SocketConnectionOptions.InlineReads | SocketConnectionOptions.InlineWrites, name);
+    }
+
+    private static (PipeOptions Send, PipeOptions Receive) Pipes(Socket socket, ReplicationChannelOptions options)
     {
         socket.NoDelay = true;
         var pool = new BlockPool(options.MaxBytesInFlight + ReceiveWindow);
@@ -41,7 +58,7 @@ internal static class ChannelSocket
             resumeWriterThreshold: ReceiveWindow / 2,
             minimumSegmentSize: BlockPool.BlockSize,
             useSynchronizationContext: false);
-        return SocketConnection.Create(socket, send, receive, SocketConnectionOptions.InlineReads | SocketConnectionOptions.InlineWrites, name);
+        return (send, receive);
     }
 
     /// <summary>A socket bound to <paramref name="endpoint"/> (address reuse on: a restarted node binds at once) and listening.</summary>
@@ -66,6 +83,22 @@ internal static class ChannelSocket
     /// Closes after what is already written has reached the socket (bounded by
     /// <paramref name="grace"/>): the peer then reads the last acks before the FIN.
     /// </summary>
+    public static async Task CloseAsync(ChannelConnection connection, TimeSpan grace, TimeProvider time)
+    {
+        try
+        {
+            await connection.Sent.WaitAsync(grace, time);
+        }
+        catch (TimeoutException)
+        {
+        }
+        finally
+        {
+            connection.Dispose();
+        }
+    }
+
+    /// <inheritdoc cref="CloseAsync(ChannelConnection, TimeSpan, TimeProvider)"/>
     public static async Task CloseAsync(SocketConnection connection, TimeSpan grace, TimeProvider time)
     {
         var start = time.GetTimestamp();
@@ -86,21 +119,32 @@ internal static class ChannelSocket
     /// After a refused handshake: ends the stream and lets the verdict already written (a refusal
     /// code, or the proof the peer needs to name a key mismatch) leave before the socket closes.
     /// </summary>
+    public static async Task CloseRefusedAsync(ChannelConnection connection, TimeProvider time)
+    {
+        await EndOutputAsync(connection.Output);
+        await CloseAsync(connection, TimeSpan.FromSeconds(1), time);
+    }
+
+    /// <inheritdoc cref="CloseRefusedAsync(ChannelConnection, TimeProvider)"/>
     public static async Task CloseRefusedAsync(SocketConnection connection, TimeProvider time)
+    {
+        await EndOutputAsync(connection.Output);
+        await CloseAsync(connection, TimeSpan.FromSeconds(1), time);
+    }
+
+    private static async Task EndOutputAsync(PipeWriter output)
     {
         try
         {
-            await connection.Output.CompleteAsync();
+            await output.CompleteAsync();
         }
         catch (InvalidOperationException)
         {
         }
-
-        await CloseAsync(connection, TimeSpan.FromSeconds(1), time);
     }
 
     /// <summary>Closes with a RST instead of a FIN, as a link reset would; for tests of abrupt loss.</summary>
-    public static void Reset(SocketConnection connection)
+    public static void Reset(ChannelConnection connection)
     {
         try
         {

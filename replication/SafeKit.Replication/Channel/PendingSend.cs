@@ -12,8 +12,7 @@ internal sealed class PendingSend : IValueTaskSource<int>
 {
     private readonly ReplicationSender _owner;
 
-    // Continuations run on the thread pool: the ack loop never runs the caller's code inline.
-    private ManualResetValueTaskSourceCore<int> _core = new() { RunContinuationsAsynchronously = true };
+    private ManualResetValueTaskSourceCore<int> _core;
 
     public PendingSend(ReplicationSender owner) => _owner = owner;
 
@@ -32,9 +31,24 @@ internal sealed class PendingSend : IValueTaskSource<int>
 
     public ValueTask<int> Completion => new(this, _core.Version);
 
-    public void Complete(int status) => _core.SetResult(status);
+    /// <summary>
+    /// Applied (status 0): the continuation runs here, on the thread reading the acks — it wakes
+    /// the application's call waiting for it, which a hop through the thread pool would delay on a
+    /// small machine. Callers keep that continuation short and never wait on the channel in it.
+    /// A failed apply's continuation (which may take the mirror alone) runs on the thread pool.
+    /// </summary>
+    public void Complete(int status)
+    {
+        _core.RunContinuationsAsynchronously = status != 0;
+        _core.SetResult(status);
+    }
 
-    public void Fail(Exception error) => _core.SetException(error);
+    /// <summary>The link is lost: continuations run on the thread pool, never on the failing thread.</summary>
+    public void Fail(Exception error)
+    {
+        _core.RunContinuationsAsynchronously = true;
+        _core.SetException(error);
+    }
 
     /// <summary>Drops the references to the caller's buffers once they are copied (or never will be).</summary>
     public void ReleaseBuffers()

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Pipelines.Sockets.Unofficial;
 
 namespace SafeKit.Replication.Channel;
 
@@ -46,7 +45,7 @@ public sealed class ReplicationListener : IDisposable
         ArgumentNullException.ThrowIfNull(applier);
         var socket = await _socket.AcceptAsync(cancellationToken);
         var remote = socket.RemoteEndPoint?.ToString() ?? "?";
-        SocketConnection? connection = null;
+        ChannelConnection? connection = null;
         try
         {
             connection = ChannelSocket.Open(socket, _options, $"replication {_options.PeerNode}->{_options.LocalNode}");

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
-using Pipelines.Sockets.Unofficial;
 
 namespace SafeKit.Replication.Channel;
 
@@ -34,7 +33,7 @@ public sealed class ReplicationReceiver : IAsyncDisposable
     /// <summary>Within one long batch, ack at least every this many bytes.</summary>
     public const int AckEveryBytes = 1024 * 1024;
 
-    private readonly SocketConnection _connection;
+    private readonly ChannelConnection _connection;
     private readonly ReplicationChannelOptions _options;
     private readonly IOperationApplier _applier;
     private readonly ILogger _logger;
@@ -59,7 +58,7 @@ public sealed class ReplicationReceiver : IAsyncDisposable
     private volatile bool _idle;
     private bool _wroteSinceTick;
 
-    internal ReplicationReceiver(SocketConnection connection, ReplicationChannelOptions options, IOperationApplier applier, ILogger logger, string remote)
+    internal ReplicationReceiver(ChannelConnection connection, ReplicationChannelOptions options, IOperationApplier applier, ILogger logger, string remote)
     {
         _connection = connection;
         _options = options;
@@ -96,6 +95,7 @@ public sealed class ReplicationReceiver : IAsyncDisposable
 
     internal void Start()
     {
+        _connection.ReadInline();
         _loop = Task.Run(ReceiveLoopAsync);
         _timer.Change(_options.KeepaliveInterval, _options.KeepaliveInterval);
     }
@@ -343,7 +343,15 @@ public sealed class ReplicationReceiver : IAsyncDisposable
     private void Fail(LinkLossReason reason, string detail, Exception? cause)
     {
         ReplicationLinkLostException loss;
-        lock (_writeLock)
+        if (!_writeLock.TryEnter())
+        {
+            // An ack may be blocked in send towards a sender that stopped reading: the shutdown
+            // makes it fail and release the lock.
+            _connection.Shutdown();
+            _writeLock.Enter();
+        }
+
+        try
         {
             if (_loss is not null)
             {
@@ -363,6 +371,10 @@ public sealed class ReplicationReceiver : IAsyncDisposable
             catch (InvalidOperationException)
             {
             }
+        }
+        finally
+        {
+            _writeLock.Exit();
         }
 
         _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);

@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Pipelines.Sockets.Unofficial;
 
 namespace SafeKit.Replication.Channel;
 
@@ -33,7 +32,7 @@ namespace SafeKit.Replication.Channel;
 /// </summary>
 public sealed class ReplicationSender : IAsyncDisposable
 {
-    private readonly SocketConnection _connection;
+    private readonly ChannelConnection _connection;
     private readonly ReplicationChannelOptions _options;
     private readonly ILogger _logger;
     private readonly string _remote;
@@ -42,6 +41,7 @@ public sealed class ReplicationSender : IAsyncDisposable
     private readonly Queue<PendingSend> _unacked = new();
     private readonly Queue<PendingSend> _waiting = new();
     private readonly Stack<PendingSend> _free = new();
+    private readonly List<(PendingSend Send, int Status)> _acknowledged = [];
     private readonly TaskCompletionSource<ReplicationLinkLostException> _lost = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ITimer _timer;
     private Task _readLoop = Task.CompletedTask;
@@ -54,7 +54,7 @@ public sealed class ReplicationSender : IAsyncDisposable
     private long _lastReceived;
     private bool _wroteSinceTick;
 
-    private ReplicationSender(SocketConnection connection, ReplicationChannelOptions options, ILogger logger, string remote)
+    private ReplicationSender(ChannelConnection connection, ReplicationChannelOptions options, ILogger logger, string remote)
     {
         _connection = connection;
         _options = options;
@@ -126,10 +126,10 @@ public sealed class ReplicationSender : IAsyncDisposable
         var socket = endpoint is IPEndPoint ip
             ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
             : new Socket(SocketType.Stream, ProtocolType.Tcp);
-        SocketConnection? connection = null;
+        ChannelConnection? connection = null;
         try
         {
-            await socket.ConnectAsync(endpoint, cancellationToken);
+            await ChannelConnection.ConnectAsync(socket, endpoint, cancellationToken);
             connection = ChannelSocket.Open(socket, options, $"replication {options.LocalNode}->{options.PeerNode}");
             await Handshake.RunAsync(connection, options, ChannelRole.Sender, remote, cancellationToken);
             var sender = new ReplicationSender(connection, options, logger, remote);
@@ -294,6 +294,7 @@ public sealed class ReplicationSender : IAsyncDisposable
 
     private void Start()
     {
+        _connection.ReadInline();
         _readLoop = Task.Run(ReadLoopAsync);
         _timer.Change(_options.KeepaliveInterval, _options.KeepaliveInterval);
     }
@@ -476,7 +477,7 @@ public sealed class ReplicationSender : IAsyncDisposable
                     }
                 }
 
-                send.Complete(status);
+                _acknowledged.Add((send, status));
             }
 
             if (failedSequence != long.MaxValue)
@@ -487,6 +488,15 @@ public sealed class ReplicationSender : IAsyncDisposable
             Volatile.Write(ref _lastAcked, cumulative);
             flushed = WriteWaiting();
         }
+
+        // Outside the lock: a completion's continuation runs here (see PendingSend.Complete), and
+        // the call it wakes may send at once.
+        foreach (var (send, status) in _acknowledged)
+        {
+            send.Complete(status);
+        }
+
+        _acknowledged.Clear();
 
         if (!flushed)
         {
@@ -559,7 +569,15 @@ public sealed class ReplicationSender : IAsyncDisposable
     {
         ReplicationLinkLostException loss;
         int pending;
-        lock (_lock)
+        if (!_lock.TryEnter())
+        {
+            // Whoever holds the lock may be blocked in send towards a peer that stopped reading:
+            // the shutdown makes that send fail and release it.
+            _connection.Shutdown();
+            _lock.Enter();
+        }
+
+        try
         {
             if (_loss is not null)
             {
@@ -592,6 +610,10 @@ public sealed class ReplicationSender : IAsyncDisposable
             catch (InvalidOperationException)
             {
             }
+        }
+        finally
+        {
+            _lock.Exit();
         }
 
         _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);

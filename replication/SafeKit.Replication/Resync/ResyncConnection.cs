@@ -74,7 +74,7 @@ public sealed class ResyncConnection : IAsyncDisposable
     internal static async Task<ResyncConnection> OpenAsync(Socket socket, ReplicationChannelOptions options, ChannelRole role, CancellationToken cancellationToken)
     {
         var remote = socket.RemoteEndPoint?.ToString() ?? "?";
-        var connection = ChannelSocket.Open(socket, options, $"resync {options.LocalNode}<->{options.PeerNode}");
+        var connection = ChannelSocket.OpenStreaming(socket, options, $"resync {options.LocalNode}<->{options.PeerNode}");
         try
         {
             await Handshake.RunAsync(connection, options, role, remote, cancellationToken);

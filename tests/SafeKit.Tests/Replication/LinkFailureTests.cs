@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using Pipelines.Sockets.Unofficial;
 using SafeKit.Replication.Channel;
 
 namespace SafeKit.Tests.Replication;
@@ -158,7 +157,7 @@ public sealed class LinkFailureTests(ITestOutputHelper output)
     /// <summary>A sender made of the handshake alone: it sends only what the test writes, and no keepalives.</summary>
     private sealed class FakeSender : IAsyncDisposable
     {
-        private FakeSender(ReplicationListener listener, SocketConnection connection, ReplicationReceiver receiver)
+        private FakeSender(ReplicationListener listener, ChannelConnection connection, ReplicationReceiver receiver)
         {
             Listener = listener;
             Connection = connection;
@@ -167,7 +166,7 @@ public sealed class LinkFailureTests(ITestOutputHelper output)
 
         public ReplicationListener Listener { get; }
 
-        public SocketConnection Connection { get; }
+        public ChannelConnection Connection { get; }
 
         public ReplicationReceiver Receiver { get; }
 
@@ -176,7 +175,7 @@ public sealed class LinkFailureTests(ITestOutputHelper output)
             var listener = ChannelPair.Listen(receiverOptions(ChannelPair.Options("n2", "n1")));
             var accepting = listener.AcceptAsync(applier ?? new NullApplier(), Ct);
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-            await socket.ConnectAsync(listener.LocalEndPoint, Ct);
+            await ChannelConnection.ConnectAsync(socket, listener.LocalEndPoint, Ct);
             var connection = ChannelSocket.Open(socket, ChannelPair.Options("n1", "n2"), "fake sender");
             await Handshake.RunAsync(connection, ChannelPair.Options("n1", "n2"), ChannelRole.Sender, "listener", Ct);
             return new FakeSender(listener, connection, await accepting);
