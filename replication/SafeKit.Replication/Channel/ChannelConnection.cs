@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using SafeKit.Native.Files;
 
 namespace SafeKit.Replication.Channel;
 
@@ -80,6 +81,29 @@ internal sealed class ChannelConnection : IDuplexPipe, IDisposable
         {
             throw new OperationCanceledException(cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Sends a frame's head and payload straight from the caller's memory with one gather write,
+    /// after what the output pipe holds (the caller flushed it first, under the lock that orders
+    /// its frames: with the inline send loop, that leaves the pipe empty). False when the socket
+    /// failed; the pipe's next flush then reports it too.
+    /// </summary>
+    public bool SendDirect(ReadOnlySpan<byte> head, ReadOnlySpan<byte> payload)
+    {
+        try
+        {
+            if (GatherWrite.WriteAll(Socket.SafeHandle, head, payload) == 0)
+            {
+                return true;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        Shutdown();
+        return false;
     }
 
     /// <summary>Ends both directions at once: a blocked send or receive returns.</summary>

@@ -46,6 +46,7 @@ public sealed class ReplicationReceiver : IAsyncDisposable
     private readonly long[] _failedSequences = new long[Frames.MaxAckFailures];
     private readonly int[] _failedStatuses = new int[Frames.MaxAckFailures];
     private Task _loop = Task.CompletedTask;
+    private LinkCut? _cut;
     private Task _closing = Task.CompletedTask;
     private ReplicationLinkLostException? _loss;
     private Exception? _applierError;
@@ -347,6 +348,7 @@ public sealed class ReplicationReceiver : IAsyncDisposable
         {
             // An ack may be blocked in send towards a sender that stopped reading: the shutdown
             // makes it fail and release the lock.
+            Interlocked.CompareExchange(ref _cut, new LinkCut(reason, detail, cause), null);
             _connection.Shutdown();
             _writeLock.Enter();
         }
@@ -356,6 +358,11 @@ public sealed class ReplicationReceiver : IAsyncDisposable
             if (_loss is not null)
             {
                 return;
+            }
+
+            if (_cut is { } cut)
+            {
+                (reason, detail, cause) = (cut.Reason, cut.Detail, cut.Cause);
             }
 
             loss = new ReplicationLinkLostException(

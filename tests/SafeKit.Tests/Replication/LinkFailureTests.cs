@@ -92,6 +92,43 @@ public sealed class LinkFailureTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ApplierStuck_ASendBlockedOnTheFullSocket_ReturnsWhenTheLinkIsDeclaredLost()
+    {
+        using var gate = new GateApplier();
+        await using var pair = await ChannelPair.StartAsync(gate, sender: FastTimers, receiver: FastTimers);
+        var payload = new byte[ReplicationOp.MaxPayloadLength];
+
+        // SECOND reads no more once its receive pipe holds four frames; the kernel's buffers take
+        // a few more; then a send blocks in the kernel, on this thread, until the link is lost
+        // (far below the byte budget, where TrySend would have stopped on its own).
+        var sending = Task.Run(() =>
+        {
+            var sent = 0;
+            while (pair.Sender.TrySend(1, [], payload, OpFlags.None, out var completion))
+            {
+                var failedAtOnce = completion.IsCompleted; // Sent after the loss.
+                _ = completion.AsTask().ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+                if (failedAtOnce)
+                {
+                    break;
+                }
+
+                sent++;
+            }
+
+            return sent;
+        });
+        await gate.Entered.WaitAsync(HangGuard, Ct);
+
+        var sent = await sending.WaitAsync(HangGuard, Ct);
+        var lost = await pair.Sender.Lost.WaitAsync(HangGuard, Ct);
+        output.WriteLine($"{sent} frames of 1 MiB went out before the send blocked; then: {lost.Message}");
+        gate.Release();
+        Assert.Equal(LinkLossReason.SilenceTimeout, lost.Reason);
+        Assert.InRange(sent, 1, (int)(ReplicationChannelOptions.DefaultMaxBytesInFlight / ReplicationOp.MaxPayloadLength) - 1);
+    }
+
+    [Fact]
     public async Task IdleLink_KeepalivesKeepItUpPastTheSilenceTimeout()
     {
         await using var pair = await ChannelPair.StartAsync(new NullApplier(), sender: FastTimers, receiver: FastTimers);
