@@ -35,6 +35,9 @@ public sealed class ReplicationSender : IAsyncDisposable
     /// <summary>Payloads from this size on skip the send pipe (<see cref="ChannelConnection.SendDirect"/>).</summary>
     private const int DirectPayloadLength = 16 * 1024;
 
+    /// <summary>Lazy frames held back at most (see <see cref="SendAsync(byte, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}, OpFlags, bool)"/>).</summary>
+    public const int LazyBytes = 64 * 1024;
+
     private readonly ChannelConnection _connection;
     private readonly ReplicationChannelOptions _options;
     private readonly ILogger _logger;
@@ -57,6 +60,7 @@ public sealed class ReplicationSender : IAsyncDisposable
     private long _peakBytesInFlight;
     private long _lastReceived;
     private bool _wroteSinceTick;
+    private int _lazyBytes;
 
     private ReplicationSender(ChannelConnection connection, ReplicationChannelOptions options, ILogger logger, string remote)
     {
@@ -182,7 +186,12 @@ public sealed class ReplicationSender : IAsyncDisposable
     /// <param name="header">A small header, up to <see cref="ReplicationOp.MaxHeaderLength"/> bytes, handed to the applier contiguous.</param>
     /// <param name="payload">Up to <see cref="ReplicationOp.MaxPayloadLength"/> bytes.</param>
     /// <param name="flags">Passed to the applier (e.g. <see cref="OpFlags.DurableBarrier"/>).</param>
-    public ValueTask<int> SendAsync(byte type, ReadOnlyMemory<byte> header, ReadOnlyMemory<byte> payload, OpFlags flags = OpFlags.None)
+    /// <param name="lazy">
+    /// Nobody waits for this one now: it may stay in the connection until a send that is not lazy,
+    /// <see cref="LazyBytes"/> of lazy frames, a large payload, <see cref="Flush"/> or the next
+    /// keepalive tick sends it — one wake-up of SECOND for a burst instead of one each.
+    /// </param>
+    public ValueTask<int> SendAsync(byte type, ReadOnlyMemory<byte> header, ReadOnlyMemory<byte> payload, OpFlags flags = OpFlags.None, bool lazy = false)
     {
         Validate(header.Length, payload.Length, flags);
         ValueTask<int> task;
@@ -200,7 +209,7 @@ public sealed class ReplicationSender : IAsyncDisposable
             task = send.Completion;
             if (_waiting.Count == 0 && HasRoom(send.FrameLength))
             {
-                sent = Write(send, type, flags, header.Span, payload.Span) && Frames.Flush(_connection.Output);
+                sent = Write(send, type, flags, header.Span, payload.Span) && FlushUnlessLazy(lazy, send.FrameLength);
             }
             else
             {
@@ -228,7 +237,8 @@ public sealed class ReplicationSender : IAsyncDisposable
     /// <see cref="SendAsync(byte, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}, OpFlags)"/>, which
     /// keeps them until there is room (ordering is the caller's: it holds its own lock across both).
     /// </summary>
-    public bool TrySend(byte type, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, OpFlags flags, out ValueTask<int> completion)
+    /// <param name="lazy">See <see cref="SendAsync(byte, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}, OpFlags, bool)"/>.</param>
+    public bool TrySend(byte type, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, OpFlags flags, out ValueTask<int> completion, bool lazy = false)
     {
         Validate(header.Length, payload.Length, flags);
         bool sent;
@@ -251,7 +261,7 @@ public sealed class ReplicationSender : IAsyncDisposable
             send.Sequence = ++_lastSequence;
             send.FrameLength = frameLength;
             completion = send.Completion;
-            sent = Write(send, type, flags, header, payload) && Frames.Flush(_connection.Output);
+            sent = Write(send, type, flags, header, payload) && FlushUnlessLazy(lazy, frameLength);
         }
 
         if (!sent)
@@ -303,6 +313,48 @@ public sealed class ReplicationSender : IAsyncDisposable
         _timer.Change(_options.KeepaliveInterval, _options.KeepaliveInterval);
     }
 
+    /// <summary>
+    /// Sends the lazy frames written so far (see <see cref="SendAsync(byte, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}, OpFlags, bool)"/>)
+    /// now, e.g. before waiting for everything sent to be acknowledged.
+    /// </summary>
+    public void Flush()
+    {
+        bool ok;
+        lock (_lock)
+        {
+            if (_loss is not null || _lazyBytes == 0)
+            {
+                return;
+            }
+
+            ok = FlushPipe();
+        }
+
+        if (!ok)
+        {
+            Fail(LinkLossReason.ConnectionFailed, "the connection's send side closed", null);
+        }
+    }
+
+    /// <summary>Under the lock: a lazy frame stays in the pipe while the lazy ones there stay below <see cref="LazyBytes"/>.</summary>
+    private bool FlushUnlessLazy(bool lazy, int frameLength)
+    {
+        if (lazy && _lazyBytes + frameLength < LazyBytes)
+        {
+            _lazyBytes += frameLength;
+            return true;
+        }
+
+        return FlushPipe();
+    }
+
+    /// <summary>Under the lock: sends everything in the pipe, lazy frames included.</summary>
+    private bool FlushPipe()
+    {
+        _lazyBytes = 0;
+        return Frames.Flush(_connection.Output);
+    }
+
     private bool HasRoom(int frameLength)
         => _unacked.Count < _options.MaxOpsInFlight && _bytesInFlight + frameLength <= _options.MaxBytesInFlight;
 
@@ -329,7 +381,7 @@ public sealed class ReplicationSender : IAsyncDisposable
                 frameHead = frameHead[..(Frames.OpHeaderLength + header.Length)];
                 Frames.WriteOpHeader(frameHead, type, flags, send.Sequence, header.Length, payload.Length);
                 header.CopyTo(frameHead[Frames.OpHeaderLength..]);
-                return Frames.Flush(output) && _connection.SendDirect(frameHead, payload);
+                return FlushPipe() && _connection.SendDirect(frameHead, payload);
             }
 
             var head = Frames.OpHeaderLength + header.Length;
@@ -537,7 +589,7 @@ public sealed class ReplicationSender : IAsyncDisposable
             }
         }
 
-        return !wrote || Frames.Flush(_connection.Output);
+        return !wrote || FlushPipe();
     }
 
     private void OnTick()
@@ -562,12 +614,16 @@ public sealed class ReplicationSender : IAsyncDisposable
                 try
                 {
                     Frames.WriteKeepalive(_connection.Output);
-                    ok = Frames.Flush(_connection.Output);
+                    ok = FlushPipe();
                 }
                 catch (InvalidOperationException)
                 {
                     ok = false;
                 }
+            }
+            else if (_lazyBytes > 0)
+            {
+                ok = FlushPipe(); // Lazy frames wait at most one keepalive interval.
             }
 
             _wroteSinceTick = false;
