@@ -1,111 +1,167 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Text.Json;
-using Microsoft.Extensions.Logging.Abstractions;
-using SafeKit.Native.Fuse;
 using SafeKit.Native.Host;
-using SafeKit.Replication.Channel;
 using SafeKit.Replication.Mirror;
 
 namespace SafeKit.Perf;
 
 /// <summary>
-/// The mirror's write path under fio, against its peers in the same run: a plain directory,
-/// libfuse's own passthrough_ll (the fastest FUSE pass-through, no replication; compiled here from
-/// libfuse3-dev's examples), our pass-through without a SECOND, and our mount replicating to a
-/// SECOND over TCP (loopback, SECOND in this process) in sync and in fsync mode, SECOND's copy on the
-/// same disk or on a device of its own. Jobs: sequential
-/// 1 MiB writes (MB/s) and 4 KiB random writes each followed by fsync (IOPS, p99 latency).
+/// The mirror's write path under fio, against its peers in the same run: a plain directory (also
+/// with two writers at once: this disk writing every byte twice, as a mirror whose copies share it
+/// must), libfuse's own passthrough_ll (the fastest FUSE pass-through, no replication; compiled
+/// here from libfuse3-dev's examples), our pass-through without a SECOND, and our mount
+/// replicating to a SECOND over TCP (loopback, SECOND in this process) in sync and in fsync mode,
+/// SECOND's copy on the same disk or on a device of its own. Jobs: sequential 1 MiB writes (MB/s)
+/// and 4 KiB random writes each followed by fsync (IOPS, p99 latency).
+/// Every configuration stays ready for the whole run and they take turns, round after round, each
+/// round in a rotated order: this VM's disk drifts by a third within minutes (passthrough_ll gave
+/// 1,330 and 2,300 IOPS ten minutes apart), so a ratio is taken within each round, between runs
+/// a minute apart, and the figures reported are the medians over the rounds.
 /// </summary>
 internal static class MirrorBenchmark
 {
     private const string Example = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c";
 
-    public static void Run(string results, int seconds, int sizeMiB, string? only = null)
+    public static void Run(string results, int rounds, int seconds, int sizeMiB, string? only = null)
     {
         // --only keeps the named configurations (e.g. "passthrough_ll,sync"): a quicker loop while tuning.
         var wanted = only?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        bool Wanted(string name) => wanted is null || wanted.Contains(name, StringComparer.Ordinal);
         var root = Directory.CreateTempSubdirectory("sk-mirror-bench-");
-        var figures = new Dictionary<string, FioFigures>(StringComparer.Ordinal);
-        void Run(string name, Func<string, FioFigures> with)
-        {
-            if (wanted is null || wanted.Contains(name, StringComparer.Ordinal))
-            {
-                figures[name] = with(name);
-            }
-        }
-
-        FioFigures Measure(string directory) => MirrorBenchmark.Measure(directory, seconds, sizeMiB);
+        var targets = new List<MirrorBenchTarget>();
+        string? ownDisk = null;
         try
         {
             File.SetUnixFileMode(root.FullName, (UnixFileMode)0x1ED);
-            var passthrough = Path.Combine(root.FullName, "passthrough_ll");
-            CommandRunner.RunChecked("gcc", ["-O2", "-o", passthrough, Example, "-I/usr/include/fuse3", "-lfuse3", "-lpthread"]);
-            Run("plain", name => Measure(Directory.CreateDirectory(Path.Combine(root.FullName, name)).FullName));
-            Run("passthrough_ll", _ => WithPassthroughLl(root.FullName, passthrough, Measure));
-            Run("alone", name => WithMount(root.FullName, name, null, Measure));
-            Run("sync", name => WithMount(root.FullName, name, MirrorMode.Sync, Measure));
-            Run("fsync", name => WithMount(root.FullName, name, MirrorMode.Fsync, Measure));
-
-            // Two servers have two disks. Here SECOND's copy shares PRIM's one disk (above: every
-            // byte written back twice by one device) — or sits on a device of its own, a RAM-backed
-            // file system standing in for the second server's disk (its fsync costs nothing, so
-            // this bound is the optimistic one).
-            var ownDisk = Directory.CreateDirectory(Path.Combine(root.FullName, "second-disk")).FullName;
-            CommandRunner.RunChecked("mount", ["-t", "tmpfs", "-o", $"size={(2 * sizeMiB) + 256}m", "sk-bench-second", ownDisk]);
-            try
+            if (Wanted("plain"))
             {
-                Run("sync_own_disk", name => WithMount(root.FullName, name, MirrorMode.Sync, Measure, ownDisk));
-                Run("fsync_own_disk", name => WithMount(root.FullName, name, MirrorMode.Fsync, Measure, ownDisk));
+                targets.Add(MirrorBenchTarget.Plain(root.FullName, "plain"));
             }
-            finally
+
+            if (Wanted("plain_twice"))
+            {
+                targets.Add(MirrorBenchTarget.Plain(root.FullName, "plain_twice", writers: 2));
+            }
+
+            if (Wanted("passthrough_ll"))
+            {
+                var passthrough = Path.Combine(root.FullName, "passthrough_ll");
+                CommandRunner.RunChecked("gcc", ["-O2", "-o", passthrough, Example, "-I/usr/include/fuse3", "-lfuse3", "-lpthread"]);
+                targets.Add(MirrorBenchTarget.PassthroughLl(root.FullName, passthrough));
+            }
+
+            foreach (var (name, mode) in new (string, MirrorMode?)[] { ("alone", null), ("sync", MirrorMode.Sync), ("fsync", MirrorMode.Fsync) })
+            {
+                if (Wanted(name))
+                {
+                    targets.Add(MirrorBenchTarget.Mount(root.FullName, name, mode));
+                }
+            }
+
+            if (Wanted("sync_own_disk") || Wanted("fsync_own_disk"))
+            {
+                // Two servers have two disks. Above, SECOND's copy shares PRIM's one disk (every
+                // byte written back twice by one device); here it sits on a device of its own, a
+                // RAM-backed file system standing in for the second server's disk (its fsync costs
+                // nothing, so this bound is the optimistic one).
+                ownDisk = Directory.CreateDirectory(Path.Combine(root.FullName, "second-disk")).FullName;
+                CommandRunner.RunChecked("mount", ["-t", "tmpfs", "-o", $"size={(2 * sizeMiB) + 256}m", "sk-bench-second", ownDisk]);
+                foreach (var (name, mode) in new[] { ("sync_own_disk", MirrorMode.Sync), ("fsync_own_disk", MirrorMode.Fsync) })
+                {
+                    if (Wanted(name))
+                    {
+                        targets.Add(MirrorBenchTarget.Mount(root.FullName, name, mode, ownDisk));
+                    }
+                }
+            }
+
+            var figures = targets.ToDictionary(t => t.Name, _ => new List<FioFigures>(), StringComparer.Ordinal);
+            for (var round = 0; round < rounds; round++)
+            {
+                var first = round % targets.Count;
+                foreach (var target in targets.Skip(first).Concat(targets.Take(first)))
+                {
+                    var measured = Measure(target, seconds, sizeMiB);
+                    target.EnsureStillMirroring();
+                    figures[target.Name].Add(measured);
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror round {round + 1} {target.Name}: {measured.Mbps:F0} MB/s, overwriting {measured.OverwriteMbps:F0} MB/s, {measured.Iops:F0} IOPS, p99 {measured.P99Us:F0} us"));
+                }
+            }
+
+            foreach (var target in targets)
+            {
+                if (target.Summary is { } summary)
+                {
+                    Console.Error.WriteLine($"sk-bench mirror {target.Name}: {summary}");
+                }
+            }
+
+            Report(results, figures, rounds);
+        }
+        finally
+        {
+            for (var i = targets.Count - 1; i >= 0; i--)
+            {
+                targets[i].Dispose();
+            }
+
+            if (ownDisk is not null)
             {
                 CommandRunner.Run("umount", ["-l", ownDisk]);
             }
 
-            if (!figures.TryGetValue("passthrough_ll", out var baseline))
-            {
-                foreach (var (name, value) in figures)
-                {
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror {name}: {value.Mbps:F0} MB/s, overwriting {value.OverwriteMbps:F0} MB/s, {value.Iops:F0} IOPS, p99 {value.P99Us:F0} us"));
-                }
-
-                return;
-            }
-
-            var versus = figures.Keys.Where(k => k is not ("plain" or "passthrough_ll" or "alone")).ToArray();
-            Results.Report(results, "mirror-fio-seq1m", [.. figures.Select(f => ($"{f.Key}_mbps", Math.Round(f.Value.Mbps))),
-                .. versus.Select(k => ($"{k}_vs_passthrough_ll", Math.Round(figures[k].Mbps / baseline.Mbps, 3)))], figures.ToDictionary(f => f.Key, f => f.Value.Mbps));
-            Results.Report(results, "mirror-fio-seq1m-overwrite", [.. figures.Select(f => ($"{f.Key}_mbps", Math.Round(f.Value.OverwriteMbps))),
-                .. versus.Select(k => ($"{k}_vs_passthrough_ll", Math.Round(figures[k].OverwriteMbps / baseline.OverwriteMbps, 3)))], figures.ToDictionary(f => f.Key, f => f.Value.OverwriteMbps));
-            Results.Report(results, "mirror-fio-randwrite4k-fsync", [.. figures.Select(f => ($"{f.Key}_iops", Math.Round(f.Value.Iops))),
-                .. figures.Select(f => ($"{f.Key}_p99_us", Math.Round(f.Value.P99Us))),
-                .. versus.Select(k => ($"{k}_vs_passthrough_ll", Math.Round(figures[k].Iops / baseline.Iops, 3)))], figures.ToDictionary(f => f.Key, f => new { f.Value.Iops, f.Value.P99Us }));
-        }
-        finally
-        {
             root.Delete(recursive: true);
         }
     }
 
-    private static FioFigures Measure(string directory, int seconds, int sizeMiB)
+    private static void Report(string results, Dictionary<string, List<FioFigures>> figures, int rounds)
     {
-        string[] sequentialJob = ["--rw=write", "--bs=1M", $"--size={sizeMiB}M", "--end_fsync=1"];
-        var mbps = Bandwidth(Fio(directory, "seq", sequentialJob));
+        var medians = figures.ToDictionary(
+            f => f.Key,
+            f => new FioFigures(Results.Median(f.Value.Select(v => v.Mbps)), Results.Median(f.Value.Select(v => v.OverwriteMbps)), Results.Median(f.Value.Select(v => v.Iops)), Results.Median(f.Value.Select(v => v.P99Us))),
+            StringComparer.Ordinal);
+        if (!figures.TryGetValue("passthrough_ll", out var baseline))
+        {
+            foreach (var (name, value) in medians)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror {name}: {value.Mbps:F0} MB/s, overwriting {value.OverwriteMbps:F0} MB/s, {value.Iops:F0} IOPS, p99 {value.P99Us:F0} us (medians of {rounds} rounds)"));
+            }
+
+            return;
+        }
+
+        // Each configuration against passthrough_ll in the same round, then the median of those.
+        var versus = figures.Keys.Where(k => k is not ("plain" or "passthrough_ll" or "alone")).ToArray();
+        (string, double) Versus(string name, Func<FioFigures, double> figure) =>
+            ($"{name}_vs_passthrough_ll", Math.Round(Results.Median(figures[name].Zip(baseline, (ours, peer) => figure(ours) / figure(peer))), 3));
+        Results.Report(results, "mirror-fio-seq1m", [.. medians.Select(f => ($"{f.Key}_mbps", Math.Round(f.Value.Mbps))),
+            .. versus.Select(k => Versus(k, f => f.Mbps)), ("rounds", rounds)], figures.ToDictionary(f => f.Key, f => f.Value.Select(v => v.Mbps)));
+        Results.Report(results, "mirror-fio-seq1m-overwrite", [.. medians.Select(f => ($"{f.Key}_mbps", Math.Round(f.Value.OverwriteMbps))),
+            .. versus.Select(k => Versus(k, f => f.OverwriteMbps)), ("rounds", rounds)], figures.ToDictionary(f => f.Key, f => f.Value.Select(v => v.OverwriteMbps)));
+        Results.Report(results, "mirror-fio-randwrite4k-fsync", [.. medians.Select(f => ($"{f.Key}_iops", Math.Round(f.Value.Iops))),
+            .. medians.Select(f => ($"{f.Key}_p99_us", Math.Round(f.Value.P99Us))),
+            .. versus.Select(k => Versus(k, f => f.Iops)), ("rounds", rounds)], figures.ToDictionary(f => f.Key, f => f.Value.Select(v => new { v.Iops, v.P99Us })));
+    }
+
+    private static FioFigures Measure(MirrorBenchTarget target, int seconds, int sizeMiB)
+    {
+        var directory = target.Directory;
+        string[] writers = ["--numjobs=" + target.Writers.ToString(CultureInfo.InvariantCulture), "--group_reporting"];
+        string[] sequentialJob = ["--rw=write", "--bs=1M", $"--size={sizeMiB}M", "--end_fsync=1", .. writers];
+        var mbps = Bandwidth(Fio(directory, "seq", sequentialJob)) / target.Writers;
 
         // The same job again over the file it left, every page of it still cached on both sides:
         // what the write path costs without the page allocations a new file needs. On this VM
         // those dominate and vary: freed RAM goes back to the host (free page reporting), so a
         // new page costs a host fault (dd into a new file: about 1 GB/s; into freed pages just
         // reused: 8-9 GB/s), and a mirror allocates one copy more than a pass-through.
-        var overwriteMbps = Bandwidth(Fio(directory, "seq", sequentialJob));
-        var random = Fio(directory, "rand", ["--rw=randwrite", "--bs=4k", "--size=64M", "--fsync=1", "--time_based", $"--runtime={seconds}"]);
+        var overwriteMbps = Bandwidth(Fio(directory, "seq", sequentialJob)) / target.Writers;
+        var random = Fio(directory, "rand", ["--rw=randwrite", "--bs=4k", "--size=64M", "--fsync=1", "--time_based", $"--runtime={seconds}", .. writers]);
         var job = random.GetProperty("jobs")[0];
-        var iops = job.GetProperty("write").GetProperty("iops").GetDouble();
+        var iops = job.GetProperty("write").GetProperty("iops").GetDouble() / target.Writers;
         // Each write is followed by an fsync: the latency that matters is the pair; fio reports the fsync's.
         var p99 = job.GetProperty("sync").GetProperty("lat_ns").GetProperty("percentile").GetProperty("99.000000").GetDouble() / 1000;
-        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror {directory}: 4 KiB write {job.GetProperty("write").GetProperty("clat_ns").GetProperty("mean").GetDouble() / 1000:F0} us, fsync {job.GetProperty("sync").GetProperty("lat_ns").GetProperty("mean").GetDouble() / 1000:F0} us (means)"));
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror {target.Name}: 4 KiB write {job.GetProperty("write").GetProperty("clat_ns").GetProperty("mean").GetDouble() / 1000:F0} us, fsync {job.GetProperty("sync").GetProperty("lat_ns").GetProperty("mean").GetDouble() / 1000:F0} us (means)"));
         foreach (var file in Directory.GetFiles(directory))
         {
             File.Delete(file);
@@ -127,77 +183,6 @@ internal static class MirrorBenchmark
         }
 
         return JsonDocument.Parse(result.Output[result.Output.IndexOf('{', StringComparison.Ordinal)..]).RootElement;
-    }
-
-    private static FioFigures WithPassthroughLl(string root, string binary, Func<string, FioFigures> measure)
-    {
-        var data = Directory.CreateDirectory(Path.Combine(root, "pll-data")).FullName;
-        var mountpoint = Directory.CreateDirectory(Path.Combine(root, "pll-mnt")).FullName;
-        using var process = Process.Start(binary, ["-f", "-o", $"source={data}", mountpoint])!;
-        try
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (!File.ReadAllLines("/proc/self/mountinfo").Any(l => l.Split(' ')[4] == mountpoint))
-            {
-                if (DateTime.UtcNow > deadline || process.HasExited)
-                {
-                    throw new InvalidOperationException("passthrough_ll did not mount");
-                }
-
-                Thread.Sleep(50);
-            }
-
-            return measure(mountpoint);
-        }
-        finally
-        {
-            FuseMount.DetachStale(mountpoint);
-            process.WaitForExit(5000);
-        }
-    }
-
-    private static FioFigures WithMount(string root, string name, MirrorMode? mode, Func<string, FioFigures> measure, string? secondRoot = null)
-    {
-        var data = Directory.CreateDirectory(Path.Combine(root, name + "-data")).FullName;
-        var mountpoint = Directory.CreateDirectory(Path.Combine(root, name + "-mnt")).FullName;
-        if (mode is null)
-        {
-            using var alone = PassthroughFileSystem.Open(data);
-            using var mounted = FuseMount.Mount(alone, mountpoint, "safekit-bench");
-            return measure(mountpoint);
-        }
-
-        var second = Directory.CreateDirectory(Path.Combine(secondRoot ?? root, name + "-second")).FullName;
-        var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
-        ReplicationChannelOptions Options(string local, string peer) => new() { ClusterName = "bench", LocalNode = local, PeerNode = peer, Key = key };
-        using var applier = new SecondApplier(MirrorApplier.Open(second), NullLogger.Instance);
-        using var listener = ReplicationListener.Listen(new IPEndPoint(IPAddress.Loopback, 0), Options("second", "prim"));
-        var accepted = listener.AcceptAsync(applier);
-        var sender = ReplicationSender.ConnectAsync(listener.LocalEndPoint, Options("prim", "second")).GetAwaiter().GetResult();
-        var receiver = accepted.GetAwaiter().GetResult();
-        try
-        {
-            var link = new ReplicationLink(sender, mode.Value, NullLogger.Instance);
-            using var fs = PassthroughFileSystem.Open(data, link);
-            FioFigures figures;
-            using (FuseMount.Mount(fs, mountpoint, "safekit-bench"))
-            {
-                figures = measure(mountpoint);
-            }
-
-            if (link.State != LinkState.Mirroring || applier.Failure is not null)
-            {
-                throw new InvalidOperationException($"replication failed during the benchmark: {link.AloneReason ?? applier.Failure}");
-            }
-
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sk-bench mirror {name}: {applier.Applied} changes applied on SECOND"));
-            return figures;
-        }
-        finally
-        {
-            sender.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            receiver.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
     }
 }
 

@@ -7,7 +7,7 @@ using SafeKit.Perf;
 //   sk-bench pps  [--results DIR] [--seconds 3]
 //   sk-bench failover [--results DIR] [--kills 20]
 //   sk-bench rejoin [--results DIR] [--cycles 20]
-//   sk-bench mirror [--results DIR] [--seconds 10] [--size-mib 512] [--only plain,passthrough_ll,alone,sync,fsync,sync_own_disk,fsync_own_disk]
+//   sk-bench mirror [--results DIR] [--rounds 3] [--seconds 6] [--size-mib 512] [--only plain,plain_twice,passthrough_ll,alone,sync,fsync,sync_own_disk,fsync_own_disk]
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
 //   sk-bench mirror-resync [--results DIR] [--files 100000] [--mib 2300] [--percent 1] [--kill-survivor]
 //   sk-bench mirror-resync --small-files [--files 1000000] [--mib 2000] ...   (dataset (b): no big file)
@@ -38,7 +38,7 @@ try
             RejoinBenchmark.Run(results, int.Parse(Option("cycles", "20")));
             return 0;
         case "mirror":
-            MirrorBenchmark.Run(results, int.Parse(Option("seconds", "10")), int.Parse(Option("size-mib", "512")), Option("only", "") is { Length: > 0 } only ? only : null);
+            MirrorBenchmark.Run(results, int.Parse(Option("rounds", "3")), int.Parse(Option("seconds", "6")), int.Parse(Option("size-mib", "512")), Option("only", "") is { Length: > 0 } only ? only : null);
             return 0;
         case "mirror-failover":
             MirrorFailoverBenchmark.Run(results, int.Parse(Option("rounds", "20")), int.Parse(Option("seed", "1")));
