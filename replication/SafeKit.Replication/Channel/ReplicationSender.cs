@@ -33,7 +33,7 @@ namespace SafeKit.Replication.Channel;
 public sealed class ReplicationSender : IAsyncDisposable
 {
     /// <summary>Payloads from this size on skip the send pipe (<see cref="ChannelConnection.SendDirect"/>).</summary>
-    private const int DirectPayloadLength = 16 * 1024;
+    internal const int DirectPayloadLength = 16 * 1024;
 
     /// <summary>Lazy frames held back at most (see <see cref="SendAsync(byte, ReadOnlyMemory{byte}, ReadOnlyMemory{byte}, OpFlags, bool)"/>).</summary>
     public const int LazyBytes = 64 * 1024;
@@ -209,7 +209,7 @@ public sealed class ReplicationSender : IAsyncDisposable
             task = send.Completion;
             if (_waiting.Count == 0 && HasRoom(send.FrameLength))
             {
-                sent = Write(send, type, flags, header.Span, payload.Span) && FlushUnlessLazy(lazy, send.FrameLength);
+                sent = Write(send, type, flags, header.Span, payload.Span) && FlushUnlessLazy(lazy, send.FrameLength, payload.Length);
             }
             else
             {
@@ -261,7 +261,7 @@ public sealed class ReplicationSender : IAsyncDisposable
             send.Sequence = ++_lastSequence;
             send.FrameLength = frameLength;
             completion = send.Completion;
-            sent = Write(send, type, flags, header, payload) && FlushUnlessLazy(lazy, frameLength);
+            sent = Write(send, type, flags, header, payload) && FlushUnlessLazy(lazy, frameLength, payload.Length);
         }
 
         if (!sent)
@@ -336,9 +336,14 @@ public sealed class ReplicationSender : IAsyncDisposable
         }
     }
 
-    /// <summary>Under the lock: a lazy frame stays in the pipe while the lazy ones there stay below <see cref="LazyBytes"/>.</summary>
-    private bool FlushUnlessLazy(bool lazy, int frameLength)
+    /// <summary>Under the lock, after <see cref="Write"/>: a lazy frame stays in the pipe while the lazy ones there stay below <see cref="LazyBytes"/>.</summary>
+    private bool FlushUnlessLazy(bool lazy, int frameLength, int payloadLength)
     {
+        if (payloadLength >= DirectPayloadLength)
+        {
+            return true; // Sent already, the pipe before it: nothing lazy is left to count.
+        }
+
         if (lazy && _lazyBytes + frameLength < LazyBytes)
         {
             _lazyBytes += frameLength;

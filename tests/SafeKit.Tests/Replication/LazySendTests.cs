@@ -1,4 +1,5 @@
 using SafeKit.Replication.Channel;
+using static SafeKit.Tests.Replication.ChannelTestLimits;
 
 namespace SafeKit.Tests.Replication;
 
@@ -6,11 +7,6 @@ namespace SafeKit.Tests.Replication;
 [Collection(SafeKit.Tests.Infrastructure.LabCollection.Name)]
 public sealed class LazySendTests
 {
-    /// <summary>Far above any expected delay: only there so a bug fails the test instead of hanging it.</summary>
-    private static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(8);
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
     /// <summary>Ticks too far apart to send anything during a test: only the sends themselves do.</summary>
     private static ReplicationChannelOptions SlowTicks(ReplicationChannelOptions o)
         => o with { KeepaliveInterval = TimeSpan.FromSeconds(20), SilenceTimeout = TimeSpan.FromSeconds(60) };
@@ -55,5 +51,25 @@ public sealed class LazySendTests
         await using var ticking = await ChannelPair.StartAsync(new NullApplier(), sender: o => o with { KeepaliveInterval = TimeSpan.FromMilliseconds(100) });
         Assert.Equal(0, await ticking.Sender.SendAsync(1, ReadOnlyMemory<byte>.Empty, Payloads.For(1, 100), lazy: true).AsTask().WaitAsync(HangGuard, Ct));
         Assert.Equal(9, applier.Ops.Count);
+    }
+
+    [Fact]
+    public async Task LargeLazyPayloads_LeaveAtOnce_AndDoNotCountTowardsTheLazyBudget()
+    {
+        var applier = new RecordingApplier(_ => 0);
+        await using var pair = await ChannelPair.StartAsync(applier, sender: SlowTicks, receiver: SlowTicks);
+
+        // A payload large enough to go straight to the socket: it leaves at once.
+        Assert.Equal(0, await pair.Sender.SendAsync(1, ReadOnlyMemory<byte>.Empty, Payloads.For(1, ReplicationSender.DirectPayloadLength), lazy: true).AsTask().WaitAsync(HangGuard, Ct));
+
+        // Then 48 KiB of small lazy frames: within the lazy budget only if the large one, gone already, is not counted.
+        var small = Enumerable.Range(2, 12).Select(i => pair.Sender.SendAsync(1, ReadOnlyMemory<byte>.Empty, Payloads.For(i, 4096), lazy: true).AsTask()).ToArray();
+        await Task.Delay(200, Ct);
+        Assert.Equal(1, pair.Receiver.LastApplied);
+        Assert.All(small, t => Assert.False(t.IsCompleted));
+
+        pair.Sender.Flush();
+        Assert.All(await Task.WhenAll(small).WaitAsync(HangGuard, Ct), s => Assert.Equal(0, s));
+        Assert.Equal(Enumerable.Range(1, 13).Select(i => (long)i), applier.Ops.Select(o => o.Sequence));
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using SafeKit.Replication.Channel;
+using static SafeKit.Tests.Replication.ChannelTestLimits;
 
 namespace SafeKit.Tests.Replication;
 
@@ -8,11 +9,6 @@ namespace SafeKit.Tests.Replication;
 [Collection(SafeKit.Tests.Infrastructure.LabCollection.Name)]
 public sealed class LinkFailureTests(ITestOutputHelper output)
 {
-    /// <summary>Far above any expected delay: only there so a bug fails the test instead of hanging it.</summary>
-    private static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(8);
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
     private static ReplicationChannelOptions FastTimers(ReplicationChannelOptions o)
         => o with { SilenceTimeout = TimeSpan.FromMilliseconds(600), KeepaliveInterval = TimeSpan.FromMilliseconds(100) };
 
