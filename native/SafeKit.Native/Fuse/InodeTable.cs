@@ -120,7 +120,7 @@ internal sealed class InodeTable : IDisposable
 
             _byId.Remove(id);
             _byFile.Remove((inode.Device, inode.Number));
-            Posix.Close(inode.Fd);
+            DeferredClose.Close(inode.Fd); // An unlinked file is freed at its last close: not under our locks.
             return true;
         }
     }

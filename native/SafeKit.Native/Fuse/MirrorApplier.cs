@@ -174,7 +174,7 @@ public sealed unsafe class MirrorApplier : IDisposable
             {
                 if (_nodes.Remove(r.U64(), out var fd))
                 {
-                    Posix.Close(fd);
+                    DeferredClose.Close(fd); // An unlinked file is freed at its last close: not in the stream's way.
                 }
 
                 return 0;
@@ -491,7 +491,7 @@ public sealed unsafe class MirrorApplier : IDisposable
 
         if (_nodes.Remove(id, out var old))
         {
-            Posix.Close(old);
+            DeferredClose.Close(old);
         }
 
         _nodes[id] = fd;
