@@ -109,14 +109,17 @@ public sealed unsafe class FuseMount : IDisposable
             FuseConnections.Abort(id);
         }
 
-        if (_loop.Join(TimeSpan.FromSeconds(10)))
+        // A write or fsync answered later, once SECOND acknowledges it (DeferredReply), replies through
+        // the session: it must outlive them. They end with an acknowledgement or the link's loss.
+        var fileSystem = (PassthroughFileSystem)_self.Target!;
+        if (_loop.Join(TimeSpan.FromSeconds(10)) && SpinWait.SpinUntil(() => fileSystem.RepliesDeferred == 0, TimeSpan.FromSeconds(10)))
         {
             LibFuse.SessionUnmount(_session);
             LibFuse.SessionDestroy(_session);
             Free(_self, _arguments);
         }
 
-        // Else a worker is stuck in a callback: leaking the session is safer than freeing it under it.
+        // Else a worker is stuck in a callback, or a reply still waits: leaking the session is safer than freeing it under them.
     }
 
     /// <summary>Detaches a mount a crashed daemon left behind (its accesses fail with ENOTCONN) so the path can be mounted again.</summary>

@@ -225,6 +225,19 @@ public readonly struct ReplicationTicket : IEquatable<ReplicationTicket>
         }
     }
 
+    /// <summary>The application's call must still wait: SECOND has not acknowledged yet.</summary>
+    public bool IsPending => MustWait && !_completion.IsCompleted;
+
+    /// <summary>
+    /// Runs <paramref name="continuation"/> once the change is acknowledged or given up, on the
+    /// thread that completes it (PRIM's receive thread, for an acknowledgement): keep it short,
+    /// and call <see cref="Observe"/> in it.
+    /// </summary>
+    public void OnCompleted(Action continuation) => _completion.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+
+    /// <summary>Takes the result of a completed ticket (once).</summary>
+    public void Observe() => _completion.GetAwaiter().GetResult();
+
     /// <summary>
     /// The acknowledgement itself, to await once (for a caller that is not answering the
     /// application). Its continuation runs on the thread pool: an acknowledgement completes on

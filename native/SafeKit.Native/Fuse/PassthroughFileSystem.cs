@@ -38,6 +38,7 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     /// </summary>
     private readonly Lock _sequence = new();
     private long _nextDirectory;
+    private int _repliesDeferred;
 
     private PassthroughFileSystem(InodeTable inodes, string dataDirectory, IReplicationSink? sink, bool readOnly)
     {
@@ -835,6 +836,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             return;
         }
 
+        if (ticket.IsPending)
+        {
+            DeferredReply.Write(this, request, (nuint)written, ticket); // Last: the reply is the ticket's now.
+            return;
+        }
+
         ticket.Wait();
         LibFuse.ReplyWrite(request, (nuint)written);
     }
@@ -927,9 +934,22 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
 
         var result = datasync != 0 ? Posix.FDataSync(fd) : Posix.FSync(fd);
         var errno = result < 0 ? Posix.Errno : 0;
+        if (ticket.IsPending)
+        {
+            DeferredReply.Error(this, request, errno, ticket); // Last: the reply is the ticket's now.
+            return;
+        }
+
         ticket.Wait();
         LibFuse.ReplyErr(request, errno);
     }
+
+    /// <summary>Requests answered later by <see cref="DeferredReply"/>, not yet answered: the session must outlive them.</summary>
+    internal int RepliesDeferred => Volatile.Read(ref _repliesDeferred);
+
+    internal void ReplyDeferred() => Interlocked.Increment(ref _repliesDeferred);
+
+    internal void DeferredReplied() => Interlocked.Decrement(ref _repliesDeferred);
 
     private void DoOpendir(nint request, ulong id, FuseFileInfo* fileInfo)
     {

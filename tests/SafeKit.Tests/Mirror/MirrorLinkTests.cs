@@ -44,8 +44,9 @@ public sealed class MirrorLinkTests
             Second = Directory.CreateDirectory(Path.Combine(_root.FullName, "second")).FullName;
             Mountpoint = Directory.CreateDirectory(Path.Combine(_root.FullName, "mnt")).FullName;
             Applier = new SecondApplier(MirrorApplier.Open(Second), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            Holding = new SafeKit.Tests.Replication.HoldingApplier(Applier);
             _listener = ReplicationListener.Listen(new IPEndPoint(IPAddress.Loopback, 0), Options("m2", "m1", silence));
-            var accepted = _listener.AcceptAsync(Applier);
+            var accepted = _listener.AcceptAsync(Holding);
             Sender = ReplicationSender.ConnectAsync(_listener.LocalEndPoint, Options("m1", "m2", silence)).GetAwaiter().GetResult();
             Receiver = accepted.GetAwaiter().GetResult();
             Link = new ReplicationLink(Sender, mode, NullLogger.Instance);
@@ -60,6 +61,9 @@ public sealed class MirrorLinkTests
         public string Mountpoint { get; }
 
         public SecondApplier Applier { get; }
+
+        /// <summary>Holds SECOND's stream on demand (open unless held).</summary>
+        public SafeKit.Tests.Replication.HoldingApplier Holding { get; }
 
         public ReplicationSender Sender { get; }
 
@@ -88,6 +92,7 @@ public sealed class MirrorLinkTests
             await Sender.DisposeAsync();
             await Receiver.DisposeAsync();
             _listener.Dispose();
+            Holding.Dispose();
             Applier.Dispose();
             if (_smallDisk)
             {
@@ -261,6 +266,46 @@ public sealed class MirrorLinkTests
         Assert.Equal(2999, acknowledged);
         Assert.Equal(6, checks);
         Assert.Equal(File.ReadAllText(Path.Combine(pair.Data, "journal.log")), File.ReadAllText(Path.Combine(pair.Second, "journal.log")));
+    }
+
+    [Fact]
+    public async Task WritesWaitingForSecond_DoNotHoldLibfusesWorkers_OtherRequestsAreServed()
+    {
+        Tools.RequireFuse();
+        var writers = (int)FuseMount.MaxThreads + 4;
+        await using var pair = Pair.Start(MirrorMode.Sync, TimeSpan.FromSeconds(30));
+        File.WriteAllText(Path.Combine(pair.Mountpoint, "served.txt"), "still served");
+        var streams = Enumerable.Range(0, writers).Select(i => new FileStream(Path.Combine(pair.Mountpoint, $"w{i}.bin"), FileMode.Create, FileAccess.Write, FileShare.Read, 1)).ToArray();
+        try
+        {
+            // SECOND stops applying: every write now waits for an acknowledgement that does not come.
+            pair.Holding.Hold();
+            var writes = streams.Select(s => Task.Factory.StartNew(() => s.Write(new byte[4096]), TestContext.Current.CancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+
+            // As many writes waiting as libfuse has workers: a worker blocked in each would leave none.
+            LabInstance.WaitUntil(() => pair.Sender.BytesInFlight >= FuseMount.MaxThreads * 4096, "a write per libfuse worker waiting for SECOND", 10);
+            Assert.All(writes, w => Assert.False(w.IsCompleted));
+
+            // A lookup and an open need a worker (neither is cached): they are answered meanwhile.
+            var served = Task.Run(() => (File.Exists(Path.Combine(pair.Mountpoint, "never-there")), File.ReadAllText(Path.Combine(pair.Mountpoint, "served.txt"))), TestContext.Current.CancellationToken);
+            var (exists, text) = await served.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+            Assert.False(exists);
+            Assert.Equal("still served", text);
+            Assert.All(writes, w => Assert.False(w.IsCompleted));
+
+            pair.Holding.Release();
+            await Task.WhenAll(writes).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+            Assert.Equal(LinkState.Mirroring, pair.Link.State);
+            Assert.All(Enumerable.Range(0, writers), i => Assert.Equal(4096, new FileInfo(Path.Combine(pair.Second, $"w{i}.bin")).Length));
+        }
+        finally
+        {
+            pair.Holding.Release();
+            foreach (var stream in streams)
+            {
+                stream.Dispose();
+            }
+        }
     }
 
     [Fact]

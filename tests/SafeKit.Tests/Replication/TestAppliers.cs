@@ -89,6 +89,28 @@ internal sealed class GateApplier : IOperationApplier, IDisposable
     }
 }
 
+/// <summary>Applies through <paramref name="inner"/>, except while held: SECOND's stream then stops there (a slow or stuck SECOND).</summary>
+internal sealed class HoldingApplier(IOperationApplier inner) : IOperationApplier, IDisposable
+{
+    private readonly ManualResetEventSlim _open = new(true);
+
+    public void Hold() => _open.Reset();
+
+    public void Release() => _open.Set();
+
+    public int Apply(in ReplicationOp op)
+    {
+        _open.Wait(TimeSpan.FromSeconds(30));
+        return inner.Apply(op);
+    }
+
+    public void Dispose()
+    {
+        _open.Set();
+        _open.Dispose();
+    }
+}
+
 /// <summary>Sleeps a little per op and checks it sees the payload the sender made.</summary>
 internal sealed class SlowApplier(TimeSpan delay) : IOperationApplier
 {
