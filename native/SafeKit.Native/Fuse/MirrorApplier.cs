@@ -12,12 +12,12 @@ namespace SafeKit.Native.Fuse;
 /// </summary>
 public sealed unsafe class MirrorApplier : IDisposable
 {
-    private readonly Dictionary<ulong, int> _nodes = [];
-    private const int MaxVectors = 64;
-
     /// <summary>Writes from this size on start their writeback at once (<see cref="StartWriteback"/>).</summary>
     public const int EarlyWritebackBytes = 128 * 1024;
+
+    private const int MaxVectors = 64;
     private const int OTmpfile = 0x410000;
+    private readonly Dictionary<ulong, int> _nodes = [];
     private readonly Dictionary<ulong, int> _handles = [];
 
     /// <summary>The last checkpoint's syncfs, running in the background: its errno.</summary>
