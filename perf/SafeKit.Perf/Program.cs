@@ -11,7 +11,7 @@ using SafeKit.Perf;
 //   sk-bench mirror-failover [--results DIR] [--rounds 20] [--seed 1]
 //   sk-bench mirror-resync [--results DIR] [--files 100000] [--mib 2300] [--percent 1] [--kill-survivor]
 //   sk-bench mirror-resync --small-files [--files 1000000] [--mib 2000] ...   (dataset (b): no big file)
-//   sk-bench mirror-pgbench [--results DIR] [--seconds 30] [--scale 10]
+//   sk-bench mirror-pgbench [--results DIR] [--rounds 3] [--seconds 30] [--scale 10]
 //   sk-bench mirror-journal-cost [--results DIR] [--files 3000] [--rounds 3]
 //   sk-bench mirror-swap [--results DIR] [--swaps 10]
 //   sk-bench mirror-verify [--results DIR] [--files 20000] [--mib 2000]
@@ -57,7 +57,7 @@ try
             JournalCostBenchmark.Run(results, int.Parse(Option("files", "3000")), int.Parse(Option("rounds", "3")));
             return 0;
         case "mirror-pgbench":
-            MirrorPgbenchBenchmark.Run(results, int.Parse(Option("seconds", "30")), int.Parse(Option("scale", "10")));
+            MirrorPgbenchBenchmark.Run(results, int.Parse(Option("seconds", "30")), int.Parse(Option("scale", "10")), int.Parse(Option("rounds", "3")));
             return 0;
         case "pps":
             PacketRateBenchmark.Run(results, int.Parse(Option("seconds", "3")));
