@@ -187,7 +187,7 @@ internal static unsafe partial class Posix
     public const int MntDetach = 2;
     public const int LockShared = 1, LockExclusive = 2, LockNonblocking = 4, LockUnlock = 8;
     public const int ENOENT = 2, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EEXIST = 17, EXDEV = 18, ENOTDIR = 20, EISDIR = 21,
-        EINVAL = 22, ENOSPC = 28, EROFS = 30, ERANGE = 34, ENOSYS = 38, ENOTEMPTY = 39, ENODATA = 61, EOPNOTSUPP = 95, ECONNABORTED = 103, ENOTCONN = 107;
+        EINVAL = 22, ENOSPC = 28, EROFS = 30, ERANGE = 34, ENOSYS = 38, ENOTEMPTY = 39, ENODATA = 61, EOPNOTSUPP = 95, ECONNABORTED = 103, ENOTCONN = 107, ESTALE = 116;
 }
 
 /// <summary><c>struct dirent</c> (64-bit glibc): the name follows at byte 19.</summary>

@@ -72,6 +72,11 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     /// <summary>getxattr requests served so far (the kernel's security.capability lookups before writes among them).</summary>
     public long XattrLookups => Interlocked.Read(ref _xattrLookups);
 
+    private long _createsThatFoundAFile;
+
+    /// <summary>Creates that found the name taken in the real directory (made there since the kernel's lookup): answered ESTALE, or EEXIST for O_EXCL.</summary>
+    public long CreatesThatFoundAFile => Interlocked.Read(ref _createsThatFoundAFile);
+
     /// <summary>Opens the data directory (before mounting: the mount may hide it).</summary>
     /// <exception cref="Interop.NativeException">It cannot be opened.</exception>
     public static PassthroughFileSystem Open(string dataDirectory, IReplicationSink? sink = null, bool readOnly = false)
@@ -185,16 +190,30 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     /// <summary>After creating <paramref name="name"/>: owner and group of the caller (group of a set-group-ID parent kept), then the exact mode.</summary>
     private static int TakeOwnership(nint request, Inode parent, byte* name, uint mode, bool symlink)
     {
-        var context = LibFuse.RequestContext(request);
-        Stat parentStat;
-        var keepGroup = Posix.FStatAt(parent.Fd, (byte*)Empty, &parentStat, Posix.AtEmptyPath) == 0 && (parentStat.Mode & 0x400) != 0;
-        if (Posix.FChownAt(parent.Fd, name, context->Uid, keepGroup ? uint.MaxValue : context->Gid, Posix.AtSymlinkNofollow) < 0)
+        var (owner, group) = Creator(request, parent);
+        if (Posix.FChownAt(parent.Fd, name, owner, group, Posix.AtSymlinkNofollow) < 0)
         {
             return Posix.Errno;
         }
 
         // chown as root clears set-ID bits, and the daemon's umask narrowed the mode: set it last.
         return symlink || Posix.FChmodAt(parent.Fd, name, mode & 0xFFF, 0) == 0 ? 0 : Posix.Errno;
+    }
+
+    /// <summary>The same for the file this call created and holds open as <paramref name="fd"/> (by its descriptor: whatever the name means by now).</summary>
+    private static int TakeOwnership(nint request, Inode parent, int fd, uint mode)
+    {
+        var (owner, group) = Creator(request, parent);
+        return Posix.FChownAt(fd, (byte*)Empty, owner, group, Posix.AtEmptyPath) == 0 && Posix.FChmod(fd, mode & 0xFFF) == 0 ? 0 : Posix.Errno;
+    }
+
+    /// <summary>Owner and group of what the caller of <paramref name="request"/> creates in <paramref name="parent"/> (uint.MaxValue: the group chown leaves).</summary>
+    private static (uint Owner, uint Group) Creator(nint request, Inode parent)
+    {
+        var context = LibFuse.RequestContext(request);
+        Stat parentStat;
+        var keepGroup = Posix.FStatAt(parent.Fd, (byte*)Empty, &parentStat, Posix.AtEmptyPath) == 0 && (parentStat.Mode & 0x400) != 0;
+        return (context->Uid, keepGroup ? uint.MaxValue : context->Gid);
     }
 
     private void DoLookup(nint request, ulong parent, byte* name)
@@ -707,14 +726,24 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
             }
             while (!RecordedFirst(journaled));
 
-            fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat, mode & 0xFFF);
+            // O_EXCL whatever the caller asked: only a file this call made is the caller's to own.
+            // The kernel asks for a create after its LOOKUP found nothing, so a file there now was
+            // made in the real directory since, behind the mount's back; ESTALE has the kernel look
+            // the name up again and open that file as it is, with its owner and the caller's
+            // permission checks, as a local file system's open(O_CREAT) of an existing file would.
+            fd = Posix.OpenAt(dir.Fd, name, RealFlags(fileInfo->Flags) | Posix.OCreat | Posix.OExcl, mode & 0xFFF);
             if (fd < 0)
             {
                 errno = Posix.Errno;
+                if (errno == Posix.EEXIST)
+                {
+                    Interlocked.Increment(ref _createsThatFoundAFile);
+                    errno = (fileInfo->Flags & Posix.OExcl) != 0 ? errno : Posix.ESTALE;
+                }
             }
             else
             {
-                errno = TakeOwnership(request, dir, name, mode, symlink: false);
+                errno = TakeOwnership(request, dir, fd, mode);
                 if (errno == 0)
                 {
                     errno = Lookup(dir, name, &entry);

@@ -149,6 +149,66 @@ public sealed class PassthroughMountTests
     }
 
     [Fact]
+    public void ACreateMeetingAFileMadeBehindTheMountsBack_OpensIt_AndLeavesItsOwnerAlone()
+    {
+        Tools.RequireFuse();
+        using var dir = new MountedDirectory();
+        var data = Directory.CreateDirectory(Path.Combine(dir.Data, "race")).FullName;
+        File.SetUnixFileMode(data, (UnixFileMode)0x1FF); // 0777: the other user may create there
+        var mounted = Path.Combine(dir.Mountpoint, "race");
+        const uint Other = 4321;
+        const int Rounds = 3000;
+        var created = new bool[Rounds];
+        var go = -1;
+        var done = -1;
+
+        // Each round, the other user creates name i in the real directory a few microseconds after
+        // the application's open(O_CREAT) of the same name on the mount starts: some rounds land
+        // between the kernel's LOOKUP (ENOENT) and its CREATE.
+        var racer = new Thread(() =>
+        {
+            ForeignCreator.BecomeOnThisThread(Other, Other);
+            var random = new Random(6);
+            for (var i = 0; i < Rounds; i++)
+            {
+                if (!SpinWait.SpinUntil(() => Volatile.Read(ref go) >= i, TimeSpan.FromSeconds(10)))
+                {
+                    return; // The application's side failed; its assertion says why.
+                }
+
+                var until = System.Diagnostics.Stopwatch.GetTimestamp() + (System.Diagnostics.Stopwatch.Frequency * random.Next(0, 120) / 1_000_000);
+                while (System.Diagnostics.Stopwatch.GetTimestamp() < until)
+                {
+                    Thread.SpinWait(1);
+                }
+
+                created[i] = ForeignCreator.CreateNew(Path.Combine(data, $"f{i}"), 0x180); // 0600
+                Volatile.Write(ref done, i);
+            }
+        })
+        { IsBackground = true, Name = "foreign-creator" };
+        racer.Start();
+
+        for (var i = 0; i < Rounds; i++)
+        {
+            Volatile.Write(ref go, i);
+            using (File.OpenHandle(Path.Combine(mounted, $"f{i}"), FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite))
+            {
+            }
+
+            Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref done) >= i, TimeSpan.FromSeconds(10)), $"the other user's thread stopped at round {i}");
+        }
+
+        Assert.True(racer.Join(TimeSpan.FromSeconds(10)));
+        var theirs = Enumerable.Range(0, Rounds).Where(i => created[i]).Select(i => Path.Combine(data, $"f{i}")).ToArray();
+        var hijacked = CommandRunner.RunChecked("stat", ["-c", "%n %u:%g %a", .. theirs]).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(line => !line.EndsWith($" {Other}:{Other} 600", StringComparison.Ordinal)).ToList();
+        Assert.True(theirs.Length > 0, "the other user never created a file first");
+        Assert.True(dir.FileSystem.CreatesThatFoundAFile > 0, $"no create met a file made behind the mount's back in {Rounds} rounds ({theirs.Length} made by the other user)");
+        Assert.Empty(hijacked);
+    }
+
+    [Fact]
     public void ManyFilesAndConcurrentWriters_LeaveNoNodeBehindAfterTheKernelForgets()
     {
         Tools.RequireFuse();
