@@ -33,7 +33,10 @@ public sealed class DebPackageTests
             var first = Build(repository, Path.Combine(ns.Directory, "a"));
             var second = Build(repository, Path.Combine(ns.Directory, "b"));
             Assert.Equal($"safekit_{version}_amd64.deb", Path.GetFileName(first));
-            Assert.Equal(Sha256(first), Sha256(second));
+            if (Sha256(first) != Sha256(second))
+            {
+                Assert.Fail($"two builds of one commit differ: {Difference(first, second, ns.Directory)}");
+            }
 
             var contents = Checked("dpkg-deb", "--contents", first);
             Assert.Contains("-rwxr-xr-x root/root", Line(contents, "./opt/safekit/safekitd"), StringComparison.Ordinal);
@@ -108,6 +111,31 @@ public sealed class DebPackageTests
         text.Split('\n').FirstOrDefault(l => l.EndsWith(" " + suffix, StringComparison.Ordinal)) ?? $"(no line for {suffix})";
 
     private static string Sha256(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
+
+    /// <summary>What tells two builds apart: their control fields, their file lists, or the files whose bytes differ.</summary>
+    private static string Difference(string first, string second, string scratch)
+    {
+        var controls = (Checked("dpkg-deb", "--field", first), Checked("dpkg-deb", "--field", second));
+        if (controls.Item1 != controls.Item2)
+        {
+            return $"control\n{controls.Item1}\nagainst\n{controls.Item2}";
+        }
+
+        var lists = (Checked("dpkg-deb", "--contents", first).Split('\n'), Checked("dpkg-deb", "--contents", second).Split('\n'));
+        if (!lists.Item1.SequenceEqual(lists.Item2))
+        {
+            return "entries\n" + string.Join('\n', lists.Item1.Except(lists.Item2)) + "\nagainst\n" + string.Join('\n', lists.Item2.Except(lists.Item1));
+        }
+
+        var trees = (Path.Combine(scratch, "x1"), Path.Combine(scratch, "x2"));
+        Checked("dpkg-deb", "--extract", first, trees.Item1);
+        Checked("dpkg-deb", "--extract", second, trees.Item2);
+        var differing = Directory.EnumerateFiles(trees.Item1, "*", SearchOption.AllDirectories)
+            .Where(f => new FileInfo(f).LinkTarget is null)
+            .Select(f => Path.GetRelativePath(trees.Item1, f))
+            .Where(f => Sha256(Path.Combine(trees.Item1, f)) != Sha256(Path.Combine(trees.Item2, f)));
+        return "files " + string.Join(", ", differing) + " (or only the archives' framing)";
+    }
 
     /// <summary>
     /// mmdebstrap mounts /proc and /dev in the root while its hooks run; a run cut short may leave
