@@ -267,7 +267,7 @@ public sealed unsafe class MirrorApplier : IDisposable
                 fixed (byte* n = Terminated(r.Bytes(), name))
                 {
                     var fd = Posix.OpenAt(parent, n, Posix.ORdwr | Posix.OCreat | Posix.OCloexec | (flags & Posix.OTrunc), mode & 0xFFF);
-                    if (fd < 0 || Posix.FChownAt(parent, n, uid, gid, Posix.AtSymlinkNofollow) < 0 || Posix.FChmod(fd, mode & 0xFFF) < 0)
+                    if (fd < 0 || Posix.FChownAt(fd, (byte*)PassthroughFileSystem.Empty, uid, gid, Posix.AtEmptyPath) < 0 || Posix.FChmod(fd, mode & 0xFFF) < 0)
                     {
                         var errno = Posix.Errno;
                         if (fd >= 0)
