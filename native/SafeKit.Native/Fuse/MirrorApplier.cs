@@ -260,13 +260,15 @@ public sealed unsafe class MirrorApplier : IDisposable
                 var parent = _nodes[r.U64()];
                 var id = r.U64();
                 var handle = r.U64();
-                var flags = r.I32();
+                _ = r.I32(); // The application's open flags: O_TRUNC means nothing for a file just made.
                 var mode = r.U32();
                 var uid = r.U32();
                 var gid = r.U32();
                 fixed (byte* n = Terminated(r.Bytes(), name))
                 {
-                    var fd = Posix.OpenAt(parent, n, Posix.ORdwr | Posix.OCreat | Posix.OCloexec | (flags & Posix.OTrunc), mode & 0xFFF);
+                    // PRIM sends a create only for a file it made (O_EXCL there): a name this copy
+                    // already holds means it diverged, which must send PRIM alone, not be written into.
+                    var fd = Posix.OpenAt(parent, n, Posix.ORdwr | Posix.OCreat | Posix.OExcl | Posix.OCloexec, mode & 0xFFF);
                     if (fd < 0 || Posix.FChownAt(fd, (byte*)PassthroughFileSystem.Empty, uid, gid, Posix.AtEmptyPath) < 0 || Posix.FChmod(fd, mode & 0xFFF) < 0)
                     {
                         var errno = Posix.Errno;

@@ -388,4 +388,23 @@ public sealed class MirrorLinkTests
         Assert.Equal("kept on PRIM", File.ReadAllText(Path.Combine(pair.Data, "sub", "file.txt")));
         Assert.Equal("also kept", File.ReadAllText(Path.Combine(pair.Data, "after.txt")));
     }
+
+    [Fact]
+    public async Task ACreateMeetingANameSecondAlreadyHolds_SendsPrimAlone_InsteadOfWritingIntoThatFile()
+    {
+        Tools.RequireFuse();
+        await using var pair = Pair.Start(MirrorMode.Sync);
+        // SECOND's copy diverged behind the applier's back: it holds a name PRIM's copy does not.
+        var stray = Path.Combine(pair.Second, "new.txt");
+        File.WriteAllText(stray, "a file PRIM never made, longer than what PRIM writes");
+        File.WriteAllText(Path.Combine(pair.Mountpoint, "new.txt"), "PRIM's file");
+        File.WriteAllText(Path.Combine(pair.Mountpoint, "after.txt"), "also kept");
+
+        Assert.Equal(LinkState.Alone, pair.Link.State);
+        Assert.Contains("could not apply a Create", pair.Link.AloneReason, StringComparison.Ordinal);
+        Assert.Contains("errno 17", pair.Link.AloneReason, StringComparison.Ordinal);
+        Assert.Equal("a file PRIM never made, longer than what PRIM writes", File.ReadAllText(stray));
+        Assert.Equal("PRIM's file", File.ReadAllText(Path.Combine(pair.Data, "new.txt")));
+        Assert.Equal("also kept", File.ReadAllText(Path.Combine(pair.Data, "after.txt")));
+    }
 }
