@@ -269,14 +269,15 @@ public sealed unsafe class MirrorApplier : IDisposable
                     // PRIM sends a create only for a file it made (O_EXCL there): a name this copy
                     // already holds means it diverged, which must send PRIM alone, not be written into.
                     var fd = Posix.OpenAt(parent, n, Posix.ORdwr | Posix.OCreat | Posix.OExcl | Posix.OCloexec, mode & 0xFFF);
-                    if (fd < 0 || Posix.FChownAt(fd, (byte*)PassthroughFileSystem.Empty, uid, gid, Posix.AtEmptyPath) < 0 || Posix.FChmod(fd, mode & 0xFFF) < 0)
+                    if (fd < 0)
                     {
-                        var errno = Posix.Errno;
-                        if (fd >= 0)
-                        {
-                            Posix.Close(fd);
-                        }
+                        return Posix.Errno;
+                    }
 
+                    var errno = PassthroughFileSystem.SetOwnerAndMode(fd, uid, gid, mode);
+                    if (errno != 0)
+                    {
+                        Posix.Close(fd);
                         return errno;
                     }
 

@@ -204,8 +204,12 @@ public sealed unsafe partial class PassthroughFileSystem : IDisposable
     private static int TakeOwnership(nint request, Inode parent, int fd, uint mode)
     {
         var (owner, group) = Creator(request, parent);
-        return Posix.FChownAt(fd, (byte*)Empty, owner, group, Posix.AtEmptyPath) == 0 && Posix.FChmod(fd, mode & 0xFFF) == 0 ? 0 : Posix.Errno;
+        return SetOwnerAndMode(fd, owner, group, mode);
     }
+
+    /// <summary>Owner, group and permission bits of a file just created, through its descriptor (PRIM's create, and SECOND's replay of it); 0 or the errno.</summary>
+    internal static int SetOwnerAndMode(int fd, uint owner, uint group, uint mode) =>
+        Posix.FChownAt(fd, (byte*)Empty, owner, group, Posix.AtEmptyPath) == 0 && Posix.FChmod(fd, mode & 0xFFF) == 0 ? 0 : Posix.Errno;
 
     /// <summary>Owner and group of what the caller of <paramref name="request"/> creates in <paramref name="parent"/> (uint.MaxValue: the group chown leaves).</summary>
     private static (uint Owner, uint Group) Creator(nint request, Inode parent)
